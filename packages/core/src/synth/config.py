@@ -1,0 +1,87 @@
+"""Part configs and part specs.
+
+A part class declares ``Config(synth.PartConfig)``: a pydantic model that forbids unknown keys.
+A *part spec* is what a user writes to name and configure a part: ``{"type": "core.hinge",
+"weight": 1.0}`` or just ``"core.hinge"``.
+
+Runtime arguments (``channels``, ``num_classes``, ...) are values a host part offers to the parts
+in its slots; a part receives only those its Config declares, and a user may not set one that
+its host offers (see :func:`synth.build`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from .errors import ConfigError
+
+__all__ = ["RUNTIME_ARGS", "PartConfig", "PartSpec", "format_validation_error", "normalize_spec"]
+
+#: Values a host offers to the parts it builds (DESIGN §3 "Slots"). ``z_dim``, ``stage_channels``
+#: and ``stage_scales`` extend the list so a generator can size its injector.
+RUNTIME_ARGS: frozenset[str] = frozenset(
+    {
+        "channels",
+        "num_classes",
+        "stage",
+        "num_stages",
+        "style_dim",
+        "code_dim",
+        "z_dim",
+        "stage_channels",
+        "stage_scales",
+    }
+)
+
+
+class PartConfig(BaseModel):
+    """Base of every part's ``Config``: validated, immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+def normalize_spec(value: Any) -> dict[str, Any]:
+    """Turn ``"name"`` or ``{"type": name, ...}`` into a fresh dict with a ``type`` key."""
+    if isinstance(value, str):
+        return {"type": value}
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        if "type" not in value or not isinstance(value["type"], str):
+            raise ValueError(
+                f"a part spec needs a 'type' naming a registered part, got keys {sorted(value)}; "
+                "write e.g. {'type': 'core.hinge', ...}"
+            )
+        return dict(value)
+    raise ValueError(
+        f"a part spec is a name or a dict with 'type', got {type(value).__name__}: {value!r}"
+    )
+
+
+#: A nested part spec inside a config (a *slot*), e.g. a generator's ``norm``.
+PartSpec = Annotated[dict[str, Any], BeforeValidator(normalize_spec)]
+
+
+def format_validation_error(
+    err: ValidationError, owner: str, config_cls: type[BaseModel]
+) -> ConfigError:
+    """Rewrite pydantic's error as one message that names the field, the value and the fix."""
+    fields = list(config_cls.model_fields)
+    lines = [f"invalid config for {owner}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        if e["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(e["loc"][-1]), fields, n=3)
+            hint = f" did you mean {', '.join(map(repr, close))}?" if close else ""
+            lines.append(
+                f"  - unknown field {loc!r} = {e.get('input')!r};{hint} "
+                f"allowed fields: {', '.join(fields) or '(none)'}"
+            )
+        elif e["type"] == "missing":
+            lines.append(f"  - field {loc!r} is required; set it in the spec")
+        else:
+            lines.append(f"  - field {loc!r} = {e.get('input')!r}: {e['msg']}")
+    return ConfigError("\n".join(lines))

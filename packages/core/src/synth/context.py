@@ -1,0 +1,95 @@
+"""`Context`: what a conditioning block sees, with resizes cached per forward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from . import ops
+from .condition import Condition
+from .latents import Latents
+
+__all__ = ["Context"]
+
+
+class Context:
+    """Condition + latents + the current stage, with cached resized views (DESIGN §3).
+
+    A generator makes one Context per forward and hands ``ctx.at(stage)`` to each block; every
+    view shares one cache, so a label map is resized once per size per forward however many
+    blocks read it.
+    """
+
+    __slots__ = ("_cache", "cond", "latents", "stage")
+
+    def __init__(
+        self,
+        cond: Condition,
+        latents: Latents | None = None,
+        stage: int = 0,
+        _cache: dict[Any, Tensor] | None = None,
+    ) -> None:
+        self.cond = cond
+        self.latents = latents if latents is not None else Latents()
+        self.stage = stage
+        self._cache = {} if _cache is None else _cache
+
+    def at(self, stage: int) -> Context:
+        """The same context seen from another stage (shares the cache)."""
+        return Context(self.cond, self.latents, stage, self._cache)
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def _require(self, name: str) -> Tensor:
+        t = getattr(self.cond, name)
+        if t is None:
+            raise ValueError(
+                f"this block reads Condition.{name}, which the batch does not have; "
+                f"give the Condition a {name}"
+            )
+        return t
+
+    def labels(self, size: tuple[int, int]) -> Tensor:
+        """``LongTensor[B, h, w]``: the label map resized nearest."""
+        size = tuple(size)
+        return self._cached(
+            ("labels", size), lambda: ops.resize_labels(self._require("label_map"), size)
+        )
+
+    def one_hot(self, size: tuple[int, int]) -> Tensor:
+        """``[B, K, h, w]`` one-hot of the label map at ``size``."""
+        size = tuple(size)
+        k = self.cond.num_classes
+        return self._cached(("one_hot", size), lambda: ops.one_hot(self.labels(size), k))
+
+    def class_weights(self, size: tuple[int, int]) -> Tensor:
+        """``[B, K, h, w]`` class weights, area-averaged to ``size`` (still sums to 1)."""
+        import torch.nn.functional as F
+
+        size = tuple(size)
+
+        def make() -> Tensor:
+            w = self._require("class_weights")
+            if tuple(w.shape[-2:]) == size:
+                return w
+            if w.shape[-2] % size[0] == 0 and w.shape[-1] % size[1] == 0:
+                return F.adaptive_avg_pool2d(w, size)
+            return F.interpolate(w, size=size, mode="bilinear", align_corners=False)
+
+        return self._cached(("class_weights", size), make)
+
+    def instance_edges(self, size: tuple[int, int]) -> Tensor:
+        """``[B, 1, h, w]`` instance boundaries, computed at full size then resized nearest."""
+        size = tuple(size)
+
+        def make() -> Tensor:
+            full = self._cached(
+                ("edges", None), lambda: ops.instance_edges(self._require("instance_map"))
+            )
+            return ops.resize_labels(full, size) if tuple(full.shape[-2:]) != size else full
+
+        return self._cached(("edges", size), make)

@@ -1,0 +1,97 @@
+"""Shared tensor helpers for label maps and latents.
+
+These are the operations conditioning blocks and plugins share: one-hot encoding, resizing
+label maps without ever interpolating ids, instance boundary maps (pix2pixHD §3.3) and
+spherical interpolation of codes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["instance_edges", "nearest_indices", "one_hot", "resize_labels", "slerp"]
+
+
+def one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """One-hot encode a label map.
+
+    Args:
+        labels: ``LongTensor[B, H, W]`` class ids in ``[0, num_classes)``.
+        num_classes: K.
+    Returns:
+        ``[B, K, H, W]`` in ``dtype``, channels-first.
+    """
+    out = torch.zeros(
+        labels.shape[0], num_classes, *labels.shape[1:], dtype=dtype, device=labels.device
+    )
+    return out.scatter_(1, labels.unsqueeze(1).long(), 1.0)
+
+
+def nearest_indices(in_size: int, out_size: int, device: torch.device | None = None) -> Tensor:
+    """Source index of each output pixel under PyTorch's ``mode="nearest"``: ``floor(i·in/out)``."""
+    scale = in_size / out_size
+    idx = torch.floor(torch.arange(out_size, device=device, dtype=torch.float64) * scale)
+    return idx.clamp_(max=in_size - 1).long()
+
+
+def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize a label (or instance) map by nearest neighbour, never interpolating ids.
+
+    Picks the same pixels as ``F.interpolate(mode="nearest")`` (what SPADE and pix2pixHD use),
+    by gathering with integer indices, so ids of any magnitude survive exactly.
+
+    Args:
+        labels: ``[B, H, W]`` or ``[B, C, H, W]`` integer map.
+        size: ``(h, w)`` output size.
+    Returns:
+        The map at ``size``, same dtype and rank.
+    """
+    h, w = labels.shape[-2:]
+    if (h, w) == tuple(size):
+        return labels
+    rows = nearest_indices(h, size[0], labels.device)
+    cols = nearest_indices(w, size[1], labels.device)
+    return labels.index_select(-2, rows).index_select(-1, cols)
+
+
+def instance_edges(instance_map: Tensor) -> Tensor:
+    """Instance boundary map (pix2pixHD §3.3): 1 where any 4-neighbour has another instance id.
+
+    Args:
+        instance_map: ``[B, H, W]`` or ``[B, 1, H, W]`` integer instance ids.
+    Returns:
+        ``FloatTensor[B, 1, H, W]`` of 0/1.
+    """
+    t = instance_map if instance_map.dim() == 4 else instance_map.unsqueeze(1)
+    edge = torch.zeros_like(t, dtype=torch.bool)
+    dx = t[..., :, 1:] != t[..., :, :-1]
+    dy = t[..., 1:, :] != t[..., :-1, :]
+    edge[..., :, 1:] |= dx
+    edge[..., :, :-1] |= dx
+    edge[..., 1:, :] |= dy
+    edge[..., :-1, :] |= dy
+    return edge.float()
+
+
+def slerp(a: Tensor, b: Tensor, t: float | Tensor, eps: float = 1e-7) -> Tensor:
+    """Spherical linear interpolation between codes along the last dimension.
+
+    Falls back to linear interpolation where ``a`` and ``b`` are (anti)parallel.
+
+    Args:
+        a, b: ``[..., D]`` codes of equal shape.
+        t: scalar or tensor broadcastable to ``[..., 1]``; 0 gives ``a``, 1 gives ``b``.
+    """
+    t = torch.as_tensor(t, dtype=a.dtype, device=a.device)
+    if t.dim() > 0 and t.shape[-1] != 1:
+        t = t.unsqueeze(-1)
+    a_n = F.normalize(a, dim=-1, eps=eps)
+    b_n = F.normalize(b, dim=-1, eps=eps)
+    dot = (a_n * b_n).sum(-1, keepdim=True).clamp(-1 + eps, 1 - eps)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    out = (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+    lerp = (1 - t) * a + t * b
+    return torch.where(so.abs() < 1e-4, lerp, out)

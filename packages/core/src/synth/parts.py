@@ -1,0 +1,364 @@
+"""The part kinds (DESIGN §3): one ABC per kind, each configured by a pydantic ``Config``.
+
+A part is built from a validated config, ``Part(config)``; ``synth.build`` does that from a spec
+and offers runtime arguments. Capability declarations (``requires``, ``provides``, ``needs``)
+are class attributes so the composer can check a whole model before allocating a tensor;
+parts whose capabilities depend on their config override the matching classmethod.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import torch
+from pydantic import ValidationError
+from torch import Tensor, nn
+
+from .condition import Condition
+from .config import PartConfig, format_validation_error
+from .context import Context
+from .errors import CapabilityError
+from .latents import Latents
+from .outputs import DiscriminatorOutput, LossInputs, SynthesisOutput
+
+if TYPE_CHECKING:
+    from .model import SynthesisModel
+
+__all__ = [
+    "KINDS",
+    "ConditioningBlock",
+    "Discriminator",
+    "Generator",
+    "LatentInjector",
+    "Loss",
+    "LossConfig",
+    "Metric",
+    "Part",
+    "Sampler",
+    "TrainingObjective",
+    "Updater",
+]
+
+
+class Part:
+    """Mixin shared by every kind: holds the validated ``config``.
+
+    ``Part(config)`` accepts an instance of ``Config``, a mapping, or keyword arguments.
+    ``name`` is the registry name the part was built under (``None`` when built directly).
+    """
+
+    Config: ClassVar[type[PartConfig]] = PartConfig
+    kind: ClassVar[str] = ""
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: PartConfig | Mapping[str, Any] | None = None, **kwargs: Any):
+        super().__init__()
+        self.config = self.coerce_config(config, **kwargs)
+        self.name: str | None = None
+
+    @classmethod
+    def coerce_config(
+        cls, config: PartConfig | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> PartConfig:
+        if isinstance(config, cls.Config) and not kwargs:
+            return config
+        if isinstance(config, PartConfig):
+            config = config.model_dump()
+        data = {**dict(config or {}), **kwargs}
+        data.pop("type", None)
+        try:
+            return cls.Config(**data)
+        except ValidationError as e:
+            raise format_validation_error(e, cls.__qualname__, cls.Config) from None
+
+    @classmethod
+    def requirements(cls, config: PartConfig | None = None) -> frozenset[str]:
+        """Condition/latent fields this part reads itself (not counting its slots)."""
+        return cls.requires
+
+
+# --------------------------------------------------------------------------- conditioning
+
+
+class ConditioningBlock(Part, nn.Module, ABC):
+    """A normalisation/modulation block: ``forward(x, ctx) -> x`` at one stage.
+
+    ``requires`` names the Condition fields (``label_map``, ``class_weights``, ``class_id``,
+    ...) and Latents fields (``styles``, ``class_codes``, ...) it reads from ``ctx``.
+    Typical runtime arguments it may declare: ``channels``, ``num_classes``, ``stage``,
+    ``num_stages``, ``style_dim``, ``code_dim``.
+    """
+
+    kind = "conditioning"
+
+    @abstractmethod
+    def forward(self, x: Tensor, ctx: Context) -> Tensor:
+        """``x: [B, C, H, W] -> [B, C, H, W]``."""
+
+
+# --------------------------------------------------------------------------- injectors
+
+
+class LatentInjector(Part, nn.Module, ABC):
+    """Produces Latents: from a prior (sampling) and, if ``has_posterior``, from an image.
+
+    ``provides`` names the Latents fields it fills. The generator offers it runtime arguments
+    (``z_dim``, ``num_stages``, ``style_dim``, ``num_classes``, ``code_dim``, ``channels``, ...)
+    through :meth:`Generator.runtime_args`.
+    """
+
+    kind = "injector"
+    provides: ClassVar[frozenset[str]] = frozenset()
+    has_posterior: ClassVar[bool] = False
+
+    @classmethod
+    def provided(cls, config: PartConfig | None = None) -> frozenset[str]:
+        """Latents fields filled by ``prior`` (and ``posterior``, plus ``kl``)."""
+        return cls.provides
+
+    @abstractmethod
+    def prior(self, cond: Condition, generator: torch.Generator | None = None) -> Latents:
+        """Sample codes for each input of ``cond`` (seeded by ``generator``)."""
+
+    def posterior(self, image: Tensor, cond: Condition) -> Latents:
+        """Encode ``image: [B, 3, H, W]`` (with its condition) into codes, ``kl`` set."""
+        raise CapabilityError(
+            f"{type(self).__name__} has no posterior (it only samples from its prior); use an "
+            "injector with has_posterior=True, e.g. an encoder, to encode images"
+        )
+
+    def forward(self, cond: Condition, generator: torch.Generator | None = None) -> Latents:
+        return self.prior(cond, generator)
+
+
+# --------------------------------------------------------------------------- generators
+
+
+class Generator(Part, nn.Module, ABC):
+    """Maps a Condition and Latents to an image.
+
+    Subclasses keep their stages in ``self.stages: nn.ModuleList`` (stage i's output is
+    ``features[i]``) and set ``stage_channels`` / ``stage_scales`` (downsampling factor of each
+    stage relative to the output). Slot fields of the Config (e.g. ``norm``) are part specs;
+    build one block per use with :meth:`build_slot`.
+    """
+
+    kind = "generator"
+    has_pyramid: ClassVar[bool] = False
+    #: Output height and width must be multiples of this (checked at the boundary).
+    size_multiple: ClassVar[int] = 1
+    image_channels: ClassVar[int] = 3
+
+    stages: nn.ModuleList
+    stage_channels: list[int]
+    stage_scales: list[int]
+
+    @classmethod
+    def produces(cls, config: PartConfig | None = None) -> frozenset[str]:
+        """What its output carries: ``image``, ``features`` and, with per-scale heads, ``pyramid``."""
+        out = {"image", "features"}
+        if cls.has_pyramid:
+            out.add("pyramid")
+        return frozenset(out)
+
+    def build_slot(self, spec: Mapping[str, Any] | str, **offered: Any) -> Part:
+        """Build the part in a slot, offering runtime arguments (only declared ones are passed)."""
+        from .registry import build
+
+        return build(spec, **offered)
+
+    def runtime_args(self) -> dict[str, Any]:
+        """Values offered to the model's other parts (injector, discriminator, losses).
+
+        The default offers ``num_classes``/``z_dim``/``style_dim``/``code_dim`` when the Config
+        has them, plus ``num_stages``, ``stage_channels`` and ``stage_scales``.
+        """
+        out: dict[str, Any] = {}
+        for key in ("num_classes", "z_dim", "style_dim", "code_dim"):
+            if key in type(self.config).model_fields:
+                out[key] = getattr(self.config, key)
+        if hasattr(self, "stage_channels"):
+            out["num_stages"] = len(self.stage_channels)
+            out["stage_channels"] = list(self.stage_channels)
+            out["stage_scales"] = list(self.stage_scales)
+        return out
+
+    def check_condition(self, cond: Condition) -> None:
+        """Raise ``ValueError`` if the generator cannot produce ``cond.size``."""
+        m = self.size_multiple
+        if cond.size is not None and m > 1 and (cond.size[0] % m or cond.size[1] % m):
+            h, w = cond.size
+            fix = (-(-h // m) * m, -(-w // m) * m)
+            raise ValueError(
+                f"{type(self).__name__} cannot produce size {cond.size}: height and width must "
+                f"be multiples of {m}; resize or pad the inputs to e.g. {fix}"
+            )
+
+    @abstractmethod
+    def forward(
+        self, cond: Condition, latents: Latents | None = None, *, return_features: bool = False
+    ) -> SynthesisOutput:
+        """``image: [B, 3, H, W]`` (features per stage when ``return_features``)."""
+
+
+# --------------------------------------------------------------------------- discriminators
+
+
+class Discriminator(Part, nn.Module, ABC):
+    """Scores images (optionally given the condition), at one or several scales."""
+
+    kind = "discriminator"
+    image_channels: ClassVar[int] = 3
+
+    @classmethod
+    def produces(cls, config: PartConfig | None = None) -> frozenset[str]:
+        return frozenset({"disc_logits", "disc_features"})
+
+    @abstractmethod
+    def forward(self, image: Tensor, cond: Condition) -> DiscriminatorOutput:
+        """``image: [B, 3, H, W]`` -> per-scale logits and features."""
+
+
+# --------------------------------------------------------------------------- losses
+
+
+class LossConfig(PartConfig):
+    """Base config of every loss: its weight in the objective's sum."""
+
+    weight: float = 1.0
+
+
+class Loss(Part, nn.Module, ABC):
+    """One term of an objective: ``forward(batch: LossInputs) -> scalar`` (unweighted).
+
+    ``roles`` names the phases it takes part in ("generator", "discriminator", "encoder"); a GAN
+    loss has both "generator" and "discriminator" and reads ``batch.phase`` to pick its term.
+    ``needs`` names what it reads beyond images: ``disc_logits``, ``disc_features``,
+    ``features``, ``pyramid``, ``samples``, ``kl``.
+    """
+
+    kind = "loss"
+    Config: ClassVar[type[PartConfig]] = LossConfig
+    roles: ClassVar[frozenset[str]] = frozenset({"generator"})
+    needs: ClassVar[frozenset[str]] = frozenset()
+    #: False for losses whose state is a frozen pretrained backbone (not saved with the model).
+    state_in_checkpoint: ClassVar[bool] = True
+
+    @property
+    def role(self) -> str:
+        """The roles as one string, e.g. ``"discriminator+generator"``."""
+        return "+".join(sorted(self.roles))
+
+    @property
+    def weight(self) -> float:
+        return float(getattr(self.config, "weight", 1.0))
+
+    @abstractmethod
+    def forward(self, batch: LossInputs) -> Tensor:
+        """Scalar loss for ``batch.phase`` (unweighted)."""
+
+    def distance(self, x: Tensor, y: Tensor) -> Tensor:
+        """Per-sample distance ``[B]`` between images ``x, y: [B, C, H, W]``.
+
+        Losses that are image distances (L1, perceptual, LPIPS) implement it; best-of-n search
+        and IMLE code selection rank candidates with it.
+        """
+        raise CapabilityError(
+            f"{type(self).__name__} is not an image distance; use e.g. core.l1, core.perceptual "
+            "or core.lpips where a distance is needed"
+        )
+
+
+# --------------------------------------------------------------------------- samplers
+
+
+class Sampler(Part, ABC):
+    """Draws ``n`` samples per input (k-diffusion style: one signature, pure, seeded).
+
+    Returns a SynthesisOutput with ``image: [B·n, C, H, W]`` ordered ``(b n)`` and the
+    ``latents`` used.
+    """
+
+    kind = "sampler"
+
+    @abstractmethod
+    def sample(
+        self,
+        model: SynthesisModel,
+        cond: Condition,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        **kwargs: Any,
+    ) -> SynthesisOutput: ...
+
+    def __call__(self, model, cond, n, **kwargs) -> SynthesisOutput:
+        return self.sample(model, cond, n, **kwargs)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class Metric(Part, ABC):
+    """Accumulates over batches; ``compute()`` returns values plus the settings used."""
+
+    kind = "metric"
+
+    @abstractmethod
+    def update(self, *args: Any, **kwargs: Any) -> None: ...
+
+    @abstractmethod
+    def compute(self) -> dict[str, Any]:
+        """Values and a ``"settings"`` entry (backbone, weights, resolution, n, ...)."""
+
+    def reset(self) -> None:
+        """Forget accumulated state (default: rebuild from the config)."""
+        self.__init__(self.config)
+
+
+# --------------------------------------------------------------------------- objectives
+
+
+class Updater(Protocol):
+    """What the Trainer hands an objective: how to apply one network's loss."""
+
+    def update(self, network: str, loss: Tensor) -> None:
+        """Backward ``loss`` and step the optimizer of ``network`` (AMP, clipping, DDP)."""
+
+    def autocast(self) -> Any:
+        """Context manager for the forward passes (mixed precision when enabled)."""
+
+
+class TrainingObjective(Part, ABC):
+    """One training iteration's logic (GAN, VAE-GAN, IMLE). The Trainer owns the loop.
+
+    ``networks`` lists the model attributes that get an optimizer; ``requires_parts`` the parts
+    the model must have (e.g. ``{"discriminator"}``); ``provides`` what it adds to the loss
+    inputs (e.g. ``{"samples"}``).
+    """
+
+    kind = "trainer"
+    networks: ClassVar[tuple[str, ...]] = ("generator",)
+    requires_parts: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def step(
+        self, model: SynthesisModel, cond: Condition, real: Tensor, updater: Updater
+    ) -> dict[str, float]:
+        """Run one iteration on a batch; return the logged scalars."""
+
+
+#: kind name -> ABC.
+KINDS: dict[str, type[Part]] = {
+    "conditioning": ConditioningBlock,
+    "injector": LatentInjector,
+    "generator": Generator,
+    "discriminator": Discriminator,
+    "loss": Loss,
+    "sampler": Sampler,
+    "metric": Metric,
+    "trainer": TrainingObjective,
+}
