@@ -18,11 +18,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .condition import CONDITION_FIELDS
-from .config import PartSpec, format_validation_error, normalize_spec
+from .config import PartSpec, format_validation_error, normalize_spec, slot_fields
 from .errors import ComposeError, ConfigError, RegistryError
 from .latents import LATENT_FIELDS
 from .parts import KINDS, Part
-from .registry import Registry, get_registry
+from .registry import Registry, get_registry, using_registry
 
 __all__ = ["ModelSpec", "check_spec", "compose", "load_spec"]
 
@@ -78,9 +78,11 @@ class ModelSpec(BaseModel):
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict) and "type" not in v:
-            out[k] = _deep_merge(out[k], v)
-        elif isinstance(v, Mapping) and isinstance(out.get(k), dict) and v.get("type") == out[k].get("type"):
+        if (isinstance(v, Mapping) and isinstance(out.get(k), dict) and "type" not in v) or (
+            isinstance(v, Mapping)
+            and isinstance(out.get(k), dict)
+            and v.get("type") == out[k].get("type")
+        ):
             out[k] = _deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -140,29 +142,32 @@ def load_spec(
 # --------------------------------------------------------------------------- checks
 
 
-def _slot_specs(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Nested part specs (slots) inside a part spec: values that are dicts with a ``type``."""
-    return {
-        k: v
-        for k, v in spec.items()
-        if k != "type" and isinstance(v, Mapping) and isinstance(v.get("type"), str)
-    }
-
-
 def _slot_requirements(
-    reg: Registry, spec: Mapping[str, Any], where: str, problems: list[str]
+    reg: Registry, cls: type[Part], spec: Mapping[str, Any], where: str, problems: list[str]
 ) -> dict[str, frozenset[str]]:
-    """``{"generator.norm (core.adain)": requires}`` for every slot, recursively."""
+    """``{"generator.norm (core.adain)": requires}`` for every slot, recursively.
+
+    Slots are the Config fields typed ``PartSpec``; a slot given by name or left at its default
+    is checked the same as one written out as a dict.
+    """
     out: dict[str, frozenset[str]] = {}
-    for key, sub in _slot_specs(spec).items():
+    for key in slot_fields(cls.Config):
+        value = spec.get(key, cls.Config.model_fields[key].get_default(call_default_factory=True))
+        if value is None:
+            continue
+        try:
+            sub = normalize_spec(value)
+        except ValueError as e:
+            problems.append(f"{where}.{key}: {e}")
+            continue
         label = f"{where}.{key} ({sub['type']})"
         try:
-            cls = reg.resolve(sub["type"])
+            sub_cls = reg.resolve(sub["type"])
         except RegistryError as e:
             problems.append(f"{where}.{key}: {e}")
             continue
-        out[label] = cls.requirements(None)
-        out.update(_slot_requirements(reg, sub, f"{where}.{key}", problems))
+        out[label] = sub_cls.requirements(None)
+        out.update(_slot_requirements(reg, sub_cls, sub, f"{where}.{key}", problems))
     return out
 
 
@@ -224,7 +229,11 @@ def check_spec(spec: ModelSpec, registry: Registry | None = None) -> dict[str, A
     # ---- what the data and the injector make available
     gen_cfg = configs.get("generator")
     gen_reads = gen_cls.requirements(gen_cfg) if gen_cls is not None else frozenset()
-    slot_reads = _slot_requirements(reg, spec.generator, "generator", problems)
+    slot_reads = (
+        _slot_requirements(reg, gen_cls, spec.generator, "generator", problems)
+        if gen_cls is not None
+        else {}
+    )
     if spec.condition is not None:
         data_fields = frozenset(spec.condition)
     else:
@@ -248,7 +257,11 @@ def check_spec(spec: ModelSpec, registry: Registry | None = None) -> dict[str, A
                     if prov
                     else "add an injector that provides it"
                 )
-                have = f"the injector {spec.injector['type']!r} provides {sorted(provided)}" if spec.injector else "the spec has no injector"
+                have = (
+                    f"the injector {spec.injector['type']!r} provides {sorted(provided)}"
+                    if spec.injector
+                    else "the spec has no injector"
+                )
                 parts.append(f"latent {f!r}: {have}; {hint}")
             else:
                 parts.append(
@@ -339,10 +352,15 @@ def compose(
     The graph is checked first (:func:`check_spec`); then the generator is built and offers its
     runtime arguments (``num_classes``, ``z_dim``, ``num_stages``, ...) to the other parts.
     """
-    from .model import SynthesisModel
 
     reg = registry or get_registry()
-    spec = load_spec(spec, reg)
+    with using_registry(reg):
+        return _compose(load_spec(spec, reg), reg)
+
+
+def _compose(spec: ModelSpec, reg: Registry) -> Any:
+    from .model import SynthesisModel
+
     checked = check_spec(spec, reg)
 
     def build(section: str, part_spec: Mapping[str, Any], **offered: Any) -> Part:

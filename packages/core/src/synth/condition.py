@@ -174,8 +174,7 @@ class Condition:
         t = getattr(self, name)
         if not t.is_floating_point():
             raise ValueError(
-                f"Condition.{name} has dtype {t.dtype}: expected a float tensor; use "
-                f"{name}.float()"
+                f"Condition.{name} has dtype {t.dtype}: expected a float tensor; use {name}.float()"
             )
         if t.dim() != 4 or (channels is not None and t.shape[1] != channels):
             c = "C" if channels is None else str(channels)

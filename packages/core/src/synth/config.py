@@ -12,13 +12,21 @@ its host offers (see :func:`synth.build`).
 from __future__ import annotations
 
 import difflib
+import typing
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["RUNTIME_ARGS", "PartConfig", "PartSpec", "format_validation_error", "normalize_spec"]
+__all__ = [
+    "RUNTIME_ARGS",
+    "PartConfig",
+    "PartSpec",
+    "format_validation_error",
+    "normalize_spec",
+    "slot_fields",
+]
 
 #: Values a host offers to the parts it builds (DESIGN §3 "Slots"). ``z_dim``, ``stage_channels``
 #: and ``stage_scales`` extend the list so a generator can size its injector.
@@ -61,8 +69,29 @@ def normalize_spec(value: Any) -> dict[str, Any]:
     )
 
 
+class _SlotMarker:
+    """Marks a config field as a slot, so the composer can find slots without building."""
+
+
+_SLOT = _SlotMarker()
+
 #: A nested part spec inside a config (a *slot*), e.g. a generator's ``norm``.
-PartSpec = Annotated[dict[str, Any], BeforeValidator(normalize_spec)]
+PartSpec = Annotated[dict[str, Any], BeforeValidator(normalize_spec), _SLOT]
+
+
+def _is_slot(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is Annotated:
+        return any(m is _SLOT for m in typing.get_args(annotation)[1:])
+    return any(_is_slot(a) for a in typing.get_args(annotation))
+
+
+def slot_fields(config_cls: type[BaseModel]) -> list[str]:
+    """Names of the fields of ``config_cls`` typed ``PartSpec`` (or ``PartSpec | None``)."""
+    return [
+        name
+        for name, f in config_cls.model_fields.items()
+        if _SLOT in f.metadata or _is_slot(f.annotation)
+    ]
 
 
 def format_validation_error(

@@ -86,9 +86,7 @@ def _strict() -> bool:
     return os.environ.get("SYNTH_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}
 
 
-def _record(
-    registry: Registry, info: PluginInfo, exc: BaseException | None = None
-) -> PluginInfo:
+def _record(registry: Registry, info: PluginInfo, exc: BaseException | None = None) -> PluginInfo:
     registry.plugin_infos.append(info)
     if info.status in {"failed", "incompatible"}:
         msg = (
@@ -156,7 +154,8 @@ def discover(registry: Registry, *, entry_points: bool = True) -> list[PluginInf
     """Register core, then every installed plugin of group ``synth.plugins``."""
     pm = pluggy.PluginManager("synth")
     pm.add_hookspecs(hookspecs)
-    from . import __version__, plugin as core_plugin
+    from . import __version__
+    from . import plugin as core_plugin
 
     register_plugin(registry, core_plugin, "core", dist="synth-core", version=__version__, pm=pm)
     if not entry_points:

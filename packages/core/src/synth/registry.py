@@ -7,6 +7,7 @@ constructs a part from a spec, offering runtime arguments to the ones that decla
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import difflib
 import fnmatch
@@ -32,6 +33,7 @@ __all__ = [
     "plugins",
     "recipes",
     "set_registry",
+    "using_registry",
 ]
 
 #: Plugins this project publishes: a missing name in their namespace gets a pip line.
@@ -223,7 +225,10 @@ class Registry:
         part's Config declares them and dropped otherwise. A runtime argument that is offered
         and also set in the spec is an error: the host decides it, not the user.
         """
-        spec = normalize_spec(spec_or_name)
+        with using_registry(self):
+            return self._build(normalize_spec(spec_or_name), params)
+
+    def _build(self, spec: dict[str, Any], params: dict[str, Any]) -> Part:
         name = spec.pop("type")
         cls = self.resolve(name)
         declared = set(cls.Config.model_fields)
@@ -241,7 +246,7 @@ class Registry:
         config = cls.coerce_config(config_data)
         try:
             part = cls(config)
-        except ConfigError:
+        except (ConfigError, RegistryError):
             raise
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{name}: could not be built from {dict(config)}: {e}") from e
@@ -276,10 +281,29 @@ class Registry:
 # --------------------------------------------------------------------------- default registry
 
 _default: Registry | None = None
+# The registry a build or compose is running in: parts that build their slots (or samplers that
+# build a distance) resolve names there, not in the process-wide registry.
+_active: contextvars.ContextVar[Registry | None] = contextvars.ContextVar(
+    "synth_active_registry", default=None
+)
+
+
+@contextlib.contextmanager
+def using_registry(registry: Registry) -> Iterator[Registry]:
+    """Make ``registry`` the one :func:`get_registry` returns inside the block."""
+    token = _active.set(registry)
+    try:
+        yield registry
+    finally:
+        _active.reset(token)
 
 
 def get_registry() -> Registry:
-    """The process-wide registry, filled from installed plugins on first use."""
+    """The active registry (inside a build or compose), else the process-wide one, filled from
+    installed plugins on first use."""
+    active = _active.get()
+    if active is not None:
+        return active
     global _default
     if _default is None:
         from .plugins import discover
