@@ -7,4 +7,5 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# pytest-xdist runs one worker per core; more threads per worker only contend.
+torch.set_num_threads(1)

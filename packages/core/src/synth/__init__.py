@@ -52,6 +52,7 @@ from .registry import (
     recipes,
     set_registry,
 )
+from .weights import read_state_dict, resolve_weights
 
 __all__ = [
     "CONDITION_FIELDS",
@@ -102,7 +103,9 @@ __all__ = [
     "load_spec",
     "ops",
     "plugins",
+    "read_state_dict",
     "recipes",
     "register_plugin",
+    "resolve_weights",
     "set_registry",
 ]
