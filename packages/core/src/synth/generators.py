@@ -103,6 +103,7 @@ class SimpleGenerator(Generator):
         super().__init__(config, **kwargs)
         cfg = self.config
         s = cfg.num_stages
+        self.size_multiple = 2**s  # each stage doubles the base resolution
         self.stage_channels = [max(cfg.ngf, cfg.ngf * 2 ** (s - 1 - i)) for i in range(s)]
         self.stage_scales = [2 ** (s - 1 - i) for i in range(s)]
         self.in_channels = (cfg.num_classes or 0) + cfg.noise_channels + cfg.z_dim
@@ -128,27 +129,14 @@ class SimpleGenerator(Generator):
         self.to_rgb = nn.Conv2d(self.stage_channels[-1], self.image_channels, 3, padding=1)
 
     # ------------------------------------------------------------------ boundary checks
-    @property
-    def multiple(self) -> int:
-        """Output height and width must be multiples of ``2**num_stages``."""
-        return 2**self.config.num_stages
-
     def check_condition(self, cond: Condition) -> None:
-        """Raise ``ValueError`` unless ``cond.size`` is a multiple of ``2**num_stages``."""
-        m = self.multiple
+        """Raise ``ValueError`` unless ``cond.size`` is given and a multiple of ``2**num_stages``."""
         if cond.size is None:
             raise ValueError(
                 f"{type(self).__name__} needs the output size, but Condition.size is None: give "
                 "the Condition a spatial map (label_map, mask, ...) or set size=(H, W)"
             )
-        if cond.size[0] % m or cond.size[1] % m:
-            h, w = cond.size
-            fix = (-(-h // m) * m, -(-w // m) * m)
-            raise ValueError(
-                f"{type(self).__name__} cannot produce size {cond.size}: height and width must "
-                f"be multiples of {m} (2**num_stages, num_stages={self.config.num_stages}); "
-                f"resize or pad the inputs to e.g. {fix}"
-            )
+        super().check_condition(cond)
 
     def runtime_args(self) -> dict[str, Any]:
         """The base class's offers plus ``channels = noise_channels`` for a spatial injector."""
@@ -161,7 +149,7 @@ class SimpleGenerator(Generator):
         """The base-size input ``[B, C_0, h, w]`` (after the head conv or the constant)."""
         cfg = self.config
         assert cond.size is not None
-        base = (cond.size[0] // self.multiple, cond.size[1] // self.multiple)
+        base = (cond.size[0] // self.size_multiple, cond.size[1] // self.size_multiple)
         if self.head is None:
             const = self.const
             if tuple(const.shape[-2:]) != base:

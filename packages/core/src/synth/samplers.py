@@ -230,6 +230,13 @@ class BestOfN(Sampler):
         super().__init__(config, **kwargs)
         self._distance: Loss | None = None
 
+    def example_inputs(
+        self, *, batch_size: int, size: tuple[int, int], generator: torch.Generator
+    ) -> dict[str, Any]:
+        """Conformance-kit inputs: a target image per input; one winner per input comes back."""
+        target = torch.rand(batch_size, 3, *size, generator=generator) * 2 - 1
+        return {"kwargs": {"target": target}, "output_batch": batch_size}
+
     def distance_part(self, model: SynthesisModel | None = None) -> Loss:
         """The distance loss, built on first use (from ``model``'s registry) and kept."""
         if self._distance is None:
