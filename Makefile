@@ -1,0 +1,62 @@
+# Developer entry points. `make test` and `make demo` work on a fresh clone: they install uv
+# (with pip, into the user site) when it is missing, then build .venv from the committed uv.lock.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv on PATH, else the one pip installed for python3 (found by the uv package itself), else
+# where `pip install --user` puts it (~/.local/bin on Linux). Recursively expanded on purpose:
+# after the `uv` target installs it, the next use finds it.
+USER_BIN := $(shell python3 -c 'import site; print(site.USER_BASE)' 2>/dev/null || echo $(HOME)/.local)/bin
+UV ?= $(shell command -v uv 2>/dev/null \
+	|| python3 -c 'import uv; print(uv.find_uv_bin())' 2>/dev/null \
+	|| echo $(USER_BIN)/uv)
+export PATH := $(USER_BIN):$(PATH)
+
+RUN := $(UV) run --frozen --no-sync
+# Tests never download weights or data.
+TEST_ENV := SYNTH_OFFLINE=1 HF_HUB_OFFLINE=1
+PYTEST_ARGS ?=
+
+.PHONY: help uv sync test demo lint format bench
+
+help:
+	@echo "make test    install uv if missing, sync .venv from uv.lock, run the test suite"
+	@echo "make demo    sync, then run 'synth demo'"
+	@echo "make lint    ruff check + ruff format --check"
+	@echo "make format  ruff check --fix + ruff format"
+	@echo "make bench   run the benchmarks (bench/run_all.py)"
+
+uv:
+	@command -v $(UV) >/dev/null 2>&1 || { \
+		echo "uv not found: installing it with 'python3 -m pip install --user uv'"; \
+		python3 -m pip install --user --quiet uv 2>/dev/null \
+		|| python3 -m pip install --user --quiet --break-system-packages uv 2>/dev/null \
+		|| python3 -m pip install --quiet uv; \
+	}
+
+sync: uv
+	@command -v $(UV) >/dev/null 2>&1 || { \
+		echo "uv is not at $(UV) after installing it; install uv and run 'make UV=/path/to/uv ...'" >&2; \
+		exit 1; }
+	@$(UV) sync --all-packages --frozen --quiet
+
+test: sync
+	@n=""; if $(RUN) python -c "import xdist" 2>/dev/null; then n="-n 2"; fi; \
+	$(TEST_ENV) $(RUN) pytest -q --tb=short $$n $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+demo: sync
+	@$(RUN) synth demo
+
+lint: sync
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: sync
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+bench: sync
+	@if [ -f bench/run_all.py ]; then $(RUN) python bench/run_all.py; \
+	else echo "no benchmarks yet (bench/run_all.py does not exist)"; fi
