@@ -1,10 +1,5 @@
 """synth.backbones.FeatureExtractor: VGG layer names, truncation, weights loading, freezing."""
 
-import os
-
-os.environ.setdefault("SYNTH_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,13 +10,6 @@ from synth.backbones import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
 from synth.weights import weights_dir
 
 SHALLOW = ["relu1_1", "relu2_1", "relu3_1"]  # vgg11 indices 1, 4, 7
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("SYNTH_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SYNTH_HOME", str(tmp_path / "synth_home"))
 
 
 def images(b=2, size=32, seed=0):

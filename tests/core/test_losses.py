@@ -1,10 +1,5 @@
 """Core losses against independent hand computations on small tensors."""
 
-import os
-
-os.environ.setdefault("SYNTH_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
@@ -12,13 +7,6 @@ from torch.distributions import Normal, kl_divergence
 import synth
 from synth import Condition, DiscriminatorOutput, Latents, LossInputs, SynthesisOutput
 from synth.losses import KL, L1, LPIPS, LSGAN, Hinge, NonSaturating, Perceptual, gaussian_kl
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("SYNTH_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SYNTH_HOME", str(tmp_path / "synth_home"))
 
 
 def cond(b=2, size=32):

@@ -1,10 +1,6 @@
 """synth.weights: safe state-dict reading (never unpickles code) and the weights lookup policy."""
 
 import os
-
-os.environ.setdefault("SYNTH_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import pickle
 import shlex
 import zipfile
@@ -17,13 +13,6 @@ from safetensors.torch import save_file
 
 from synth import WeightsNotFoundError
 from synth.weights import read_state_dict, resolve_weights, weights_dir
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("SYNTH_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SYNTH_HOME", str(tmp_path / "synth_home"))
 
 
 def _sd(seed=0):

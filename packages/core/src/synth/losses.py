@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from abc import abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -65,13 +66,13 @@ class GANLoss(Loss):
     roles: ClassVar[frozenset[str]] = frozenset({"generator", "discriminator"})
     needs: ClassVar[frozenset[str]] = frozenset({"disc_logits"})
 
+    @abstractmethod
     def g_term(self, fake: Tensor) -> Tensor:
         """Generator loss on one scale's logits."""
-        raise NotImplementedError
 
+    @abstractmethod
     def d_term(self, real: Tensor, fake: Tensor) -> Tensor:
         """Discriminator loss on one scale's logits (before ``d_scale``)."""
-        raise NotImplementedError
 
     def _logits(self, batch: LossInputs, field: str) -> list[Tensor]:
         out: DiscriminatorOutput | None = getattr(batch, field)
