@@ -1,4 +1,5 @@
-"""The ``synth`` command line: list, info, plugins, recipes, compose --check, demo, --version."""
+"""The ``synth`` command line: list, info, plugins, recipes, compose --check, train, sample, demo,
+--version."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 from pydantic import Field
 from torch import Tensor, nn
 
 import synth
 from synth.cli import format_markdown, format_table, main, summary_line
 from synth.plugins import PluginInfo, discover
+from synth.visual import to_uint8
 
 
 class LabelScale(synth.ConditioningBlock):
@@ -396,3 +402,281 @@ def test_strict_plugin_failure_is_an_error_line(monkeypatch, capsys):
     code, out, err = run(capsys, "list")
     assert code == 1 and out == ""
     assert err.startswith("synth: error: synth plugin 'broke'")
+
+
+# --------------------------------------------------------------------------- train
+
+
+@pytest.fixture
+def trainer_module(monkeypatch):
+    """``synth.trainer`` (a stub module when the real one is absent), whose ``train`` records
+    its arguments and writes a small run directory."""
+    try:
+        import synth.trainer as module
+    except ImportError:
+        module = types.ModuleType("synth.trainer")
+
+        class TrainingDiverged(FloatingPointError):
+            def __init__(self, message, **kwargs):
+                super().__init__(message)
+
+        module.TrainingDiverged = TrainingDiverged
+        module.train = None
+        monkeypatch.setitem(sys.modules, "synth.trainer", module)
+        monkeypatch.setattr(synth, "trainer", module, raising=False)
+    calls: list[tuple] = []
+
+    def fake_train(config, *, run_dir=None, max_steps=None, resume=True, device=None):
+        calls.append((config, run_dir, max_steps, resume, device))
+        out = Path(run_dir or Path(config).parent / "run")
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (out / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+        return out
+
+    monkeypatch.setattr(module, "train", fake_train)
+    module.calls = calls
+    return module
+
+
+def test_train_calls_trainer_and_prints_outputs(registry, capsys, tmp_path, trainer_module):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: clitest.tiny\ndata: {type: demo}\ntrain: {steps: 10}\n")
+    run_dir = tmp_path / "out"
+    code, out, err = run(
+        capsys, "train", str(config), "--run-dir", str(run_dir), "--steps", "3", "--no-resume"
+    )
+    assert code == 0, err
+    assert trainer_module.calls == [(config, str(run_dir), 3, False, None)]
+    lines = out.splitlines()
+    assert lines[0] == f"training done; outputs in {run_dir}"
+    assert lines[1:] == ["  checkpoints/", "  log.jsonl"]
+    code, out, err = run(capsys, "train", str(config), "--device", "cpu")
+    assert code == 0, err
+    assert trainer_module.calls[-1] == (config, None, None, True, "cpu")
+    assert f"outputs in {tmp_path / 'run'}" in out
+
+
+def test_train_errors(registry, capsys, tmp_path, trainer_module, monkeypatch):
+    code, out, err = run(capsys, "train", str(tmp_path / "missing.yaml"))
+    assert code == 1 and out == ""
+    assert err.startswith("synth: error: ") and "missing.yaml: no such config file" in err
+    config = tmp_path / "run.yaml"
+    config.write_text("model: clitest.tiny\n")
+    code, _, err = run(capsys, "train", str(config), "--steps", "0")
+    assert code == 2 and "--steps 0" in err
+
+    def raising(exc):
+        def train(config, **kwargs):
+            raise exc
+
+        return train
+
+    diverged = trainer_module.TrainingDiverged
+    try:
+        stop = diverged("loss 'g/gan' became NaN at step 7", step=7, loss="g/gan", checkpoint=None)
+    except TypeError:  # a TrainingDiverged that takes only a message
+        stop = diverged("loss 'g/gan' became NaN at step 7")
+    for exc, text in [
+        (synth.ConfigError("train.steps: must be positive"), "train.steps: must be positive"),
+        (synth.ComposeError("the model spec does not fit together"), "does not fit together"),
+        (ValueError("bad value"), "bad value"),
+        (FileNotFoundError("data/ is missing"), "data/ is missing"),
+        (stop, "became NaN at step 7"),
+    ]:
+        monkeypatch.setattr(trainer_module, "train", raising(exc))
+        code, out, err = run(capsys, "train", str(config))
+        assert code == 1, exc
+        assert out == ""
+        assert err.startswith("synth: error: ") and text in err
+    monkeypatch.setattr(trainer_module, "train", raising(KeyboardInterrupt()))
+    code, _, err = run(capsys, "train", str(config), "--run-dir", "x")
+    assert code == 130 and "again to resume" in err and "--run-dir x" in err
+
+
+# --------------------------------------------------------------------------- sample
+
+SAMPLE_MODEL = {
+    "generator": {
+        "type": "core.simple_generator",
+        "num_classes": 4,
+        "ngf": 8,
+        "num_stages": 2,
+        "z_dim": 4,
+    },
+    "injector": {"type": "core.gaussian"},
+}
+
+
+@pytest.fixture
+def model_dir(registry, tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    synth.compose(SAMPLE_MODEL).save_pretrained(tmp_path / "model")
+    return tmp_path / "model"
+
+
+def label_png(path: Path, ids: np.ndarray, mode: str = "L") -> Path:
+    img = Image.fromarray(ids.astype(np.uint8), "L")
+    if mode == "P":
+        img = img.convert("P")
+        img.putpalette([v for i in range(256) for v in (i * 40 % 256, i * 90 % 256, i)])
+    img.save(path)
+    return path
+
+
+def test_sample_from_label_map(capsys, tmp_path, model_dir):
+    ids = np.zeros((32, 32), np.uint8)
+    ids[:, 16:] = 1
+    ids[16:] = 2
+    ids[4:10, 4:10] = 3
+    png = label_png(tmp_path / "labels.png", ids)
+    out_dir = tmp_path / "out"
+    code, out, err = run(
+        capsys, "sample", str(model_dir), "--label-map", str(png), "-n", "3", "--out", str(out_dir)
+    )
+    assert code == 0, err
+    names = ["grid.png", "sample_00_00.png", "sample_00_01.png", "sample_00_02.png"]
+    assert sorted(p.name for p in out_dir.iterdir()) == names
+    assert out.splitlines()[0] == "wrote 3 samples for 1 input (seed 0):"
+    assert out.splitlines()[1:] == [f"  {out_dir / n}" for n in names]
+    assert Image.open(out_dir / "sample_00_01.png").size == (32, 32)
+    # grid: condition + 3 samples, 32 px cells magnified x2, with a header strip
+    grid = Image.open(out_dir / "grid.png")
+    assert grid.size[0] == 4 * 64 + 5 * 2 and grid.size[1] > 64 + 2 * 2
+    # the samples are the model's: sample k of input 0, seeded by --seed 0
+    model = synth.load(model_dir).eval()
+    cond = synth.Condition(label_map=torch.from_numpy(ids).long()[None], num_classes=4)
+    with torch.no_grad():
+        image = model.sample(cond, 3, generator=torch.Generator().manual_seed(0)).image
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out_dir / "sample_00_02.png")), to_uint8(image[2])[0]
+    )
+    # a palette (P mode) PNG of ids, resized nearest to --size
+    pal = label_png(tmp_path / "pal.png", ids, "P")
+    code, _, err = run(
+        capsys, "sample", str(model_dir), "--label-map", str(pal), "--size", "64", "64",
+        "-n", "1", "--out", str(tmp_path / "big"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert Image.open(tmp_path / "big" / "sample_00_00.png").size == (64, 64)
+
+
+def test_sample_seed_is_reproducible(capsys, tmp_path, model_dir):
+    ids = np.random.default_rng(0).integers(0, 4, (32, 32))
+    png = label_png(tmp_path / "labels.png", ids)
+
+    def files(seed: str, out: str) -> dict[str, bytes]:
+        code, _, err = run(
+            capsys, "sample", str(model_dir), "--label-map", str(png), "-n", "2",
+            "--seed", seed, "--out", str(tmp_path / out),
+        )  # fmt: skip
+        assert code == 0, err
+        return {p.name: p.read_bytes() for p in sorted((tmp_path / out).iterdir())}
+
+    first, again, other = files("7", "a"), files("7", "b"), files("8", "c")
+    assert first == again
+    assert first.keys() == other.keys()
+    assert first["sample_00_00.png"] != other["sample_00_00.png"]
+    assert first["grid.png"] != other["grid.png"]
+
+
+def test_sample_from_data_set(capsys, tmp_path, model_dir, monkeypatch):
+    import synth.data
+
+    class Tiny:
+        num_classes = 4
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            g = torch.Generator().manual_seed(i)
+            return {
+                "real": torch.rand(3, 32, 32, generator=g) * 2 - 1,
+                "label_map": torch.randint(0, 4, (32, 32), generator=g),
+                "index": i,
+            }
+
+    specs = []
+
+    def build_dataset(spec):
+        specs.append(spec)
+        return Tiny()
+
+    monkeypatch.setattr(synth.data, "build_dataset", build_dataset)
+    out_dir = tmp_path / "out"
+    code, _, err = run(
+        capsys, "sample", str(model_dir), "--data", '{"type": "tiny", "size": 32}',
+        "--index", "2", "--index", "0", "-n", "2", "--out", str(out_dir),
+    )  # fmt: skip
+    assert code == 0, err
+    assert specs == [{"type": "tiny", "size": 32}]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "grid.png",
+        "sample_00_00.png",
+        "sample_00_01.png",
+        "sample_02_00.png",
+        "sample_02_01.png",
+    ]
+    # grid columns: condition | real | 2 samples; rows: the two inputs
+    grid = Image.open(out_dir / "grid.png")
+    assert grid.size[0] == 4 * 64 + 5 * 2
+    assert grid.size[1] > 2 * 64 + 3 * 2
+    # a bare type name, a spec file, and errors
+    code, _, err = run(capsys, "sample", str(model_dir), "--data", "tiny", "--out", str(out_dir))
+    assert code == 0, err
+    assert specs[-1] == {"type": "tiny"}
+    spec_file = tmp_path / "data.yaml"
+    spec_file.write_text("type: tiny\nroot: somewhere\n")
+    code, _, err = run(
+        capsys, "sample", str(model_dir), "--data", str(spec_file), "--out", str(out_dir)
+    )
+    assert code == 0, err
+    assert specs[-1] == {"type": "tiny", "root": "somewhere"}
+    code, _, err = run(capsys, "sample", str(model_dir), "--data", "tiny", "--index", "3")
+    assert code == 1 and "--index 3 is out of range: the data set has 3 items (0..2)" in err
+    Tiny.num_classes = 5
+    code, _, err = run(capsys, "sample", str(model_dir), "--data", "tiny")
+    assert code == 1 and "num_classes = 5" in err
+
+
+def test_sample_errors(capsys, tmp_path, model_dir):
+    ids = np.zeros((32, 32), np.uint8)
+    good = label_png(tmp_path / "good.png", ids)
+
+    def error(*argv: str, code: int = 1) -> str:
+        got, out, err = run(capsys, "sample", *argv)
+        assert got == code, err
+        assert out == ""
+        assert err.startswith("synth: error: ") or code == 2
+        return err
+
+    err = error(str(tmp_path / "nowhere"), "--label-map", str(good))
+    assert "nowhere: no such model directory" in err and "save_pretrained" in err
+    rgb = tmp_path / "colours.png"
+    Image.fromarray(np.full((32, 32, 3), (128, 64, 128), np.uint8), "RGB").save(rgb)
+    err = error(str(model_dir), "--label-map", str(rgb))
+    assert "colours.png is an RGB image" in err and "convert colours to ids" in err
+    bad = ids.copy()
+    bad[0, :3] = [4, 9, 255]
+    err = error(str(model_dir), "--label-map", str(label_png(tmp_path / "bad.png", bad)))
+    assert "bad.png has class ids [4, 9, 255] outside [0, 4)" in err
+    err = error(str(model_dir), "--label-map", str(tmp_path / "missing.png"))
+    assert "missing.png: no such file" in err
+    err = error(str(model_dir), code=2)
+    assert "--label-map PNG" in err and "--image PNG" in err and "--data SPEC" in err
+    err = error(str(model_dir), "--label-map", str(good), "--image", str(good), code=2)
+    assert "not allowed with argument" in err
+    err = error(str(model_dir), "--label-map", str(good), "--index", "1", code=2)
+    assert "--index picks items of --data" in err
+    err = error(str(model_dir), "--label-map", str(good), "--size", "30", "30")
+    assert "multiples of 4" in err
+    err = error(str(model_dir), "--label-map", str(good), "--num-classes", "5")
+    assert "num_classes = 4" in err
+    err = error(str(model_dir), "--image", str(good))
+    assert "--size H W" in err
+    err = error(str(model_dir), "--image", str(good), "--size", "32", "32")
+    assert "label_map" in err  # this model reads a label map, not an image
+    err = error(str(model_dir), "--label-map", str(good), "--sampler", "core.priorr")
+    assert "core.prior" in err
+    err = error(str(model_dir), "--label-map", str(good), "-n", "0", code=2)
+    assert "at least one sample" in err

@@ -1,4 +1,5 @@
-"""The ``synth`` command: inspect the registry, plugins and recipes, and check model specs.
+"""The ``synth`` command: inspect the registry, plugins and recipes, check model specs, train
+models and draw samples from saved ones.
 
 Commands::
 
@@ -7,6 +8,9 @@ Commands::
     synth plugins
     synth recipes
     synth compose SPEC [--check]
+    synth train CONFIG [--run-dir DIR] [--steps N] [--no-resume] [--device D]
+    synth sample MODEL_DIR (--label-map PNG | --image PNG | --data SPEC [--index I ...])
+                 [-n N] [--seed S] [--out DIR] [--num-classes K] [--size H W] [--sampler NAME]
     synth demo
 
 Errors go to stderr as ``synth: error: ...``; the exit code is 1 for a failed command and 2
@@ -23,6 +27,7 @@ import sys
 import typing
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
@@ -438,6 +443,309 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- train
+
+
+def _run_dir_listing(run_dir: Path) -> list[str]:
+    """The top-level entries of a run directory (folders marked with a ``/``)."""
+    if not run_dir.is_dir():
+        return []
+    return [p.name + ("/" if p.is_dir() else "") for p in sorted(run_dir.iterdir())]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .errors import ComposeError, ConfigError, RegistryError
+
+    config = Path(args.config)
+    if not config.is_file():
+        raise CLIError(
+            f"{args.config}: no such config file; give a .yaml, .json or .toml file with "
+            "sections model (a model spec or recipe name), data (a data set spec) and train "
+            "(Trainer settings)"
+        )
+    if args.steps is not None and args.steps < 1:
+        raise CLIError(f"--steps {args.steps}: give a positive number of steps", 2)
+    try:
+        from . import trainer
+    except ImportError as e:
+        raise CLIError(f"synth train needs synth.trainer, which could not be imported: {e}") from e
+    errors: tuple[type[BaseException], ...] = (
+        ComposeError,
+        ConfigError,
+        RegistryError,
+        ValueError,
+        FileNotFoundError,
+        yaml.YAMLError,
+    )
+    diverged = getattr(trainer, "TrainingDiverged", None)
+    if isinstance(diverged, type) and issubclass(diverged, BaseException):
+        errors += (diverged,)
+    try:
+        run_dir = trainer.train(
+            config,
+            run_dir=args.run_dir,
+            max_steps=args.steps,
+            resume=not args.no_resume,
+            device=args.device,
+        )
+    except errors as e:
+        message = str(e) or type(e).__name__
+        raise CLIError(f"{config}: {message}" if isinstance(e, yaml.YAMLError) else message) from e
+    except KeyboardInterrupt:
+        where = f" --run-dir {args.run_dir}" if args.run_dir else ""
+        _err(
+            "interrupted; run `synth train "
+            f"{args.config}{where}` again to resume from the last checkpoint"
+        )
+        return 130
+    except ImportError as e:  # a part or data set needing a package that is not installed
+        raise CLIError(f"synth train could not import what the config needs: {e}") from e
+    run_dir = Path(run_dir)
+    _out(f"training done; outputs in {run_dir}")
+    for name in _run_dir_listing(run_dir):
+        _out(f"  {name}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sample
+
+#: PIL modes whose pixel values are integers, i.e. can hold class ids.
+_ID_MODES = frozenset({"1", "L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def _open_image(path: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(path)
+        img.load()
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise CLIError(f"{path}: not a readable image ({e})") from None
+    return img
+
+
+def _model_num_classes(model: Any, given: int | None, what: str) -> int:
+    k = given if given is not None else getattr(model.generator.config, "num_classes", None)
+    if k is None:
+        raise CLIError(
+            f"{what}: this model's generator takes no label map (its config has no "
+            "num_classes); give --num-classes K if it does read one, or sample from --image or "
+            "--data"
+        )
+    return int(k)
+
+
+def _label_map_condition(args: argparse.Namespace, model: Any):
+    import numpy as np
+    import torch
+
+    from . import ops
+    from .condition import Condition
+
+    path = args.label_map
+    img = _open_image(path)
+    if img.mode not in _ID_MODES:
+        kind = "an RGB" if img.mode.startswith("RGB") else f"a mode-{img.mode}"
+        raise CLIError(
+            f"{path} is {kind} image, but a label map holds one class id per pixel: save "
+            "it as an 8-bit greyscale (mode L) or palette (mode P) PNG whose pixel values are "
+            "the class ids — convert colours to ids first (map each colour to its class index)"
+        )
+    k = _model_num_classes(model, args.num_classes, path)
+    ids = torch.from_numpy(np.asarray(img).astype(np.int64))[None]
+    if args.size:
+        ids = ops.resize_labels(ids, tuple(args.size))
+    bad = (ids < 0) | (ids >= k)
+    if bool(bad.any()):
+        values = torch.unique(ids[bad]).tolist()
+        shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
+        raise CLIError(
+            f"{path} has class ids [{shown}] outside [0, {k}) (num_classes = {k}): remap them "
+            "to the model's classes (e.g. an 'ignore' id 255 to a real class)"
+            + ("" if args.num_classes is not None else ", or pass --num-classes")
+        )
+    return Condition(label_map=ids, num_classes=k)
+
+
+def _image_condition(args: argparse.Namespace, model: Any):
+    import numpy as np
+    import torch
+
+    from .condition import Condition
+
+    path = args.image
+    img = _open_image(path)
+    mask = None
+    if "mask" in model.data_fields and img.mode in {"RGBA", "LA", "PA"}:
+        alpha = np.asarray(img.getchannel("A"), dtype=np.float32)
+        mask = torch.from_numpy((alpha >= 128).astype(np.float32))[None, None]
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+    image = torch.from_numpy(rgb).permute(2, 0, 1)[None] / 127.5 - 1
+    h, w = image.shape[-2:]
+    scale = getattr(model.generator.config, "scale", None)
+    if args.size:
+        size = (int(args.size[0]), int(args.size[1]))
+    elif isinstance(scale, (int, float)) and scale > 0:
+        size = (round(h * scale), round(w * scale))
+    elif mask is not None:
+        size = (h, w)
+    else:
+        raise CLIError(
+            f"{path}: give the output size with --size H W; this model's generator has no "
+            "`scale` in its config, so the size cannot be worked out from the input image"
+        )
+    if mask is not None and tuple(mask.shape[-2:]) != size:
+        raise CLIError(f"{path}: a masked image must be given at the output size {size}")
+    return Condition(image=image.clamp(-1, 1), mask=mask, size=size)
+
+
+def _data_spec(text: str) -> Any:
+    from .composer import _read_file
+
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as e:
+            raise CLIError(f"--data {text!r} is not valid JSON: {e}") from None
+    path = Path(text)
+    if path.is_file():
+        try:
+            return _read_file(path)
+        except Exception as e:  # any parse error of any of the three formats
+            raise CLIError(f"{path}: could not read the data set spec: {e}") from None
+    if re.fullmatch(r"[A-Za-z_][\w.\-]*", stripped) and not path.suffix:
+        return {"type": stripped}  # a bare data set type, e.g. `--data demo`
+    raise CLIError(
+        f"--data {text}: no such file; give a data set spec file (.yaml/.json/.toml), inline "
+        'JSON like \'{"type": "demo"}\', or a data set type name'
+    )
+
+
+def _data_condition(args: argparse.Namespace, model: Any):
+    spec = _data_spec(args.data)
+    try:
+        from . import data
+    except ImportError as e:
+        raise CLIError(f"--data needs synth.data, which could not be imported: {e}") from e
+    try:
+        dataset = data.build_dataset(spec)
+    except (ValueError, OSError, KeyError, TypeError, ImportError) as e:
+        raise CLIError(f"--data {args.data}: {e}") from e
+    n = len(dataset)
+    indices = args.index or [0]
+    for i in indices:
+        if not 0 <= i < n:
+            raise CLIError(
+                f"--index {i} is out of range: the data set has {n} item{'s' if n != 1 else ''}"
+                + (f" (0..{n - 1})" if n else "")
+            )
+    k = args.num_classes
+    if k is None:
+        k = getattr(model.generator.config, "num_classes", None)
+    data_k = getattr(dataset, "num_classes", None)
+    if k is None:
+        k = data_k
+    elif data_k is not None and data_k != k:
+        raise CLIError(
+            f"--data {args.data}: the data set has num_classes = {data_k} but the model takes "
+            f"{k}; give the data set spec num_classes = {k} (if it has that option)"
+        )
+    try:
+        batch = data.collate([dataset[i] for i in indices], k)
+    except ValueError as e:
+        raise CLIError(f"--data {args.data}: {e}") from e
+    return batch.cond, getattr(batch, "real", None), list(indices)
+
+
+def _sampler_arg(text: str | None) -> Any:
+    if text is None or not text.strip().startswith("{"):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CLIError(f"--sampler {text!r} is not valid JSON: {e}") from None
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+    from einops import rearrange
+
+    from .errors import CapabilityError
+    from .model import load
+    from .visual import sample_grid, save_image
+
+    if args.label_map is None and args.image is None and args.data is None:
+        raise CLIError(
+            "give the input to sample from: --label-map PNG (class ids), --image PNG (e.g. a "
+            "low-resolution input) or --data SPEC --index I",
+            2,
+        )
+    if args.index and args.data is None:
+        raise CLIError("--index picks items of --data; give --data SPEC too", 2)
+    if args.size and args.data is not None:
+        raise CLIError("--size applies to --label-map and --image; data set items have theirs", 2)
+    if args.n < 1:
+        raise CLIError(f"-n {args.n}: ask for at least one sample per input", 2)
+    if args.num_classes is not None and args.num_classes < 1:
+        raise CLIError(f"--num-classes {args.num_classes}: give a positive number of classes", 2)
+    if args.size and min(args.size) < 1:
+        raise CLIError(f"--size {args.size[0]} {args.size[1]}: give a positive height and width", 2)
+    model_dir = Path(args.model_dir)
+    if not model_dir.exists():
+        raise CLIError(
+            f"{model_dir}: no such model directory; give a directory written by "
+            "model.save_pretrained(dir), holding synth.json and model.safetensors"
+        )
+    device = torch.device(args.device)
+    try:
+        model = load(model_dir, map_location=device)
+    except (FileNotFoundError, ValueError) as e:  # ValueError covers Registry/Compose errors
+        raise CLIError(str(e)) from e
+    model.to(device).eval()
+
+    real = None
+    indices = [0]
+    try:
+        if args.label_map is not None:
+            cond = _label_map_condition(args, model)
+        elif args.image is not None:
+            cond = _image_condition(args, model)
+        else:
+            cond, real, indices = _data_condition(args, model)
+    except ValueError as e:  # Condition's own checks
+        raise CLIError(str(e)) from e
+    sampler = _sampler_arg(args.sampler)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(args.seed)
+            out = model.sample(cond.to(device), args.n, sampler=sampler, generator=generator)
+    except (ValueError, CapabilityError) as e:
+        raise CLIError(str(e)) from e
+    samples = rearrange(out.image.float().cpu(), "(b n) c h w -> b n c h w", n=args.n)
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "grid.png"]
+    sample_grid(cond, samples, real=real, path=written[0])
+    for b, index in enumerate(indices):
+        for k in range(args.n):
+            written.append(save_image(samples[b, k], out_dir / f"sample_{index:02d}_{k:02d}.png"))
+    inputs = len(indices)
+    _out(
+        f"wrote {args.n} sample{'s' if args.n != 1 else ''} for {inputs} "
+        f"input{'s' if inputs != 1 else ''} (seed {args.seed}):"
+    )
+    for path in written:
+        _out(f"  {path}")
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -461,7 +769,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="synth",
-        description="Inspect synth's parts, plugins and recipes, and check model specs.",
+        description=(
+            "Inspect synth's parts, plugins and recipes, check model specs, train models and "
+            "draw samples."
+        ),
     )
     p.add_argument("--version", action="version", version=f"synth-core {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -493,6 +804,69 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("spec", metavar="SPEC", help="a .yaml/.json/.toml spec file or a recipe name")
     s.add_argument("--check", action="store_true", help="only check the graph; allocate no tensors")
     s.set_defaults(func=cmd_compose)
+
+    s = sub.add_parser("train", help="train a model from a config file (model, data, train)")
+    s.add_argument(
+        "config",
+        metavar="CONFIG",
+        help="a .yaml/.json/.toml file with sections model, data and train",
+    )
+    s.add_argument("--run-dir", metavar="DIR", help="where checkpoints, logs and samples go")
+    s.add_argument("--steps", type=int, metavar="N", help="stop after N steps (overrides train)")
+    s.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start afresh even if DIR holds a checkpoint (default: resume from it)",
+    )
+    s.add_argument("--device", metavar="D", help="cpu, cuda, cuda:1, ... (overrides train.device)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a saved model into PNG files")
+    s.add_argument(
+        "model_dir", metavar="MODEL_DIR", help="a directory written by model.save_pretrained"
+    )
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--label-map", metavar="PNG", help="an 8-bit (L or P mode) PNG of class ids")
+    src.add_argument(
+        "--image", metavar="PNG", help="a conditioning image, e.g. a low-resolution input"
+    )
+    src.add_argument(
+        "--data",
+        metavar="SPEC",
+        help="a data set: spec file, inline JSON or a type name (items picked with --index)",
+    )
+    s.add_argument(
+        "--index",
+        type=int,
+        action="append",
+        metavar="I",
+        help="a data set item to sample for (repeat for more; default 0)",
+    )
+    s.add_argument("-n", type=int, default=4, metavar="N", help="samples per input (default 4)")
+    s.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    s.add_argument(
+        "--out", default="samples", metavar="DIR", help="output folder (default ./samples)"
+    )
+    s.add_argument(
+        "--num-classes",
+        type=int,
+        metavar="K",
+        help="number of label classes (default: the generator's num_classes)",
+    )
+    s.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="output size (label maps are resized nearest to it)",
+    )
+    s.add_argument(
+        "--sampler",
+        metavar="NAME",
+        help="a sampler part name or JSON spec (default: the model's sampler)",
+    )
+    s.add_argument("--device", default="cpu", metavar="D", help="device to run on (default cpu)")
+    s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("demo", help="a quick tour (placeholder until the plugins land)")
     s.set_defaults(func=cmd_demo)

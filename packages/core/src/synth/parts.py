@@ -314,18 +314,30 @@ class Metric(Part, ABC):
         """Values and a ``"settings"`` entry (backbone, weights, resolution, n, ...)."""
 
     def reset(self) -> None:
-        """Forget accumulated state (default: rebuild from the config)."""
+        """Forget accumulated state. The default rebuilds from the config; metrics that hold a
+        pretrained network override it to keep the network."""
+        name = self.name
         self.__init__(self.config)
+        self.name = name
 
 
 # --------------------------------------------------------------------------- objectives
 
 
 class Updater(Protocol):
-    """What the Trainer hands an objective: how to apply one network's loss."""
+    """What the Trainer hands an objective: how to apply a loss to networks.
 
-    def update(self, network: str, loss: Tensor) -> None:
-        """Backward ``loss`` and step the optimizer of ``network`` (AMP, clipping, DDP)."""
+    ``step`` is the iteration index and ``d_steps`` the discriminator steps per generator step.
+    """
+
+    step: int
+    d_steps: int
+
+    def update(self, network: str | tuple[str, ...], loss: Tensor) -> None:
+        """Backward ``loss`` and step the optimizer(s) of ``network`` (AMP, clipping, all-reduce).
+
+        Networks the model does not have (or that have nothing to train) are skipped.
+        """
 
     def autocast(self) -> Any:
         """Context manager for the forward passes (mixed precision when enabled)."""
@@ -347,8 +359,9 @@ class TrainingObjective(Part, ABC):
     @abstractmethod
     def step(
         self, model: SynthesisModel, cond: Condition, real: Tensor, updater: Updater
-    ) -> dict[str, float]:
-        """Run one iteration on a batch; return the logged scalars."""
+    ) -> dict[str, Tensor]:
+        """Run one iteration on a batch; return the logged scalars as detached 0-d tensors
+        (the Trainer checks them for NaN/Inf and averages them between log lines)."""
 
 
 #: kind name -> ABC.

@@ -26,10 +26,16 @@ _PARTS: dict[str, tuple[str, str]] = {
     "core.kl": ("loss", "synth.losses:KL"),
     "core.perceptual": ("loss", "synth.losses:Perceptual"),
     "core.lpips": ("loss", "synth.losses:LPIPS"),
+    # training objectives (synth.objectives)
+    "core.gan": ("trainer", "synth.objectives:GAN"),
     # samplers (synth.samplers)
     "core.prior": ("sampler", "synth.samplers:Prior"),
     "core.interpolate": ("sampler", "synth.samplers:Interpolate"),
     "core.best_of_n": ("sampler", "synth.samplers:BestOfN"),
+    # metrics (synth.metrics)
+    "core.lpips_diversity": ("metric", "synth.metrics:LPIPSDiversity"),
+    "core.identity_recovery": ("metric", "synth.metrics:IdentityRecovery"),
+    "core.fid": ("metric", "synth.metrics:FID"),
 }
 
 

@@ -17,10 +17,17 @@ from ..condition import Condition
 from ..config import PartConfig
 from ..context import Context
 from ..latents import Latents
-from ..outputs import SynthesisOutput
-from ..parts import Generator, LatentInjector
+from ..outputs import DiscriminatorOutput, SynthesisOutput
+from ..parts import Discriminator, Generator, LatentInjector
 
-__all__ = ["TINY_NUM_CLASSES", "TinyGenerator", "TinyInjector", "tiny_model"]
+__all__ = [
+    "TINY_NUM_CLASSES",
+    "TinyDiscriminator",
+    "TinyGenerator",
+    "TinyInjector",
+    "tiny_gan_model",
+    "tiny_model",
+]
 
 TINY_NUM_CLASSES = 4
 
@@ -90,3 +97,32 @@ def tiny_model(seed: int = 0):
     )
     model = SynthesisModel(spec, generator=gen, injector=inj, data_fields=frozenset({"label_map"}))
     return model.eval()
+
+
+class TinyDiscriminator(Discriminator):
+    """Image -> 3x3 conv -> LeakyReLU -> 1x1 conv: one scale of patch logits."""
+
+    class Config(PartConfig):
+        channels: int = 8
+
+    def __init__(self, config=None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        self.body = nn.Conv2d(self.image_channels, self.config.channels, 3, padding=1)
+        self.head = nn.Conv2d(self.config.channels, 1, 1)
+
+    def forward(self, image: Tensor, cond: Condition) -> DiscriminatorOutput:
+        h = F.leaky_relu(self.body(image), 0.2)
+        return DiscriminatorOutput(logits=[self.head(h)], features=[[h]])
+
+
+def tiny_gan_model(seed: int = 0):
+    """:func:`tiny_model` plus a tiny discriminator and core's hinge + L1 losses: what the kit
+    trains one step of to check a training objective."""
+    from ..losses import L1, Hinge
+
+    model = tiny_model(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        model.discriminator = TinyDiscriminator()
+    model.losses = nn.ModuleDict({"gan": Hinge(), "l1": L1()})
+    return model

@@ -1,0 +1,415 @@
+"""The Trainer and core.gan: exact resume (in process and after SIGKILL), corrupt checkpoints,
+NaN stop, bf16 and compile steps, torchrun data parallel, EMA, schedules, freezing, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import synth
+from synth.plugins import discover
+from synth.trainer import Trainer, TrainingDiverged, epoch_order
+
+K = 4
+
+
+class ToyData(torch.utils.data.Dataset):
+    """Label maps of blocks and images coloured by class, with seeded per-item flips."""
+
+    num_classes = K
+    fields = frozenset({"label_map"})
+
+    def __init__(self, n: int = 8, size: int = 16, seed: int = 0):
+        self.n, self.size, self.seed, self.epoch = n, size, seed, 0
+        g = torch.Generator().manual_seed(123)
+        self.labels = torch.randint(0, K, (n, size // 4, size // 4), generator=g)
+        self.labels = self.labels.repeat_interleave(4, 1).repeat_interleave(4, 2)
+        self.colours = torch.rand(K, 3, generator=g) * 2 - 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        g = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch * 10007 + i)
+        lab = self.labels[i]
+        if torch.rand((), generator=g) < 0.5:
+            lab = lab.flip(-1)
+        real = self.colours[lab].permute(2, 0, 1).contiguous()
+        return {"real": real, "label_map": lab, "index": i}
+
+
+SPEC = {
+    "generator": {
+        "type": "core.simple_generator",
+        "num_classes": K,
+        "ngf": 8,
+        "num_stages": 2,
+        "z_dim": 4,
+    },
+    "injector": {"type": "core.gaussian"},
+    "discriminator": {"type": "core.patch_discriminator", "ndf": 8, "n_layers": 2},
+    "losses": {"gan": {"type": "core.hinge"}, "l1": {"type": "core.l1", "weight": 2.0}},
+    "objective": {"type": "core.gan"},
+}
+
+
+def make(tmp: Path, spec=SPEC, **cfg) -> Trainer:
+    torch.manual_seed(0)
+    model = synth.compose(spec)
+    base = dict(
+        steps=8,
+        batch_size=2,
+        run_dir=str(tmp),
+        checkpoint_every=3,
+        log_every=2,
+        sample_every=None,
+        seed=0,
+    )
+    base.update(cfg)
+    return Trainer(model, ToyData(), base)
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def test_interrupted_run_resumes_bitwise(tmp_path, monkeypatch):
+    full = make(tmp_path / "a", decay_start=4)
+    full.fit()
+    ref = weights(full)
+
+    interrupted = make(tmp_path / "b", decay_start=4)
+    real_step = interrupted.objective.step
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # Ctrl-C during step 5: it finishes, is checkpointed, and stops
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(interrupted.objective, "step", flaky)
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 5"):
+        interrupted.fit()
+    assert (tmp_path / "b" / "checkpoints" / "step-0000005.pt").exists()
+
+    resumed = make(tmp_path / "b", decay_start=4)
+    resumed.fit()
+    assert resumed.step == 8
+    assert_same(weights(resumed), ref)
+    # the log holds each step once (replayed steps are trimmed, not duplicated)
+    steps = [
+        json.loads(ln)["step"] for ln in (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+    ]
+    assert steps == [2, 4, 6, 8]
+
+
+KILL_SCRIPT = """
+import sys, torch, synth
+sys.path.insert(0, {tests!r})
+from core.test_trainer import SPEC, ToyData
+from synth.trainer import Trainer
+torch.manual_seed(0)
+model = synth.compose(SPEC)
+slow = float(sys.argv[2])
+step = model.objective.step
+def slowed(*a, **k):
+    import time; time.sleep(slow)
+    return step(*a, **k)
+model.objective.step = slowed
+Trainer(model, ToyData(), dict(steps=12, batch_size=2, run_dir=sys.argv[1], checkpoint_every=2,
+        log_every=1, sample_every=None, seed=0)).fit()
+print("finished")
+"""
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parents[1])))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+
+    def run(run_dir: Path, slow: float, kill_after: str | None = None) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(run_dir), str(slow)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        if kill_after is None:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err.decode()
+            return
+        deadline = time.time() + 300
+        while not (run_dir / "checkpoints" / kill_after).exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.time() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)  # well into the next steps, past the checkpoint
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+
+    run(tmp_path / "full", 0.0)
+    run(tmp_path / "killed", 0.15, kill_after="step-0000006.pt")
+    ckpts = sorted(p.name for p in (tmp_path / "killed" / "checkpoints").glob("*.pt"))
+    assert ckpts and "step-0000012.pt" not in ckpts
+    run(tmp_path / "killed", 0.0)
+    a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
+    assert_same(a, b)
+
+
+def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
+    t = make(tmp_path, steps=6, checkpoint_every=2)
+    t.fit()
+    newest = t.checkpoints()[-1]
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])
+    again = make(tmp_path, steps=6, checkpoint_every=2)
+    with pytest.warns(UserWarning, match="unreadable"):
+        restored = again.load_checkpoint()
+    assert restored.name == "step-0000004.pt" and again.step == 4
+
+
+def test_keep_last_and_atomic_names(tmp_path):
+    t = make(tmp_path, steps=8, checkpoint_every=1, keep_last=2)
+    t.fit()
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step-0000007.pt", "step-0000008.pt"]  # no temporaries left
+
+
+# ----------------------------------------------------------------------------- NaN
+
+
+class NaNLater(synth.Loss):
+    """Finite for two calls, then NaN."""
+
+    roles = frozenset({"generator"})
+
+    def __init__(self, config=None, **kw):
+        super().__init__(config, **kw)
+        self.calls = 0
+
+    def forward(self, batch):
+        self.calls += 1
+        value = batch.fake.image.mean() * 0
+        return value + (float("nan") if self.calls > 2 else 0.0)
+
+
+def test_nan_loss_stops_with_step_loss_and_checkpoint(tmp_path):
+    plugin = types.ModuleType("nanplug")
+    plugin.synth_register = synth.hookimpl(
+        lambda registry: registry.add("nanplug.nan_later", kind="loss", target=NaNLater)
+    )
+    reg = synth.Registry()
+    discover(reg, entry_points=False)
+    synth.register_plugin(reg, plugin, "nanplug")
+    spec = {**SPEC, "losses": {**SPEC["losses"], "boom": {"type": "nanplug.nan_later"}}}
+    torch.manual_seed(0)
+    model = synth.compose(spec, registry=reg)
+    t = Trainer(
+        model,
+        ToyData(),
+        dict(steps=6, batch_size=2, run_dir=str(tmp_path), checkpoint_every=2, sample_every=None),
+    )
+    with pytest.raises(TrainingDiverged) as err:
+        t.fit()
+    msg = str(err.value)
+    assert "loss 'g/boom' became nan at step 3" in msg
+    assert "step-0000002.pt" in msg and err.value.step == 3
+    assert [p.name for p in t.checkpoints()] == ["step-0000002.pt"]
+
+
+# ----------------------------------------------------------------------------- precision, compile
+
+
+def test_bf16_autocast_step(tmp_path):
+    t = make(tmp_path, steps=2, precision="bf16", checkpoint_every=10)
+    before = weights(t)
+    out = t.fit()
+    assert all(torch.isfinite(torch.tensor(v)) for v in out["losses"].values())
+    changed = [k for k, v in weights(t).items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("generator.") for k in changed)
+    assert any(k.startswith("discriminator.") for k in changed)
+
+
+def test_compiled_training_step(tmp_path):
+    torch._dynamo.reset()
+    try:
+        t = make(tmp_path, steps=2, compile=True, compile_backend="aot_eager", checkpoint_every=10)
+        out = t.fit()
+    finally:
+        torch._dynamo.reset()
+    assert all(torch.isfinite(torch.tensor(v)) for v in out["losses"].values())
+
+
+def test_fp16_scaler_state_is_checkpointed(tmp_path):
+    with pytest.warns(UserWarning, match="fp16 autocast on CPU"):
+        t = make(tmp_path, steps=2, precision="fp16", checkpoint_every=2)
+    t.fit()
+    state = torch.load(t.checkpoints()[-1], weights_only=True)
+    assert set(state["scalers"]) == {"generator", "discriminator"}
+
+
+# ----------------------------------------------------------------------------- data parallel
+
+DDP_SCRIPT = """
+import os, sys, torch, synth
+sys.path.insert(0, {tests!r})
+from core.test_trainer import SPEC, ToyData
+from synth.trainer import Trainer
+torch.manual_seed(0)
+model = synth.compose(SPEC)
+t = Trainer(model, ToyData(n=8), dict(steps=4, batch_size=2, run_dir=sys.argv[1],
+            checkpoint_every=2, log_every=1, sample_every=None, seed=0))
+t.fit()
+rank = int(os.environ["RANK"])
+torch.save({{k: v for k, v in model.state_dict().items()}}, f"{{sys.argv[1]}}/rank{{rank}}.pt")
+t.close()
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_identical_weights_rank0_writes(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parents[1])))
+    run_dir = tmp_path / "run"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    w0 = torch.load(run_dir / "rank0.pt", weights_only=True)
+    w1 = torch.load(run_dir / "rank1.pt", weights_only=True)
+    assert_same(w0, w1)
+    steps = [json.loads(ln)["step"] for ln in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # one writer
+    state = torch.load(run_dir / "checkpoints" / "step-0000004.pt", weights_only=True)
+    assert state["world"] == 2 and len(state["rng"]) == 2
+    # each rank saw its own half of every epoch
+    order = epoch_order(8, 0, 0)
+    assert set(order[0::2].tolist()).isdisjoint(order[1::2].tolist())
+
+
+# ----------------------------------------------------------------------------- the rest
+
+
+def test_ema_is_exported(tmp_path):
+    t = make(tmp_path, steps=3, ema=0.5, checkpoint_every=10)
+    t.fit()
+    exported = synth.load(tmp_path / "model")
+    ema = t.ema.state_dict()
+    for k, v in exported.generator.state_dict().items():
+        assert torch.equal(v, ema[k]), k
+    live = t.model.generator.state_dict()
+    assert any(not torch.equal(live[k], ema[k]) for k in ema)
+
+
+def test_schedule_ttur_and_freeze(tmp_path):
+    t = make(
+        tmp_path,
+        steps=10,
+        decay_start=5,
+        optimizers={"generator": {"lr": 1e-4, "betas": [0, 0.9]}, "discriminator": {"lr": 4e-4}},
+        freeze=[{"pattern": "generator.to_rgb.*", "until": 3}],
+    )
+    assert [t.lr_factor(s) for s in (0, 4, 5, 7, 10)] == [1.0, 1.0, 1.0, 0.6, 0.0]
+    assert t.optimizers["generator"].param_groups[0]["betas"] == (0.0, 0.9)
+    rgb = t.model.generator.to_rgb.weight.detach().clone()
+    t.config.steps = 3  # run the frozen part only
+    t.fit()
+    assert torch.equal(t.model.generator.to_rgb.weight, rgb)
+    assert t.optimizers["discriminator"].param_groups[0]["lr"] == pytest.approx(4e-4)
+
+
+def test_bad_config_errors(tmp_path):
+    with pytest.raises(synth.ConfigError, match="unknown field 'stepz'"):
+        make(tmp_path, stepz=3)
+    with pytest.raises(synth.ConfigError, match="matches no parameter"):
+        make(tmp_path, freeze=[{"pattern": "generator.nothing.*", "until": 2}])
+    with pytest.raises(synth.ConfigError, match="fewer than one batch"):
+        Trainer(synth.compose(SPEC), ToyData(n=1), dict(run_dir=str(tmp_path)))
+    model = synth.compose({k: v for k, v in SPEC.items() if k != "objective"})
+    with pytest.raises(synth.ConfigError, match="no training objective"):
+        Trainer(model, ToyData(), dict(run_dir=str(tmp_path)))
+
+
+def test_outputs_log_grid_curve_model(tmp_path):
+    t = make(tmp_path, steps=4, sample_every=2, log_every=1, checkpoint_every=4)
+    t.fit()
+    lines = [json.loads(ln) for ln in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [ln["step"] for ln in lines] == [1, 2, 3, 4]
+    assert "d/total" not in lines[0]  # one discriminator term: the total would repeat it
+    assert {
+        "g/gan",
+        "g/l1",
+        "g/total",
+        "d/gan",
+        "lr/generator",
+        "time/step_s",
+        "time/images_per_s",
+    } <= set(lines[0])
+    assert (tmp_path / "samples" / "step-0000002.png").exists()
+    assert (tmp_path / "samples" / "step-0000004.png").exists()
+    assert (tmp_path / "loss_curve.png").exists()
+    model = synth.load(tmp_path / "model")
+    assert isinstance(model, synth.SynthesisModel)
+
+
+def test_gan_discriminator_gets_no_gradient_from_the_generator_step(tmp_path):
+    t = make(tmp_path, steps=1)
+    model = t.model
+    cond = synth.Condition(label_map=torch.randint(0, K, (2, 16, 16)), num_classes=K)
+    real = torch.rand(2, 3, 16, 16) * 2 - 1
+    seen = {}
+
+    class Spy:
+        step, d_steps = 0, 1
+
+        def autocast(self):
+            return torch.autocast("cpu", enabled=False)
+
+        def update(self, network, loss):
+            loss.backward()
+            seen[network] = [p.grad is not None for p in model.discriminator.parameters()]
+            for p in model.parameters():
+                p.grad = None
+
+    logs = model.objective.step(model, cond, real, Spy())
+    assert not any(seen[("generator", "injector")])
+    assert all(seen["discriminator"])
+    assert {"g/gan", "g/l1", "d/gan"} <= set(logs)
