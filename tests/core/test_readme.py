@@ -8,6 +8,8 @@ Code blocks in README.md are marked with an HTML comment on the line before the 
 - ``<!-- readme-test: pytest PATH -->``: the plugin's tests, whose ``test_*`` functions are called
   with a fresh ``synth_registry``;
 - ``<!-- readme-test: spec -->``: a YAML model spec, composed.
+- ``<!-- readme-test: run-config -->``: a ``synth train`` run config, validated and trained for
+  two steps on its data set (shrunk to 16 px).
 """
 
 from __future__ import annotations
@@ -141,6 +143,21 @@ def test_spec_example_composes(synth_registry):
     model = synth.compose(yaml.safe_load(block.code))
     assert set(model.losses) == {"gan", "l1"}
     assert model.discriminator is not None and model.injector is not None
+
+
+def test_run_config_example_trains(synth_registry, tmp_path):
+    from synth.trainer import RunConfig, train
+
+    (block,) = blocks("run-config")
+    config = yaml.safe_load(block.code)
+    RunConfig.model_validate(config)  # exactly as written
+    config["data"]["size"] = 16
+    config["data"]["crops_per_photo"] = 1
+    config["train"].update(steps=2, batch_size=2, run_dir=str(tmp_path / "run"))
+    config["train"].update(sample_every=2, checkpoint_every=2, precision="off")
+    run = train(config)
+    assert (run / "model" / "synth.json").is_file()
+    assert (run / "samples" / "step-0000002.png").is_file()
 
 
 def test_core_package_readme_example(synth_registry, tmp_path, monkeypatch):
