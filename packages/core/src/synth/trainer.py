@@ -464,7 +464,7 @@ class Trainer:
         return sorted(self.ckpt_dir.glob("step-*.pt"))
 
     def save_checkpoint(self) -> Path | None:
-        """Write ``checkpoints/step-XXXXXXX.pt`` atomically (rank 0) and keep the last K."""
+        """Write ``checkpoints/step-<7 digits>.pt`` atomically (rank 0) and keep the last K."""
         rngs = self.dist.gather_objects(_rng_state())
         path = self.ckpt_dir / f"step-{self.step:07d}.pt"
         if self.dist.main:

@@ -25,6 +25,7 @@ keep ``persistent_workers=False`` (the default) or make a new loader per epoch.
 from __future__ import annotations
 
 import operator
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -66,7 +67,7 @@ def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return g
 
 
-class SynthDataset(Dataset):
+class SynthDataset(Dataset, ABC):
     """Base of the synth data sets: item format, ``set_epoch`` and the per-item generator.
 
     Subclasses set ``num_classes``, ``fields`` and ``seed``, implement ``__len__`` and
@@ -99,11 +100,12 @@ class SynthDataset(Dataset):
         """The generator of item ``index`` in the current epoch."""
         return item_generator(self.seed, self.epoch, index)
 
-    def __len__(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int: ...
 
+    @abstractmethod
     def _load(self, index: int, generator: torch.Generator) -> dict[str, Any]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Item ``index`` with all randomness drawn from ``generator``."""
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         try:
