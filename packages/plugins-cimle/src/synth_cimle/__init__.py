@@ -1,0 +1,1 @@
+"""synth plugin: Conditional IMLE (Li, Peng, Zhang & Malik, CVPR 2020)."""

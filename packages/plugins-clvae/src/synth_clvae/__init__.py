@@ -1,0 +1,1 @@
+"""synth plugin: SPADE/GauGAN and class- and layer-wise VAEs (Endo & Kanamori)."""

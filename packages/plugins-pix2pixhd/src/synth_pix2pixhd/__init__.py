@@ -1,0 +1,1 @@
+"""synth plugin: pix2pixHD (Wang et al., CVPR 2018)."""

@@ -1,0 +1,12 @@
+"""Registers the `pix2pixhd.*` parts and recipes with synth."""
+
+from __future__ import annotations
+
+import synth
+
+SYNTH_API = ">=1,<2"
+
+
+@synth.hookimpl
+def synth_register(registry: synth.Registry) -> None:
+    pass
