@@ -68,6 +68,7 @@ CORE_PARAMS: dict[str, list[dict[str, Any]]] = {
             "layer_weights": [1, 1],
         }
     ],
+    "core.feature_matching": [{}, {"weighting": "pix2pixhd"}],
     "core.lpips": [{"weights": "none", "net": "alex"}],
     "core.prior": [{}],
     "core.interpolate": [{}, {"mode": "lerp"}],

@@ -299,3 +299,26 @@ def test_lpips_failed_download_says_which_file_to_place(monkeypatch, tmp_path):
     assert str(tmp_path / "synth_home" / "weights" / "squeezenet1_1-b8a52dc0.pth") in str(
         info.value
     )
+
+
+@pytest.mark.parametrize("weighting", ["pix2pixhd", "spade"])
+def test_feature_matching_weights_by_hand(weighting):
+    from synth.losses import FeatureMatching
+
+    g = torch.Generator().manual_seed(0)
+    # two scales with 4 and 3 feature maps
+    real = [[torch.randn(2, 3, 4, 4, generator=g) for _ in range(n)] for n in (4, 3)]
+    fake = [[torch.randn(2, 3, 4, 4, generator=g) for _ in range(n)] for n in (4, 3)]
+    batch = LossInputs(
+        "generator",
+        cond(),
+        disc_real=DiscriminatorOutput([torch.zeros(1)] * 2, real),
+        disc_fake=DiscriminatorOutput([torch.zeros(1)] * 2, fake),
+    )
+    want = 0.0
+    for fs, rs in zip(fake, real):
+        layer_w = 4.0 / len(fs) if weighting == "pix2pixhd" else 1.0
+        for f, r in zip(fs, rs):
+            want += layer_w * 0.5 * float((f - r).abs().mean())
+    got = FeatureMatching(weighting=weighting)(batch)
+    assert float(got) == pytest.approx(want, rel=1e-6)

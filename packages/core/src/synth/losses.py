@@ -30,6 +30,8 @@ __all__ = [
     "L1",
     "LPIPS",
     "LSGAN",
+    "FeatureMatching",
+    "FeatureMatchingConfig",
     "GANLoss",
     "GANLossConfig",
     "Hinge",
@@ -185,6 +187,41 @@ def _check_pair(loss: Loss, x: Tensor, y: Tensor) -> None:
 
 
 # --------------------------------------------------------------------------- L1
+
+
+class FeatureMatchingConfig(LossConfig):
+    weighting: Literal["pix2pixhd", "spade"] = "spade"
+    """``pix2pixhd``: each layer weighted 4/(n_layers_D+1) (= 4 / number of feature maps of
+    the scale) and each scale 1/num_D, as the official pix2pixHD code; ``spade``: 1/num_D."""
+
+
+class FeatureMatching(Loss):
+    """Discriminator feature matching (eq. 4 of the pix2pixHD paper), L1 per layer.
+
+    ``Σ_scales Σ_layers w_layer · w_scale · |D_l(fake) − D_l(real).detach()|₁`` (mean over
+    elements), with ``w_scale = 1/num_D`` and ``w_layer = 4/L`` for L feature maps per scale
+    (``weighting="pix2pixhd"``, the official ``4/(n_layers_D+1)``) or 1 (``"spade"``). Reads
+    ``batch.disc_fake.features`` and ``batch.disc_real.features``; the logits are not features.
+    """
+
+    Config: ClassVar[type[FeatureMatchingConfig]] = FeatureMatchingConfig
+    roles: ClassVar[frozenset[str]] = frozenset({"generator"})
+    needs: ClassVar[frozenset[str]] = frozenset({"disc_features"})
+
+    def forward(self, batch: LossInputs) -> Tensor:
+        fake, real = batch.disc_fake, batch.disc_real
+        if fake is None or real is None or not fake.features:
+            raise ValueError(
+                "core.feature_matching needs batch.disc_fake.features and batch.disc_real."
+                "features: use a discriminator that returns its intermediate features"
+            )
+        num_d = len(fake.features)
+        total = fake.features[0][0].new_zeros((), dtype=torch.float32)
+        for f_scale, r_scale in zip(fake.features, real.features):
+            w = (4.0 / len(f_scale) if self.config.weighting == "pix2pixhd" else 1.0) / num_d
+            for f, r in zip(f_scale, r_scale):
+                total = total + w * F.l1_loss(f.float(), r.detach().float())
+        return total
 
 
 class L1(Loss):

@@ -23,6 +23,7 @@ _PARTS: dict[str, tuple[str, str]] = {
     "core.lsgan": ("loss", "synth.losses:LSGAN"),
     "core.nonsaturating": ("loss", "synth.losses:NonSaturating"),
     "core.l1": ("loss", "synth.losses:L1"),
+    "core.feature_matching": ("loss", "synth.losses:FeatureMatching"),
     "core.kl": ("loss", "synth.losses:KL"),
     "core.perceptual": ("loss", "synth.losses:Perceptual"),
     "core.lpips": ("loss", "synth.losses:LPIPS"),
