@@ -538,3 +538,31 @@ def test_synth_train_cli_on_the_demo_set(tmp_path):
     assert (tmp_path / "s" / "sample_01_01.png").exists()
     # the demo set's default has 8 classes: refused with a message, not a crash
     assert main([*sample, "--data", "demo", "--index", "0"]) == 1
+
+
+def test_objective_setup_and_state_are_checkpointed(tmp_path):
+    from synth.objectives import GAN
+
+    class Counting(GAN):
+        def setup(self, model, dataset, device):
+            self.dataset_len = len(dataset)
+
+        def step(self, model, cond, real, updater):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().step(model, cond, real, updater)
+
+        def state_dict(self):
+            return {"calls": torch.tensor(self.calls)}
+
+        def load_state_dict(self, state):
+            self.calls = int(state["calls"]) if state else 0
+
+    t = make(tmp_path, steps=3, checkpoint_every=3)
+    t.model.objective = t.objective = Counting(t.objective.config)
+    t.fit()
+    assert t.objective.dataset_len == 8
+    assert int(torch.load(t.checkpoints()[-1], weights_only=True)["objective"]["calls"]) == 3
+    again = make(tmp_path, steps=4, checkpoint_every=3)
+    again.model.objective = again.objective = Counting(again.objective.config)
+    again.fit()
+    assert again.objective.calls == 4  # 3 restored + 1 new

@@ -356,6 +356,18 @@ class TrainingObjective(Part, ABC):
     requires_parts: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset()
 
+    def setup(self, model: SynthesisModel, dataset: Any, device: torch.device) -> None:
+        """Called once by the Trainer before the first step (e.g. IMLE keeps the data set to
+        draw its selection pool from). Default: nothing."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """State the objective carries between steps (saved in checkpoints; tensors, numbers,
+        strings, lists and dicts only). Default: none."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (on resume)."""
+
     @abstractmethod
     def step(
         self, model: SynthesisModel, cond: Condition, real: Tensor, updater: Updater

@@ -479,6 +479,7 @@ class Trainer:
                 "ema": self.ema.state_dict() if self.ema is not None else None,
                 "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
                 "scalers": {k: s.state_dict() for k, s in self._scalers.items()},
+                "objective": self.objective.state_dict(),
                 "rng": rngs,
                 "config": self.config.model_dump(mode="json"),
             }
@@ -540,6 +541,7 @@ class Trainer:
             scaler = self.scaler(k)
             if scaler is not None:
                 scaler.load_state_dict(s)
+        self.objective.load_state_dict(state.get("objective") or {})
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         _set_rng_state(state["rng"][self.dist.rank])
 
@@ -669,6 +671,7 @@ class Trainer:
         """
         cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.objective.setup(self.model, self.dataset, self.device)
         _seed_everything(cfg.seed + self.dist.rank)
         restored = self.load_checkpoint() if resume else None
         if restored is not None:
