@@ -1,0 +1,212 @@
+"""Instance-wise pooling, the feature encoder, the cluster sampler and the editing helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import synth
+from synth import Condition, Latents
+from synth_pix2pixhd import (
+    add_instance,
+    batched_kmeans,
+    edit_labels,
+    instance_average,
+    instance_features,
+    remove_instance,
+)
+
+from .official import looped_instance_average
+
+
+def _maps(b, h, w, n_inst, seed, k=4):
+    g = torch.Generator().manual_seed(seed)
+    inst = (torch.randint(0, n_inst, (b, h // 4, w // 4), generator=g) + 1) * 1000 + 7
+    inst = inst.repeat_interleave(4, 1).repeat_interleave(4, 2)
+    labels = (inst // 1000) % k
+    return labels, inst
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_instance_average_matches_looped_reference(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, 4, 16, 24, generator=g)
+    # random ids: sparse, large, negative, some shared across samples, some not
+    inst = torch.randint(-3, 9, (3, 16, 24), generator=g) * 997
+    ours = instance_average(x, inst)
+    ref = looped_instance_average(x, inst[:, None])
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_instance_average_bf16_and_grad():
+    x = torch.randn(1, 2, 8, 8, requires_grad=True)
+    inst = torch.arange(4).repeat_interleave(16).view(1, 8, 8)
+    y = instance_average(x.bfloat16(), inst)
+    assert y.dtype == torch.bfloat16
+    instance_average(x, inst).sum().backward()
+    assert torch.allclose(x.grad, torch.ones_like(x))
+
+
+def test_encoder_posterior_is_constant_per_instance(reg):
+    enc = synth.build("pix2pixhd.instance_encoder", channels=3, nef=4, n_downsampling=2)
+    labels, inst = _maps(2, 16, 16, 3, 0)
+    cond = Condition(label_map=labels, num_classes=4, instance_map=inst)
+    lat = enc.posterior(torch.randn(2, 3, 16, 16), cond)
+    assert lat.spatial.shape == (2, 3, 16, 16) and lat.kl.dim() == 0
+    for b in range(2):
+        for i in inst[b].unique():
+            vals = lat.spatial[b][:, inst[b] == i]
+            assert torch.allclose(vals, vals[:, :1].expand_as(vals), atol=1e-6)
+    prior = enc.prior(cond, torch.Generator().manual_seed(0)).spatial
+    assert prior.shape == (2, 3, 16, 16)
+    assert torch.equal(prior, enc.prior(cond, torch.Generator().manual_seed(0)).spatial)
+
+
+def _official_encode_features(feat_map, inst, label_nc, block_num=32):
+    """The official ``encode_features`` (one image) + the area filter of encode_features.py."""
+    h, w = inst.shape[-2:]
+    feature = {i: np.zeros((0, feat_map.shape[1] + 1)) for i in range(label_nc)}
+    for i in np.unique(inst.numpy().astype(int)):
+        label = i if i < 1000 else i // 1000
+        idx = (inst == int(i)).nonzero()
+        num = idx.size()[0]
+        idx = idx[num // 2, :]
+        val = np.zeros((1, feat_map.shape[1] + 1))
+        for k in range(feat_map.shape[1]):
+            val[0, k] = feat_map[idx[0], idx[1] + k, idx[2], idx[3]].item()
+        val[0, -1] = float(num) / (h * w // block_num)
+        feature[label] = np.append(feature[label], val, axis=0)
+    return {k: v[v[:, -1] > 0.5, :-1] for k, v in feature.items()}
+
+
+def test_instance_features_match_official_encode_features():
+    _, inst = _maps(1, 32, 32, 6, 3)
+    feat = instance_average(torch.randn(1, 3, 32, 32), inst)
+    ref = _official_encode_features(feat, inst[:, None], 7)
+    f, lab, keep = instance_features(feat, inst, inst // 1000)
+    for c in range(7):
+        ours = f[keep & (lab == c)].numpy()
+        assert ours.shape == ref[c].shape
+        np.testing.assert_allclose(np.sort(ours, 0), np.sort(ref[c], 0), rtol=1e-6)
+
+
+def test_batched_kmeans_finds_separated_clusters():
+    g = torch.Generator().manual_seed(0)
+    true = torch.tensor([[-5.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    pts = true.repeat_interleave(20, 0) + 0.1 * torch.randn(60, 2, generator=g)
+    points = torch.stack([pts, torch.zeros(60, 2)])
+    mask = torch.zeros(2, 60, dtype=torch.bool)
+    mask[0] = True
+    mask[1, :2] = True  # a class with 2 points gets 2 centres
+    centers, valid = batched_kmeans(points, mask, 3, generator=torch.Generator().manual_seed(1))
+    assert valid[0].all() and valid[1].tolist() == [True, True, False]
+    got = centers[0][torch.argsort(centers[0][:, 0] * 10 + centers[0][:, 1])]
+    want = true[torch.argsort(true[:, 0] * 10 + true[:, 1])]
+    assert torch.allclose(got, want, atol=0.1)
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    return synth.compose(
+        {
+            "generator": {
+                "type": "pix2pixhd.global_generator",
+                "num_classes": 4,
+                "ngf": 4,
+                "n_downsampling": 1,
+                "n_blocks": 1,
+                "use_instances": True,
+                "feat_num": 3,
+            },
+            "injector": {"type": "pix2pixhd.instance_encoder", "nef": 4, "n_downsampling": 1},
+        }
+    ).eval()
+
+
+def test_cluster_sampler_fit_sample_and_edit(reg):
+    model = _tiny_model()
+    items = []
+    for s in range(4):
+        labels, inst = _maps(1, 16, 16, 4, s)
+        items.append(
+            {
+                "real": torch.rand(3, 16, 16) * 2 - 1,
+                "label_map": labels[0],
+                "instance_map": inst[0],
+                "index": s,
+            }
+        )
+    sampler = synth.build("pix2pixhd.cluster_sampler", n_clusters=2)
+    sampler.fit(model, items, batch_size=2)
+    centers, valid = sampler.state_dict()["centers"], sampler.state_dict()["valid"]
+    assert centers.shape == (4, 2, 3) and valid.any()
+    labels, inst = _maps(2, 16, 16, 4, 9)
+    cond = Condition(label_map=labels, num_classes=4, instance_map=inst)
+    with torch.no_grad():
+        out = sampler.sample(model, cond, 3, generator=torch.Generator().manual_seed(0))
+    assert out.image.shape == (6, 3, 16, 16)
+    sp = out.latents.spatial
+    # every instance holds one of its class's centres
+    cond_n = cond.repeat_interleave(3)
+    for b in range(6):
+        for i in cond_n.instance_map[b].unique():
+            m = cond_n.instance_map[b] == i
+            c = int(cond_n.label_map[b][m][0])
+            v = sp[b][:, m][:, 0]
+            ok = [torch.allclose(v, centers[c, j]) for j in range(2) if valid[c, j]]
+            assert any(ok) or (not valid[c].any() and torch.all(v == 0))
+    # editing: one instance gets a chosen centre, the others keep their features
+    target = int(inst[0, 0, 0])
+    cls = int(labels[0, 0, 0])
+    j = int(valid[cls].nonzero()[0]) if valid[cls].any() else None
+    if j is not None:
+        lat = Latents(spatial=sp[:2])
+        edited = sampler.set_instance_cluster(cond, lat, target, j, batch_index=0)
+        m = cond.instance_map[0] == target
+        assert torch.allclose(
+            edited.spatial[0][:, m], centers[cls, j][:, None].expand(-1, int(m.sum()))
+        )
+        assert torch.equal(edited.spatial[0][:, ~m], sp[0][:, ~m])
+        assert torch.equal(edited.spatial[1], sp[1])
+
+
+def test_cluster_sampler_requires_fit(reg):
+    model = _tiny_model()
+    labels, inst = _maps(1, 16, 16, 4, 0)
+    with pytest.raises(ValueError, match="fit"):
+        synth.build("pix2pixhd.cluster_sampler").sample(
+            model, Condition(label_map=labels, num_classes=4, instance_map=inst), 1
+        )
+
+
+def test_edit_labels_and_instances():
+    labels, inst = _maps(1, 16, 16, 4, 5)
+    cond = Condition(label_map=labels, num_classes=4, instance_map=inst)
+    c0 = int(labels[0, 0, 0])
+    region = torch.zeros(16, 16, dtype=torch.bool)
+    region[:8] = True
+    edited = edit_labels(cond, c0, (c0 + 1) % 4, region)
+    changed = (labels == c0) & region
+    assert torch.equal(edited.label_map[changed], torch.full_like(labels[changed], (c0 + 1) % 4))
+    assert torch.equal(edited.label_map[~changed], labels[~changed])
+    with pytest.raises(ValueError, match="outside"):
+        edit_labels(cond, 0, 9)
+
+    spatial = instance_average(torch.randn(1, 3, 16, 16), inst)
+    mask = torch.zeros(16, 16, dtype=torch.bool)
+    mask[4:8, 4:8] = True
+    vec = torch.tensor([0.1, 0.2, 0.3])
+    cond2, lat2 = add_instance(cond, Latents(spatial=spatial), mask, 2, features=vec)
+    new_id = int(inst.max()) + 1
+    assert (cond2.instance_map[0][mask] == new_id).all() and (cond2.label_map[0][mask] == 2).all()
+    assert torch.allclose(lat2.spatial[0][:, mask], vec[:, None].expand(-1, 16))
+    assert torch.equal(lat2.spatial[0][:, ~mask], spatial[0][:, ~mask])
+
+    fill = int(inst[0, -1, -1])
+    cond3, lat3 = remove_instance(cond2, lat2, new_id, fill_class=1, fill_instance=fill)
+    assert not (cond3.instance_map == new_id).any()
+    assert (cond3.label_map[0][mask] == 1).all()
+    donor = cond2.instance_map[0] == fill
+    assert torch.allclose(lat3.spatial[0][:, mask], spatial[0][:, donor][:, :1].expand(-1, 16))
+    assert torch.equal(lat3.spatial[0][:, ~mask], lat2.spatial[0][:, ~mask])
