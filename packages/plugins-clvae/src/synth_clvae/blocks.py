@@ -1,0 +1,202 @@
+"""Conditioning blocks: SPADE (Park et al. 2019) and CLVAE's class-wise semantics embedding.
+
+Both read the label map by *gathering* (:class:`synth.layers.LabelConv2d`): the first MLP conv
+of SPADE sees a one-hot map and CSE's sees a class-painted map, so a k×k convolution is an
+``embedding_bag(sum)`` over (tap, class) indices — exact, and about K× cheaper than the dense
+convolution. Normalisation statistics are computed in fp32, also under autocast.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from pydantic import Field
+from torch import Tensor, nn
+
+import synth
+from synth import ops
+from synth.layers import LabelConv2d
+from synth.norms import instance_normalize
+
+__all__ = ["CSE", "SPADE"]
+
+
+class SPADE(synth.ConditioningBlock):
+    """Spatially-adaptive denormalisation (Park et al. 2019, "Semantic Image Synthesis with
+    Spatially-Adaptive Normalization", eq. 1).
+
+    ``x: [B, C, H, W] -> [B, C, H, W]``::
+
+        x̂ = param_free_norm(x)                      # instance or batch norm, fp32 statistics
+        h = ReLU(conv_k(M))                          # M: one-hot label map resized (nearest)
+        γ, β = conv_k(h), conv_k(h)                  #    to (H, W); conv by gathering
+        out = x̂ · (1 + γ) + β
+
+    ``hidden`` is the width of the shared MLP (128 in SPADE). State-dict keys follow the
+    official layout: ``param_free_norm.*`` (batch norm running statistics), ``mlp_shared.0.*``,
+    ``mlp_gamma.*``, ``mlp_beta.*``.
+    """
+
+    class Config(synth.PartConfig):
+        channels: int = Field(ge=1, description="C (runtime argument, set by the host)")
+        num_classes: int = Field(ge=1, description="K (runtime argument, set by the host)")
+        hidden: int = Field(128, ge=1, description="width of the shared MLP conv")
+        kernel_size: int = Field(3, ge=1, description="odd kernel size of the MLP convs")
+        param_free_norm: Literal["batch", "instance"] = Field(
+            "batch", description="SPADE's default is (sync) batch norm; 'instance' for GauGAN-IN"
+        )
+        eps: float = Field(1e-5, gt=0)
+        momentum: float = Field(0.1, ge=0, le=1)
+
+    requires: ClassVar[frozenset[str]] = frozenset({"label_map"})
+    config: Config
+
+    def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        if c.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same padding), got {c.kernel_size}")
+        pw = c.kernel_size // 2
+        if c.param_free_norm == "batch":
+            self.param_free_norm: nn.Module | None = nn.BatchNorm2d(
+                c.channels, eps=c.eps, momentum=c.momentum, affine=False
+            )
+        else:
+            self.param_free_norm = None
+        self.mlp_shared = nn.Sequential(
+            LabelConv2d(
+                c.num_classes,
+                c.hidden,
+                c.kernel_size,
+                padding=pw,
+                in_channels=self._label_channels(),
+            ),
+            nn.ReLU(),
+        )
+        self.mlp_gamma = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
+        self.mlp_beta = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
+
+    def _label_channels(self) -> int:
+        """Input channels of the shared conv: K for a one-hot map."""
+        return self.config.num_classes
+
+    # ------------------------------------------------------------------ pieces
+    def normalize(self, x: Tensor) -> Tensor:
+        """Parameter-free normalisation of ``x: [B, C, H, W]``, returned in **fp32**."""
+        if self.param_free_norm is None:
+            return instance_normalize(x, self.config.eps)
+        bn = self.param_free_norm
+        mean, var = bn.running_mean.float(), bn.running_var.float()
+        out = F.batch_norm(
+            x.float(), mean, var, None, None, self.training, self.config.momentum, self.config.eps
+        )
+        if self.training:
+            bn.num_batches_tracked.add_(1)
+            if bn.running_mean.dtype != torch.float32:
+                bn.running_mean.copy_(mean)
+                bn.running_var.copy_(var)
+        return out
+
+    def modulation(
+        self, labels: Tensor, class_vectors: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(γ, β)``, each ``[B, C, H, W]``, from ``labels: LongTensor[B, H, W]``.
+
+        With ``class_vectors: [B, K, D]`` the shared conv reads the class-painted map
+        (``painted[b, :, y, x] = class_vectors[b, labels[b, y, x]]``) instead of the one-hot.
+        """
+        actv = self.mlp_shared[1](self.mlp_shared[0](labels, class_vectors))
+        dtype = self.mlp_gamma.weight.dtype
+        if not torch.is_autocast_enabled(actv.device.type):
+            actv = actv.to(dtype)
+        return self.mlp_gamma(actv), self.mlp_beta(actv)
+
+    def labels_for(self, x: Tensor, ctx: synth.Context) -> Tensor:
+        """The label map at ``x``'s size, ``LongTensor[B, H, W]``."""
+        return ctx.labels(tuple(x.shape[-2:]))
+
+    def class_vectors(self, ctx: synth.Context) -> Tensor | None:
+        """Per-sample class vectors ``[B, K, D]`` painted into the map (None: one-hot)."""
+        return None
+
+    def forward(self, x: Tensor, ctx: synth.Context) -> Tensor:
+        """``x: [B, C, H, W] -> [B, C, H, W]`` (same dtype), modulated by the label map."""
+        normalized = self.normalize(x)
+        gamma, beta = self.modulation(self.labels_for(x, ctx), self.class_vectors(ctx))
+        return (normalized * (1 + gamma.float()) + beta.float()).to(x.dtype)
+
+
+class CSE(SPADE):
+    """Class-wise semantics embedding (Endo & Kanamori 2021, §3.2.1, eq. 12) followed by SPADE.
+
+    The map fed to SPADE's shared conv is ``s(M_l, z_l) = T⁻¹(z_l·T(M_l) + W·T(M_l))``: every
+    pixel of class c carries ``W[:, c] + z_l[b, c]`` (a learned class embedding plus the
+    sample's latent code of class c at this stage). It is never materialised: the shared conv
+    gathers ``conv_taps · (W + z_l)[b, label]`` by label index
+    (:func:`synth.layers.label_conv2d` with ``class_vectors``), no one-hot matmul and no loop
+    over classes.
+
+    Reads ``ctx.latents.class_codes[ctx.stage]: [B, K, D]`` (``D = code_dim``) and the label
+    map. The label map is taken at ``cond.size // label_scale`` and then resized (nearest) to
+    ``x``'s size, as the official CLVAE generator does when a stage's features and its code map
+    differ in resolution (``label_scale=None``: ``x``'s own size). With ``embedding=False``
+    the block has no ``W`` of its own: its host adds a shared embedding to the codes (the
+    official generator shares one ``nn.Embedding`` across stages).
+    ``x: [B, C, H, W] -> [B, C, H, W]``.
+    """
+
+    class Config(SPADE.Config):
+        code_dim: int = Field(ge=1, description="D (runtime argument, set by the host)")
+        stage: int = Field(0, ge=0, description="stage index (runtime argument)")
+        embedding: bool = Field(True, description="own the class embedding W (eq. 12)")
+        label_scale: int | None = Field(
+            None, ge=1, description="read the label map at cond.size // label_scale"
+        )
+
+    requires: ClassVar[frozenset[str]] = frozenset({"label_map", "class_codes"})
+    config: Config
+
+    def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        self.embedding = nn.Embedding(c.num_classes, c.code_dim) if c.embedding else None
+
+    def _label_channels(self) -> int:
+        return self.config.code_dim
+
+    def labels_for(self, x: Tensor, ctx: synth.Context) -> Tensor:
+        scale = self.config.label_scale
+        size = tuple(x.shape[-2:])
+        if scale is None or ctx.cond.size is None:
+            return ctx.labels(size)
+        h, w = ctx.cond.size
+        coarse = ctx.labels((h // scale, w // scale))
+        return coarse if tuple(coarse.shape[-2:]) == size else ops.resize_labels(coarse, size)
+
+    def class_vectors(self, ctx: synth.Context) -> Tensor:
+        """``[B, K, D]``: ``W[:, c] + z_l[b, c]`` (eq. 12's two terms, summed per class)."""
+        codes = ctx.latents.class_codes
+        if codes is None:
+            raise ValueError(
+                "clvae.cse reads latents.class_codes, which are missing: compose the model with "
+                "an injector that provides 'class_codes' (clvae.class_layer_encoder), or pass "
+                "latents=synth.Latents(class_codes=[...]) with one [B, K, D] tensor per stage"
+            )
+        if ctx.stage >= len(codes):
+            raise ValueError(
+                f"clvae.cse at stage {ctx.stage} needs latents.class_codes[{ctx.stage}], but "
+                f"only {len(codes)} were given: give one [B, K, D] tensor per CSE stage"
+            )
+        z = codes[ctx.stage]
+        k, d = self.config.num_classes, self.config.code_dim
+        if z.dim() != 3 or z.shape[1] != k or z.shape[2] != d:
+            raise ValueError(
+                f"clvae.cse: latents.class_codes[{ctx.stage}] has shape {tuple(z.shape)}, "
+                f"expected [B, {k}, {d}] (num_classes, code_dim)"
+            )
+        if self.embedding is not None:
+            z = z + rearrange(self.embedding.weight, "k d -> 1 k d")
+        return z

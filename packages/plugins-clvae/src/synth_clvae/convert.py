@@ -1,0 +1,347 @@
+"""Converters between the official checkpoints (NVlabs/SPADE, endo-yuki-t/DiversifyingSMIS) and
+synth's parts.
+
+Official key layouts (state-dict facts, see ``PAPERS.md``): generator ``fc.*``,
+``{head_0, G_middle_0, G_middle_1, up_0..up_4}.{conv_0, conv_1, conv_s}.{bias,
+weight_orig, weight_u, weight_v}``, ``.{norm_0, norm_1, norm_s}.{param_free_norm.*,
+mlp_shared.0.*, mlp_gamma.*, mlp_beta.*}``, ``conv_img.*`` (+ ``embedding.weight`` for CLVAE);
+discriminator ``discriminator_{i}.model{j}...``; encoder ``layer{1..6}.0.weight_*``,
+``fc_mu/fc_var`` (+ ``fc_mu{1..5}/fc_var{1..5}`` for CLVAE). Spectral norm is the old hook
+style (``weight_orig`` + ``weight_u``/``weight_v`` buffers); synth's modules use torch's
+parametrization (``parametrizations.weight.original`` and ``parametrizations.weight.0._u/_v``), mapped one to one.
+Checkpoints are read with :func:`synth.weights.read_state_dict` (never unpickled).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import Tensor, nn
+
+import synth
+from synth.weights import read_state_dict
+
+__all__ = [
+    "ConversionReport",
+    "from_official_clvae",
+    "from_official_spade",
+    "to_official_clvae",
+    "to_official_spade",
+]
+
+BLOCKS = ["head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3", "up_4"]
+_SN = {
+    "weight_orig": "parametrizations.weight.original",
+    "weight_u": "parametrizations.weight.0._u",
+    "weight_v": "parametrizations.weight.0._v",
+}
+_SN_BACK = {v: k for k, v in _SN.items()}
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did: official keys left unused, synth keys not filled, and the
+    architecture read from the shapes."""
+
+    unmapped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    inferred: dict[str, Any] = field(default_factory=dict)
+
+
+def _load(src: str | Path | Mapping[str, Tensor]) -> dict[str, Tensor]:
+    sd = dict(src) if isinstance(src, Mapping) else read_state_dict(src)
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
+
+
+def _sn_to_ours(key: str) -> str:
+    head, _, last = key.rpartition(".")
+    return f"{head}.{_SN[last]}" if last in _SN else key
+
+
+def _sn_to_official(key: str) -> str:
+    for ours, off in _SN_BACK.items():
+        if key.endswith("." + ours):
+            return key[: -len(ours)] + off
+    return key
+
+
+def _fill(part: nn.Module, mapped: dict[str, Tensor], unmapped: list[str]) -> ConversionReport:
+    """Load ``mapped`` (synth keys) into ``part``; report what did not fit."""
+    own = part.state_dict()
+    extra = [k for k in mapped if k not in own]
+    bad = [k for k in mapped if k in own and own[k].shape != mapped[k].shape]
+    if bad:
+        shapes = {k: (tuple(mapped[k].shape), tuple(own[k].shape)) for k in bad[:5]}
+        raise ValueError(f"converted tensors do not fit the inferred architecture: {shapes}")
+    part.load_state_dict({k: v for k, v in mapped.items() if k in own}, strict=False)
+    report = ConversionReport(
+        unmapped=sorted(unmapped + extra), missing=sorted(k for k in own if k not in mapped)
+    )
+    part.conversion_report = report  # type: ignore[attr-defined]
+    if report.unmapped or report.missing:
+        warnings.warn(
+            f"official checkpoint conversion: unmapped keys {report.unmapped[:10]}, "
+            f"missing keys {report.missing[:10]}",
+            stacklevel=3,
+        )
+    return report
+
+
+def _w(sd: Mapping[str, Tensor], prefix: str) -> Tensor:
+    return sd.get(f"{prefix}.weight_orig", sd.get(f"{prefix}.weight"))  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def _infer_generator(
+    sd: dict[str, Tensor], crop_size: int | None, aspect_ratio: float, upsampling: str | None
+) -> dict[str, Any]:
+    blocks = [b for b in BLOCKS if any(k.startswith(b + ".") for k in sd)]
+    if "head_0" not in blocks or "up_3" not in blocks:
+        raise ValueError(
+            "not an official SPADE/CLVAE generator state dict: expected keys 'head_0.*' … "
+            f"'up_3.*', got e.g. {sorted(sd)[:6]}"
+        )
+    ngf = _w(sd, "head_0.conv_0").shape[1] // 16
+    cfg: dict[str, Any] = {
+        "ngf": ngf,
+        "num_classes": sd["up_3.norm_0.mlp_shared.0.weight"].shape[1],
+        "spectral_norm": "head_0.conv_0.weight_orig" in sd,
+    }
+    norm = {
+        "type": "clvae.spade",
+        "hidden": sd["up_3.norm_0.mlp_shared.0.weight"].shape[0],
+        "kernel_size": sd["up_3.norm_0.mlp_shared.0.weight"].shape[-1],
+        "param_free_norm": (
+            "batch" if "head_0.norm_0.param_free_norm.running_mean" in sd else "instance"
+        ),
+    }
+    cfg["norm"] = norm
+    fc = sd["fc.weight"]
+    mode = "most" if "up_4" in blocks else upsampling or "normal"
+    if fc.dim() == 2:
+        cfg["z_dim"] = fc.shape[1]
+        area = fc.shape[0] // (16 * ngf)
+        if crop_size is not None and upsampling is None and mode != "most":
+            for cand in ("normal", "more"):
+                sw = crop_size // 2 ** {"normal": 5, "more": 6}[cand]
+                if sw * round(sw / aspect_ratio) == area:
+                    mode = cand
+                    break
+        if crop_size is None:
+            n = {"normal": 5, "more": 6, "most": 7}[mode]
+            sws = [s for s in range(1, area + 1) if s * round(s / aspect_ratio) == area]
+            if not sws:
+                raise ValueError(
+                    f"fc has {area} = sh·sw positions, which aspect_ratio={aspect_ratio} cannot "
+                    "give; pass crop_size and aspect_ratio"
+                )
+            crop_size = sws[0] * 2**n
+        cfg["crop_size"] = crop_size
+        cfg["aspect_ratio"] = aspect_ratio
+    elif crop_size is not None:
+        cfg["crop_size"] = crop_size
+        cfg["aspect_ratio"] = aspect_ratio
+    cfg["upsampling"] = mode
+    if "embedding.weight" in sd:
+        emb = sd["embedding.weight"]
+        cfg["num_classes"], cfg["code_dim"] = emb.shape[0], emb.shape[1]
+        cse = dict(norm, type="clvae.cse")
+        cse["hidden"] = sd["head_0.norm_0.mlp_shared.0.weight"].shape[0]
+        cfg["cse"] = cse
+    return cfg
+
+
+def _generator_key(key: str) -> str | None:
+    name, _, rest = key.partition(".")
+    if name in BLOCKS:
+        return _sn_to_ours(f"stages.{BLOCKS.index(name)}.{rest}")
+    if name in ("fc", "conv_img", "embedding"):
+        return key
+    return None
+
+
+def _convert_generator(
+    sd: dict[str, Tensor],
+    *,
+    clvae: bool,
+    crop_size: int | None,
+    aspect_ratio: float,
+    upsampling: str | None,
+) -> nn.Module:
+    cfg = _infer_generator(sd, crop_size, aspect_ratio, upsampling)
+    is_clvae = "embedding.weight" in sd
+    if clvae != is_clvae:
+        which = "from_official_clvae" if is_clvae else "from_official_spade"
+        raise ValueError(
+            f"this generator checkpoint {'is' if is_clvae else 'is not'} CLVAE's; use {which}"
+        )
+    name = "clvae.clvae_generator" if clvae else "clvae.spade_generator"
+    part = synth.build({"type": name, **cfg})
+    mapped, unmapped = {}, []
+    for k, v in sd.items():
+        ours = _generator_key(k)
+        if ours is None:
+            unmapped.append(k)
+        else:
+            mapped[ours] = v
+    _fill(part, mapped, unmapped).inferred = cfg
+    return part.eval()
+
+
+# --------------------------------------------------------------------------- discriminator
+
+
+def _convert_discriminator(sd: dict[str, Tensor]) -> nn.Module:
+    ids = sorted({int(m.group(1)) for k in sd if (m := re.match(r"discriminator_(\d+)\.", k))})
+    if not ids:
+        raise ValueError("not an official SPADE discriminator: no 'discriminator_<i>.*' keys")
+    models = {int(m.group(1)) for k in sd if (m := re.match(r"discriminator_0\.model(\d+)\.", k))}
+    first = sd["discriminator_0.model0.0.weight"]
+    spectral = any(k.endswith("weight_orig") for k in sd)
+    mid = [k for k in sd if k.startswith("discriminator_0.model1.")]
+    inst = any(".0.0." in k for k in mid) and spectral
+    norm = "spectralinstance" if inst else ("spectral" if spectral else "none")
+    cfg = {
+        "num_classes": first.shape[1] - 3,
+        "ndf": first.shape[0],
+        "n_layers": max(models),
+        "num_d": len(ids),
+        "norm": norm,
+    }
+    part = synth.build({"type": "clvae.multiscale_discriminator", **cfg})
+    mapped, unmapped = {}, []
+    for k, v in sd.items():
+        m = re.match(r"discriminator_(\d+)\.(.*)", k)
+        if m is None:
+            unmapped.append(k)
+            continue
+        mapped[_sn_to_ours(f"discriminators.{m.group(1)}.{m.group(2)}")] = v
+    _fill(part, mapped, unmapped).inferred = cfg
+    return part.eval()
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+def _convert_encoder(sd: dict[str, Tensor], *, clvae: bool) -> nn.Module:
+    layers = sorted({int(m.group(1)) for k in sd if (m := re.match(r"layer(\d+)\.", k))})
+    if not layers or "fc_mu.weight" not in sd:
+        raise ValueError("not an official ConvEncoder: expected 'layer<i>.*' and 'fc_mu.*' keys")
+    ndf = _w(sd, "layer1.0").shape[0]
+    n = max(layers)
+    fc_in = sd["fc_mu.weight"].shape[1]
+    s0 = math.isqrt(fc_in // (8 * ndf))
+    cfg: dict[str, Any] = {
+        "ndf": ndf,
+        "num_layers": n,
+        "input_size": s0 * 2**n,
+        "z_dim": sd["fc_mu.weight"].shape[0],
+        "spectral_norm": "layer1.0.weight_orig" in sd,
+    }
+    is_clvae = "fc_mu1.weight" in sd
+    if clvae != is_clvae:
+        raise ValueError(
+            "this encoder checkpoint "
+            + ("has class heads: use from_official_clvae" if is_clvae else "has no class heads")
+        )
+    if clvae:
+        cfg["code_dim"] = sd["fc_mu1.weight"].shape[0]
+    name = "clvae.class_layer_encoder" if clvae else "clvae.conv_encoder"
+    part = synth.build({"type": name, **cfg})
+    mapped, unmapped = {}, []
+    for k, v in sd.items():
+        if re.match(r"layer\d+\.", k):
+            mapped[_sn_to_ours("body." + k)] = v
+        elif re.match(r"fc_(mu|var)\d*\.", k):
+            mapped[k] = v
+        else:
+            unmapped.append(k)
+    _fill(part, mapped, unmapped).inferred = cfg
+    return part.eval()
+
+
+# --------------------------------------------------------------------------- public
+
+
+def from_official_spade(
+    path_or_state_dict: str | Path | Mapping[str, Tensor],
+    kind: Literal["G", "D", "E"] = "G",
+    *,
+    crop_size: int | None = None,
+    aspect_ratio: float = 1.0,
+    upsampling: Literal["normal", "more", "most"] | None = None,
+) -> nn.Module:
+    """Build a synth part from an official SPADE/GauGAN checkpoint (``netG``/``netD``/``netE``).
+
+    The architecture is read from the keys and shapes (ngf, classes, hidden width, batch vs
+    instance param-free norm, spectral norm, z_dim, "most" upsampling, D's scales/layers/ndf,
+    E's ndf/layers/input size). ``crop_size``/``aspect_ratio`` fix the VAE generator's base size
+    (by default the square size the fc implies); ``upsampling`` is only needed for a
+    label-input generator trained with "more" (shapes cannot tell it from "normal"). The part is
+    returned in eval mode with ``part.conversion_report`` (unmapped / missing keys, inferred
+    config); a warning lists keys that did not map.
+    """
+    sd = _load(path_or_state_dict)
+    if kind == "G":
+        return _convert_generator(
+            sd, clvae=False, crop_size=crop_size, aspect_ratio=aspect_ratio, upsampling=upsampling
+        )
+    if kind == "D":
+        return _convert_discriminator(sd)
+    if kind == "E":
+        return _convert_encoder(sd, clvae=False)
+    raise ValueError(f"kind must be 'G', 'D' or 'E', got {kind!r}")
+
+
+def from_official_clvae(
+    path_or_state_dict: str | Path | Mapping[str, Tensor],
+    kind: Literal["G", "E"] = "G",
+    *,
+    crop_size: int | None = None,
+    aspect_ratio: float = 1.0,
+    upsampling: Literal["normal", "more", "most"] | None = None,
+) -> nn.Module:
+    """Build ``clvae.clvae_generator`` (``kind="G"``) or ``clvae.class_layer_encoder``
+    (``kind="E"``) from an official DiversifyingSMIS checkpoint; as :func:`from_official_spade`.
+    The CLVAE discriminator is SPADE's: convert it with ``from_official_spade(..., "D")``."""
+    sd = _load(path_or_state_dict)
+    if kind == "G":
+        return _convert_generator(
+            sd, clvae=True, crop_size=crop_size, aspect_ratio=aspect_ratio, upsampling=upsampling
+        )
+    if kind == "E":
+        return _convert_encoder(sd, clvae=True)
+    raise ValueError(f"kind must be 'G' or 'E', got {kind!r}")
+
+
+def to_official_spade(part: nn.Module) -> dict[str, Tensor]:
+    """The official state dict of a synth generator, discriminator or encoder (round trip of
+    :func:`from_official_spade` / :func:`from_official_clvae`)."""
+    from .discriminators import MultiscaleDiscriminator
+    from .encoders import ConvEncoder
+    from .generators import SPADEGenerator
+
+    out: dict[str, Tensor] = {}
+    for k, v in part.state_dict().items():
+        if isinstance(part, SPADEGenerator):
+            m = re.match(r"stages\.(\d+)\.(.*)", k)
+            key = f"{BLOCKS[int(m.group(1))]}.{m.group(2)}" if m else k
+        elif isinstance(part, MultiscaleDiscriminator):
+            key = re.sub(r"^discriminators\.(\d+)\.", r"discriminator_\1.", k)
+        elif isinstance(part, ConvEncoder):
+            key = k[len("body.") :] if k.startswith("body.") else k
+        else:
+            raise TypeError(f"no official layout for {type(part).__name__}")
+        out[_sn_to_official(key)] = v.detach().clone()
+    return out
+
+
+to_official_clvae = to_official_spade
