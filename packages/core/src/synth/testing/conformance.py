@@ -668,7 +668,7 @@ class _Generator(_Harness):
     keys = frozenset({"cond", "latents"})
 
     def size(self, part):
-        m = max(int(getattr(type(part), "size_multiple", 1) or 1), 1)
+        m = max(int(getattr(part, "size_multiple", 1) or 1), 1)
         return tuple(-(-s // m) * m for s in self.s.size)  # type: ignore[return-value]
 
     def declared(self, part):
