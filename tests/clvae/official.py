@@ -20,6 +20,25 @@ def one_hot(labels: Tensor, k: int) -> Tensor:
     return F.one_hot(labels, k).permute(0, 3, 1, 2).float()
 
 
+def get_edges(t: Tensor) -> Tensor:
+    """Official ``get_edges``: ``[B, 1, H, W]`` instance ids -> 1 where a 4-neighbour differs."""
+    edge = torch.zeros(t.shape, dtype=torch.bool)
+    edge[:, :, :, 1:] = edge[:, :, :, 1:] | (t[:, :, :, 1:] != t[:, :, :, :-1])
+    edge[:, :, :, :-1] = edge[:, :, :, :-1] | (t[:, :, :, 1:] != t[:, :, :, :-1])
+    edge[:, :, 1:, :] = edge[:, :, 1:, :] | (t[:, :, 1:, :] != t[:, :, :-1, :])
+    edge[:, :, :-1, :] = edge[:, :, :-1, :] | (t[:, :, 1:, :] != t[:, :, :-1, :])
+    return edge.float()
+
+
+def semantics(labels: Tensor, k: int, instances: Tensor | None = None) -> Tensor:
+    """Official ``input_semantics``: one-hot ``[B, K, H, W]``, then (``no_instance=False``) the
+    edge map of ``instances [B, H, W]`` concatenated after it: ``[B, K + 1, H, W]``."""
+    seg = one_hot(labels, k)
+    if instances is None:
+        return seg
+    return torch.cat([seg, get_edges(instances[:, None])], dim=1)
+
+
 def paint_loop(labels: Tensor, vectors: Tensor) -> Tensor:
     """``[B, D, H, W]``: each pixel gets ``vectors[b, label]`` — loops over samples and classes."""
     b, h, w = labels.shape
@@ -87,32 +106,37 @@ class OfficialGenerator(nn.Module):
         hidden: int = 128,
         norm: str = "batch",
         code_dim: int | None = None,
+        instance: bool = False,
     ):
+        """``instance``: the label input is ``semantics(labels, K, instances)`` (K + 1
+        channels: one-hot, then the edge map), as with the official ``no_instance=False``."""
         super().__init__()
         self.mode, self.ngf, self.k, self.code_dim = mode, ngf, num_classes, code_dim
+        label_nc = num_classes + int(instance)  # input channels of fc and the SPADE blocks
         n = {"normal": 5, "more": 6, "most": 7}[mode]
         self.sw = self.sh = crop // 2**n
         nf = ngf
         if z_dim:
             self.fc = nn.Linear(z_dim, 16 * nf * self.sw * self.sh)
         else:
-            self.fc = nn.Conv2d(num_classes, 16 * nf, 3, padding=1)
+            self.fc = nn.Conv2d(label_nc, 16 * nf, 3, padding=1)
         if code_dim:
             self.embedding = nn.Embedding(num_classes, code_dim)
-        cse_nc = code_dim or num_classes
+        cse_nc = code_dim or label_nc
         chans = [(16, 16), (16, 16), (16, 16), (16, 8), (8, 4), (4, 2), (2, 1)]
         for i, (a, b) in enumerate(chans):
-            nc = num_classes if i == 6 else cse_nc
+            nc = label_nc if i == 6 else cse_nc
             setattr(self, BLOCKS[i], OfficialResBlock(a * nf, b * nf, nc, hidden, norm))
         final = nf
         if mode == "most":
-            self.up_4 = OfficialResBlock(nf, nf // 2, num_classes, hidden, norm)
+            self.up_4 = OfficialResBlock(nf, nf // 2, label_nc, hidden, norm)
             final = nf // 2
         self.conv_img = nn.Conv2d(final, 3, 3, padding=1)
         self.up = nn.Upsample(scale_factor=2)
 
     def forward(self, seg: Tensor, z: Tensor | None = None, codes: Tensor | None = None) -> Tensor:
-        """``seg`` one-hot ``[B, K, H, W]``; ``codes [B, 5, K, D]`` per encoder layer (CLVAE)."""
+        """``seg`` one-hot ``[B, K, H, W]`` (with ``instance``: ``semantics(...)``, K + 1
+        channels); ``codes [B, 5, K, D]`` per encoder layer (CLVAE)."""
         segs = [seg] * 6
         if self.code_dim:
             label = seg.argmax(1)

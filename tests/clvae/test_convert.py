@@ -20,6 +20,7 @@ from .official import (
     OfficialMultiscaleD,
     one_hot,
     randomize_buffers,
+    semantics,
 )
 
 K, NGF, HID, S = 5, 4, 8, 64
@@ -90,6 +91,68 @@ def test_discriminator_equals_official(clvae_registry):
         for f, w in zip(got.features[s], want[s][:-1]):
             torch.testing.assert_close(f, w, rtol=1e-4, atol=1e-5)
     _same_state(to_official_spade(ours), sd)
+
+
+def _instances(b=2, seed=0):
+    """Instance ids in 4x4 blocks (some blocks share ids across class borders)."""
+    g = torch.Generator().manual_seed(seed + 100)
+    return synth.ops.resize_labels(torch.randint(0, 6, (b, 16, 16), generator=g), (S, S))
+
+
+@pytest.mark.parametrize("z_dim", [0, 8])
+def test_spade_generator_with_instances_equals_official(clvae_registry, z_dim):
+    """no_instance=False: fc (label input) and every SPADE read cat(one_hot, edges)."""
+    torch.manual_seed(5)
+    off = OfficialGenerator(K, NGF, z_dim=z_dim, crop=S, hidden=HID, instance=True).eval()
+    randomize_buffers(off)
+    sd = off.state_dict()
+    ours = from_official_spade(sd, "G", crop_size=S if z_dim else None, num_classes=K)
+    assert ours.config.use_instances and ours.config.num_classes == K
+    assert ours.stages[0].norm_0.config.use_instances
+    assert ours.conversion_report.unmapped == [] and ours.conversion_report.missing == []
+    labels, inst = _labels(seed=5), _instances(seed=5)
+    z = torch.randn(2, z_dim) if z_dim else None
+    cond = synth.Condition(label_map=labels, instance_map=inst, num_classes=K)
+    with torch.no_grad():
+        want = off(semantics(labels, K, inst), z)
+        got = ours(cond, synth.Latents(z=z)).image
+        # the edges matter: without them (all one instance) the output changes
+        flat = synth.Condition(label_map=labels, instance_map=torch.zeros_like(inst), num_classes=K)
+        assert not torch.allclose(ours(flat, synth.Latents(z=z)).image, got)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    _same_state(to_official_spade(ours), sd)
+    same = from_official_spade(sd, "G", crop_size=S if z_dim else None, use_instances=True)
+    assert same.config.num_classes == K and same.config.use_instances
+
+
+def test_discriminator_with_instances_equals_official(clvae_registry):
+    torch.manual_seed(6)
+    off = OfficialMultiscaleD(K + 1 + 3, 4, 3, 2).eval()
+    sd = off.state_dict()
+    ours = from_official_spade(sd, "D", num_classes=K)
+    assert ours.config.use_instances and ours.config.num_classes == K
+    labels, inst = _labels(seed=6), _instances(seed=6)
+    image = torch.rand(2, 3, S, S) * 2 - 1
+    with torch.no_grad():
+        want = off(torch.cat([semantics(labels, K, inst), image], 1))
+        got = ours(image, synth.Condition(label_map=labels, instance_map=inst, num_classes=K))
+    for s in range(2):
+        torch.testing.assert_close(got.logits[s], want[s][-1], rtol=1e-4, atol=1e-5)
+    _same_state(to_official_spade(ours), sd)
+
+
+def test_instance_channel_inference(clvae_registry):
+    """Shapes cannot tell an edge channel from one more class: num_classes / use_instances."""
+    sd = OfficialGenerator(K, NGF, crop=S, hidden=HID, instance=True).state_dict()
+    plain = from_official_spade(sd, "G")  # default: every channel a class
+    assert plain.config.num_classes == K + 1 and not plain.config.use_instances
+    assert from_official_spade(sd, "G", num_classes=K + 1).config.use_instances is False
+    with pytest.raises(ValueError, match="num_classes=3"):
+        from_official_spade(sd, "G", num_classes=3)
+    with pytest.raises(ValueError, match="use_instances"):
+        from_official_spade(sd, "G", num_classes=K + 1, use_instances=True)
+    d = OfficialMultiscaleD(K + 1 + 3, 4, 2, 1).state_dict()
+    assert from_official_spade(d, "D", use_instances=True).config.num_classes == K
 
 
 def test_conv_encoder_equals_official(clvae_registry):

@@ -18,10 +18,28 @@ from torch import Tensor, nn
 
 import synth
 from synth import ops
-from synth.layers import LabelConv2d
+from synth.layers import LabelConv2d, label_conv2d
 from synth.norms import instance_normalize
 
-__all__ = ["CSE", "SPADE"]
+__all__ = ["CSE", "SPADE", "label_edge_conv2d"]
+
+
+def label_edge_conv2d(conv: LabelConv2d, labels: Tensor, edges: Tensor, num_classes: int) -> Tensor:
+    """``conv(cat(one_hot(labels), edges))`` for a conv whose input is the one-hot map (K
+    channels) followed by the instance-edge map (1 channel), SPADE's order with instances.
+
+    ``conv.weight: [C_out, K + 1, k, k]`` is the dense conv's weight (official keys load
+    unchanged): the one-hot part ``weight[:, :K]`` is gathered by label
+    (:func:`synth.layers.label_conv2d`), the edge part ``weight[:, K:]`` is a dense one-channel
+    conv, the bias is added once. ``labels: LongTensor[B, H, W]``, ``edges: [B, 1, H, W]`` ->
+    ``[B, C_out, H, W]`` (stride 1, same padding).
+    """
+    k = num_classes
+    out = label_conv2d(
+        labels, conv.weight[:, :k], conv.bias, padding=conv.padding, padding_mode=conv.padding_mode
+    )
+    edge = F.conv2d(edges.to(out.dtype), conv.weight[:, k:], padding=conv.padding)
+    return out + edge.to(out.dtype)
 
 
 class SPADE(synth.ConditioningBlock):
@@ -34,6 +52,13 @@ class SPADE(synth.ConditioningBlock):
         h = ReLU(conv_k(M))                          # M: one-hot label map resized (nearest)
         γ, β = conv_k(h), conv_k(h)                  #    to (H, W); conv by gathering
         out = x̂ · (1 + γ) + β
+
+    With ``use_instances`` (SPADE's Cityscapes models, official ``no_instance=False``) ``M`` is
+    ``cat(one_hot(label), edges)``: the instance boundary map (:func:`synth.ops.instance_edges`
+    of ``Condition.instance_map``, computed at full size, then resized nearest — the official
+    order) is one more input channel of the shared conv, whose weight keeps the dense shape
+    ``[hidden, K + 1, k, k]``; the one-hot part is gathered, the edge channel is a dense conv
+    (:func:`label_edge_conv2d`). Requires ``instance_map`` then.
 
     ``hidden`` is the width of the shared MLP (128 in SPADE). State-dict keys follow the
     official layout: ``param_free_norm.*`` (batch norm running statistics), ``mlp_shared.0.*``,
@@ -50,9 +75,19 @@ class SPADE(synth.ConditioningBlock):
         )
         eps: float = Field(1e-5, gt=0)
         momentum: float = Field(0.1, ge=0, le=1)
+        use_instances: bool = Field(
+            False, description="add the instance-edge channel (requires instance_map)"
+        )
 
     requires: ClassVar[frozenset[str]] = frozenset({"label_map"})
     config: Config
+
+    @classmethod
+    def requirements(cls, config: synth.PartConfig | None = None) -> frozenset[str]:
+        """``requires``, plus ``instance_map`` with ``use_instances``."""
+        if config is not None and getattr(config, "use_instances", False):
+            return cls.requires | {"instance_map"}
+        return cls.requires
 
     def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -80,8 +115,8 @@ class SPADE(synth.ConditioningBlock):
         self.mlp_beta = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
 
     def _label_channels(self) -> int:
-        """Input channels of the shared conv: K for a one-hot map."""
-        return self.config.num_classes
+        """Input channels of the shared conv: K for a one-hot map (+1 edge channel)."""
+        return self.config.num_classes + int(self.config.use_instances)
 
     # ------------------------------------------------------------------ pieces
     def normalize(self, x: Tensor) -> Tensor:
@@ -101,14 +136,20 @@ class SPADE(synth.ConditioningBlock):
         return out
 
     def modulation(
-        self, labels: Tensor, class_vectors: Tensor | None = None
+        self, labels: Tensor, class_vectors: Tensor | None = None, edges: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """``(γ, β)``, each ``[B, C, H, W]``, from ``labels: LongTensor[B, H, W]``.
 
         With ``class_vectors: [B, K, D]`` the shared conv reads the class-painted map
-        (``painted[b, :, y, x] = class_vectors[b, labels[b, y, x]]``) instead of the one-hot.
+        (``painted[b, :, y, x] = class_vectors[b, labels[b, y, x]]``) instead of the one-hot;
+        with ``edges: [B, 1, H, W]`` (``use_instances``) it reads ``cat(one_hot, edges)``.
         """
-        actv = self.mlp_shared[1](self.mlp_shared[0](labels, class_vectors))
+        conv = self.mlp_shared[0]
+        if edges is None:
+            shared = conv(labels, class_vectors)
+        else:
+            shared = label_edge_conv2d(conv, labels, edges, self.config.num_classes)
+        actv = self.mlp_shared[1](shared)
         dtype = self.mlp_gamma.weight.dtype
         if not torch.is_autocast_enabled(actv.device.type):
             actv = actv.to(dtype)
@@ -125,7 +166,9 @@ class SPADE(synth.ConditioningBlock):
     def forward(self, x: Tensor, ctx: synth.Context) -> Tensor:
         """``x: [B, C, H, W] -> [B, C, H, W]`` (same dtype), modulated by the label map."""
         normalized = self.normalize(x)
-        gamma, beta = self.modulation(self.labels_for(x, ctx), self.class_vectors(ctx))
+        labels = self.labels_for(x, ctx)
+        edges = ctx.instance_edges(tuple(labels.shape[-2:])) if self.config.use_instances else None
+        gamma, beta = self.modulation(labels, self.class_vectors(ctx), edges)
         return (normalized * (1 + gamma.float()) + beta.float()).to(x.dtype)
 
 
@@ -162,6 +205,11 @@ class CSE(SPADE):
     def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         c = self.config
+        if c.use_instances:
+            raise ValueError(
+                "clvae.cse does not take instance edges (use_instances): the CSE map is "
+                "class-painted; use clvae.spade for the stages that read instance edges"
+            )
         self.embedding = nn.Embedding(c.num_classes, c.code_dim) if c.embedding else None
 
     def _label_channels(self) -> int:

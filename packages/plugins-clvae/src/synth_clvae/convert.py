@@ -9,7 +9,9 @@ discriminator ``discriminator_{i}.model{j}...``; encoder ``layer{1..6}.0.weight_
 ``fc_mu/fc_var`` (+ ``fc_mu{1..5}/fc_var{1..5}`` for CLVAE). Spectral norm is the old hook
 style (``weight_orig`` + ``weight_u``/``weight_v`` buffers); synth's modules use torch's
 parametrization (``parametrizations.weight.original`` and ``parametrizations.weight.0._u/_v``), mapped one to one.
-Checkpoints are read with :func:`synth.weights.read_state_dict` (never unpickled).
+Checkpoints are read with :func:`synth.weights.read_state_dict` (never unpickled). With
+instance edges (official ``no_instance=False``) the label inputs (``fc``, ``mlp_shared.0``, D's
+``model0.0``) carry one more channel after the one-hot map; ``num_classes`` tells it from a class.
 """
 
 from __future__ import annotations
@@ -93,6 +95,32 @@ def _fill(part: nn.Module, mapped: dict[str, Tensor], unmapped: list[str]) -> Co
     return report
 
 
+def _split_classes(
+    channels: int, num_classes: int | None, use_instances: bool | None, where: str
+) -> tuple[int, bool]:
+    """``(K, use_instances)`` from a conv reading ``cat(one_hot, edges?)`` with ``channels``
+    inputs. Shapes alone cannot tell K classes + an edge channel from K + 1 classes: with
+    ``num_classes`` given, the extra channels are ``channels - num_classes`` (0 or 1); else
+    ``use_instances`` decides (default no edge channel, K = channels)."""
+    if num_classes is None:
+        extra = int(bool(use_instances))
+        if channels - extra < 1:
+            raise ValueError(f"{where} has {channels} label input channels: too few")
+        return channels - extra, bool(extra)
+    extra = channels - num_classes
+    if extra not in (0, 1):
+        raise ValueError(
+            f"{where} reads {channels} label channels but num_classes={num_classes}: expected "
+            f"{num_classes} (one-hot) or {num_classes + 1} (one-hot + instance edges)"
+        )
+    if use_instances is not None and bool(use_instances) != bool(extra):
+        raise ValueError(
+            f"{where} reads {channels} label channels: with num_classes={num_classes} that is "
+            f"use_instances={bool(extra)}, but use_instances={use_instances} was given"
+        )
+    return num_classes, bool(extra)
+
+
 def _w(sd: Mapping[str, Tensor], prefix: str) -> Tensor:
     return sd.get(f"{prefix}.weight_orig", sd.get(f"{prefix}.weight"))  # type: ignore[return-value]
 
@@ -101,7 +129,12 @@ def _w(sd: Mapping[str, Tensor], prefix: str) -> Tensor:
 
 
 def _infer_generator(
-    sd: dict[str, Tensor], crop_size: int | None, aspect_ratio: float, upsampling: str | None
+    sd: dict[str, Tensor],
+    crop_size: int | None,
+    aspect_ratio: float,
+    upsampling: str | None,
+    num_classes: int | None = None,
+    use_instances: bool | None = None,
 ) -> dict[str, Any]:
     blocks = [b for b in BLOCKS if any(k.startswith(b + ".") for k in sd)]
     if "head_0" not in blocks or "up_3" not in blocks:
@@ -110,11 +143,24 @@ def _infer_generator(
             f"'up_3.*', got e.g. {sorted(sd)[:6]}"
         )
     ngf = _w(sd, "head_0.conv_0").shape[1] // 16
+    label_channels = sd["up_3.norm_0.mlp_shared.0.weight"].shape[1]
+    if "embedding.weight" in sd:
+        k = sd["embedding.weight"].shape[0]
+        if label_channels != k or use_instances:
+            raise ValueError(
+                f"this CLVAE generator's up_3 SPADE reads {label_channels} channels for {k} "
+                "classes: instance-edge channels are not supported for CLVAE generators"
+            )
+        instances = False
+    else:
+        k, instances = _split_classes(label_channels, num_classes, use_instances, "up_3.norm_0")
     cfg: dict[str, Any] = {
         "ngf": ngf,
-        "num_classes": sd["up_3.norm_0.mlp_shared.0.weight"].shape[1],
+        "num_classes": k,
         "spectral_norm": "head_0.conv_0.weight_orig" in sd,
     }
+    if instances:
+        cfg["use_instances"] = True
     norm = {
         "type": "clvae.spade",
         "hidden": sd["up_3.norm_0.mlp_shared.0.weight"].shape[0],
@@ -125,6 +171,11 @@ def _infer_generator(
     }
     cfg["norm"] = norm
     fc = sd["fc.weight"]
+    if fc.dim() == 4 and fc.shape[1] != label_channels:
+        raise ValueError(
+            f"fc reads {fc.shape[1]} channels but the SPADE blocks {label_channels}: not an "
+            "official SPADE generator layout"
+        )
     mode = "most" if "up_4" in blocks else upsampling or "normal"
     if fc.dim() == 2:
         cfg["z_dim"] = fc.shape[1]
@@ -175,8 +226,10 @@ def _convert_generator(
     crop_size: int | None,
     aspect_ratio: float,
     upsampling: str | None,
+    num_classes: int | None = None,
+    use_instances: bool | None = None,
 ) -> nn.Module:
-    cfg = _infer_generator(sd, crop_size, aspect_ratio, upsampling)
+    cfg = _infer_generator(sd, crop_size, aspect_ratio, upsampling, num_classes, use_instances)
     is_clvae = "embedding.weight" in sd
     if clvae != is_clvae:
         which = "from_official_clvae" if is_clvae else "from_official_spade"
@@ -199,7 +252,9 @@ def _convert_generator(
 # --------------------------------------------------------------------------- discriminator
 
 
-def _convert_discriminator(sd: dict[str, Tensor]) -> nn.Module:
+def _convert_discriminator(
+    sd: dict[str, Tensor], num_classes: int | None = None, use_instances: bool | None = None
+) -> nn.Module:
     ids = sorted({int(m.group(1)) for k in sd if (m := re.match(r"discriminator_(\d+)\.", k))})
     if not ids:
         raise ValueError("not an official SPADE discriminator: no 'discriminator_<i>.*' keys")
@@ -209,13 +264,18 @@ def _convert_discriminator(sd: dict[str, Tensor]) -> nn.Module:
     mid = [k for k in sd if k.startswith("discriminator_0.model1.")]
     inst = any(".0.0." in k for k in mid) and spectral
     norm = "spectralinstance" if inst else ("spectral" if spectral else "none")
-    cfg = {
-        "num_classes": first.shape[1] - 3,
+    k, instances = _split_classes(
+        first.shape[1] - 3, num_classes, use_instances, "discriminator_0.model0"
+    )
+    cfg: dict[str, Any] = {
+        "num_classes": k,
         "ndf": first.shape[0],
         "n_layers": max(models),
         "num_d": len(ids),
         "norm": norm,
     }
+    if instances:
+        cfg["use_instances"] = True
     part = synth.build({"type": "clvae.multiscale_discriminator", **cfg})
     mapped, unmapped = {}, []
     for k, v in sd.items():
@@ -278,6 +338,8 @@ def from_official_spade(
     crop_size: int | None = None,
     aspect_ratio: float = 1.0,
     upsampling: Literal["normal", "more", "most"] | None = None,
+    num_classes: int | None = None,
+    use_instances: bool | None = None,
 ) -> nn.Module:
     """Build a synth part from an official SPADE/GauGAN checkpoint (``netG``/``netD``/``netE``).
 
@@ -288,14 +350,29 @@ def from_official_spade(
     label-input generator trained with "more" (shapes cannot tell it from "normal"). The part is
     returned in eval mode with ``part.conversion_report`` (unmapped / missing keys, inferred
     config); a warning lists keys that did not map.
+
+    Instance edges (official ``no_instance=False``, e.g. Cityscapes: 35 classes + 1 edge
+    channel) add one input channel after the one-hot map to G's ``fc`` and every
+    ``mlp_shared.0`` and to D's first conv; shapes cannot tell it from one more class. Give
+    ``num_classes`` (the official ``label_nc`` + 1 if ``contain_dontcare_label``): the extra
+    channel count ``mlp_shared.0.weight.shape[1] - num_classes`` (D: ``model0.0.weight.shape[1]
+    - 3 - num_classes``) must be 0 or 1 and sets ``use_instances``. Without ``num_classes``,
+    ``use_instances=True`` reads the last channel as the edge map; the default is no edges
+    (every channel a class). Ignored for ``kind="E"``.
     """
     sd = _load(path_or_state_dict)
     if kind == "G":
         return _convert_generator(
-            sd, clvae=False, crop_size=crop_size, aspect_ratio=aspect_ratio, upsampling=upsampling
+            sd,
+            clvae=False,
+            crop_size=crop_size,
+            aspect_ratio=aspect_ratio,
+            upsampling=upsampling,
+            num_classes=num_classes,
+            use_instances=use_instances,
         )
     if kind == "D":
-        return _convert_discriminator(sd)
+        return _convert_discriminator(sd, num_classes, use_instances)
     if kind == "E":
         return _convert_encoder(sd, clvae=False)
     raise ValueError(f"kind must be 'G', 'D' or 'E', got {kind!r}")

@@ -69,7 +69,9 @@ class NLayerDiscriminator(nn.Module):
 class MultiscaleDiscriminator(synth.Discriminator):
     """SPADE's discriminator: ``num_d`` PatchGANs on the image pyramid.
 
-    Input ``cat(one_hot(label_map), image)`` (``[B, K + 3, H, W]``, the official order); scale
+    Input ``cat(one_hot(label_map), image)`` (``[B, K + 3, H, W]``, the official order), or with
+    ``use_instances`` ``cat(one_hot, instance_edges(instance_map), image)`` (``K + 4``; SPADE's
+    Cityscapes models, official ``no_instance=False``); scale
     ``s + 1`` sees ``avg_pool2d(3, stride 2, pad 1, count_include_pad=False)`` of scale ``s``.
     Returns ``DiscriminatorOutput(logits=[B, 1, h_s, w_s] per scale (finest first),
     features=the intermediate maps of each scale)``. Defaults: num_d 2, n_layers 4, ndf 64,
@@ -83,20 +85,26 @@ class MultiscaleDiscriminator(synth.Discriminator):
         num_d: int = Field(2, ge=1)
         norm: Literal["spectralinstance", "instance", "spectral", "none"] = "spectralinstance"
         use_label: bool = Field(True, description="condition on the one-hot label map")
+        use_instances: bool = Field(
+            False, description="add the instance-edge channel (requires instance_map)"
+        )
 
     config: Config
 
     @classmethod
     def requirements(cls, config: synth.PartConfig | None = None) -> frozenset[str]:
-        """``label_map`` (unless ``use_label`` is off)."""
-        if config is not None and not getattr(config, "use_label", True):
-            return frozenset()
-        return frozenset({"label_map"})
+        """``label_map`` (unless ``use_label`` is off), ``instance_map`` with ``use_instances``."""
+        out = set()
+        if config is None or getattr(config, "use_label", True):
+            out.add("label_map")
+        if config is not None and getattr(config, "use_instances", False):
+            out.add("instance_map")
+        return frozenset(out)
 
     def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         c = self.config
-        cin = 3 + (c.num_classes if c.use_label else 0)
+        cin = 3 + (c.num_classes if c.use_label else 0) + int(c.use_instances)
         self.discriminators = nn.ModuleList(
             NLayerDiscriminator(cin, c.ndf, c.n_layers, c.norm) for _ in range(c.num_d)
         )
@@ -104,9 +112,15 @@ class MultiscaleDiscriminator(synth.Discriminator):
     def forward(self, image: Tensor, cond: synth.Condition) -> synth.DiscriminatorOutput:
         """``image [B, 3, H, W]`` -> per-scale logits and features."""
         x = image
+        size = tuple(image.shape[-2:])
+        ctx = synth.Context(cond)
+        maps = []
         if self.config.use_label:
-            ctx = synth.Context(cond)
-            x = torch.cat([ctx.one_hot(tuple(image.shape[-2:])).to(image.dtype), image], dim=1)
+            maps.append(ctx.one_hot(size).to(image.dtype))
+        if self.config.use_instances:
+            maps.append(ctx.instance_edges(size).to(image.dtype))
+        if maps:
+            x = torch.cat([*maps, image], dim=1)
         logits, features = [], []
         for i, d in enumerate(self.discriminators):
             if i:

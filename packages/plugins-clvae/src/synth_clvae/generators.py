@@ -20,7 +20,11 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
+from synth.config import normalize_spec
 from synth.layers import LabelConv2d
+from synth.registry import get_registry
+
+from .blocks import label_edge_conv2d
 
 __all__ = ["CLVAEGenerator", "SPADEGenerator", "SPADEResBlock", "num_up_layers"]
 
@@ -30,6 +34,11 @@ UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
 def num_up_layers(mode: str) -> int:
     """Number of x2 upsamplings of the SPADE generator for ``mode`` (normal 5, more 6, most 7)."""
     return UPSAMPLING_LAYERS[mode]
+
+
+def _spec_uses_instances(spec: Any) -> bool:
+    """Whether a slot spec sets ``use_instances: true`` itself."""
+    return isinstance(spec, dict) and bool(spec.get("use_instances", False))
 
 
 def _sn(conv: nn.Conv2d, on: bool) -> nn.Module:
@@ -86,6 +95,15 @@ class SPADEGenerator(synth.Generator):
     ``style_dim`` and ``code_dim``: any conditioning block whose requirements the data and the
     injector meet can be swapped in (e.g. ``core.adain`` with ``style_dim > 0`` and
     ``core.gaussian``).
+
+    ``use_instances`` (SPADE's Cityscapes models, official ``no_instance=False``) adds the
+    instance boundary map of ``Condition.instance_map`` as one more channel after the one-hot
+    map: the label ``fc`` reads ``cat(one_hot, edges)`` at the base size (``K + 1`` input
+    channels; not used with ``z_dim > 0``), and when the ``norm`` slot's Config declares
+    ``use_instances`` (``clvae.spade`` does) the generator sets it to true in the slot's spec
+    (``use_instances`` is not a runtime argument, so it travels in the spec; a slot spec that
+    says ``use_instances: false`` is an error). A block without the field (e.g. ``core.adain``)
+    is built as is. Requires ``instance_map`` then.
     """
 
     class Config(synth.PartConfig):
@@ -97,6 +115,9 @@ class SPADEGenerator(synth.Generator):
         crop_size: int = Field(256, ge=1, description="output width with z_dim > 0")
         aspect_ratio: float = Field(1.0, gt=0, description="width / height with z_dim > 0")
         spectral_norm: bool = True
+        use_instances: bool = Field(
+            False, description="add the instance-edge channel to fc and the norm slot"
+        )
         norm: synth.PartSpec = Field(
             default_factory=lambda: {"type": "clvae.spade"},
             description="conditioning block of every residual block (slot)",
@@ -107,10 +128,16 @@ class SPADEGenerator(synth.Generator):
 
     @classmethod
     def requirements(cls, config: synth.PartConfig | None = None) -> frozenset[str]:
-        """``label_map``, plus ``z`` with ``z_dim > 0``."""
+        """``label_map``, plus ``z`` with ``z_dim > 0`` and ``instance_map`` with
+        ``use_instances`` (also when only the ``norm`` spec sets it)."""
         out = {"label_map"}
         if config is not None and getattr(config, "z_dim", 0) > 0:
             out.add("z")
+        if config is not None and (
+            getattr(config, "use_instances", False)
+            or _spec_uses_instances(getattr(config, "norm", None))
+        ):
+            out.add("instance_map")
         return frozenset(out)
 
     def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
@@ -138,7 +165,13 @@ class SPADEGenerator(synth.Generator):
                 )
             self.fc: nn.Module = nn.Linear(cfg.z_dim, 16 * nf * self.sw * self.sh)
         else:
-            self.fc = LabelConv2d(cfg.num_classes, 16 * nf, 3, padding=1)
+            self.fc = LabelConv2d(
+                cfg.num_classes,
+                16 * nf,
+                3,
+                padding=1,
+                in_channels=cfg.num_classes + int(cfg.use_instances),
+            )
         self.stage_channels = [fout for _, fout in chans]
         scales, s = [], 1
         for up in reversed(ups):
@@ -155,10 +188,11 @@ class SPADEGenerator(synth.Generator):
     def _norm_factory(self, stage: int, num_stages: int) -> Callable[[int], nn.Module]:
         """Builds the norm slot for ``stage`` given a channel count."""
         cfg = self.config
+        spec = self._norm_spec()
 
         def make(channels: int) -> nn.Module:
             return self.build_slot(
-                cfg.norm,
+                spec,
                 channels=channels,
                 num_classes=cfg.num_classes,
                 stage=stage,
@@ -167,6 +201,22 @@ class SPADEGenerator(synth.Generator):
             )
 
         return make
+
+    def _norm_spec(self) -> dict[str, Any]:
+        """The ``norm`` slot's spec, with ``use_instances: true`` when the generator uses
+        instances and the slot's Config declares the field."""
+        spec = normalize_spec(self.config.norm)
+        if not self.config.use_instances:
+            return spec
+        cls = get_registry().resolve(spec["type"])
+        if "use_instances" in cls.Config.model_fields:
+            if spec.get("use_instances", True) is False:
+                raise ValueError(
+                    f"{type(self).__name__} has use_instances=true but its norm slot "
+                    f"{spec['type']!r} says use_instances: false; drop it from the slot spec"
+                )
+            spec["use_instances"] = True
+        return spec
 
     # ------------------------------------------------------------------ boundary
     def check_condition(self, cond: synth.Condition) -> None:
@@ -203,7 +253,12 @@ class SPADEGenerator(synth.Generator):
             return rearrange(x, "b (c h w) -> b c h w", h=self.sh, w=self.sw)
         assert cond.size is not None
         m = self.size_multiple
-        return self.fc(ctx.labels((cond.size[0] // m, cond.size[1] // m)))
+        size = (cond.size[0] // m, cond.size[1] // m)
+        if cfg.use_instances:
+            return label_edge_conv2d(
+                self.fc, ctx.labels(size), ctx.instance_edges(size), cfg.num_classes
+            )
+        return self.fc(ctx.labels(size))
 
     def _context(self, cond: synth.Condition, latents: synth.Latents | None) -> synth.Context:
         return synth.Context(cond, latents)
@@ -266,10 +321,19 @@ class CLVAEGenerator(SPADEGenerator):
 
     @classmethod
     def requirements(cls, config: synth.PartConfig | None = None) -> frozenset[str]:
-        """``label_map``, ``z`` and ``class_codes``."""
-        return frozenset({"label_map", "z", "class_codes"})
+        """``label_map``, ``z`` and ``class_codes`` (+ ``instance_map`` when the ``norm``
+        spec sets ``use_instances`` itself)."""
+        out = {"label_map", "z", "class_codes"}
+        if config is not None and _spec_uses_instances(getattr(config, "norm", None)):
+            out.add("instance_map")
+        return frozenset(out)
 
     def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
+        if self.coerce_config(config, **kwargs).use_instances:  # type: ignore[attr-defined]
+            raise ValueError(
+                "clvae.clvae_generator does not take instance edges (use_instances): the "
+                "official CLVAE models use none; use clvae.spade_generator"
+            )
         super().__init__(config, **kwargs)
         cfg = self.config
         if len(cfg.code_layers) > len(self.stages):

@@ -54,13 +54,15 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
                 "num_classes": 35,
                 "crop_size": 512,
                 "aspect_ratio": 2.0,
+                "use_instances": True,
             },
-            "discriminator": {"type": "clvae.multiscale_discriminator"},
+            "discriminator": {"type": "clvae.multiscale_discriminator", "use_instances": True},
+            "condition": ["label_map", "instance_map"],
             "losses": dict(_GAUGAN_LOSSES),
             "objective": {"type": "core.gan"},
         },
-        "GauGAN on Cityscapes (512x256, 35 classes, no instance edges). "
-        + _TTUR.format(g="1e-4", d="4e-4"),
+        "GauGAN on Cityscapes (512x256, label_nc 35 + the instance-edge channel; the data must "
+        "give label_map and instance_map). " + _TTUR.format(g="1e-4", d="4e-4"),
     ),
     "clvae.gaugan_vae_ade20k": (
         {
