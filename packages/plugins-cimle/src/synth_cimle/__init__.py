@@ -1,1 +1,47 @@
-"""synth plugin: Conditional IMLE (Li, Peng, Zhang & Malik, CVPR 2020)."""
+"""synth plugin: Conditional IMLE (Li, Peng, Zhang & Malik, CVPR 2020 / IJCV)."""
+
+from .convert import from_official_srim, infer_srim_config
+from .data import DemoSuperResolution, bicubic_upsample, psnr
+from .distance import PRESETS, CIMLEDistance, Target
+from .generators import CRNGenerator, LayerNorm2d, RRDBGenerator, stage_code_key
+from .injectors import NOISE_KEY, NoiseEncoder, SpatialCode
+from .metrics import FaithfulnessWeightedVariance, faithfulness_weighted_variance
+from .objective import IMLE, Selection, perturb_codes, select_codes
+from .rebalance import (
+    RarityBatchSampler,
+    RarityModel,
+    RebalancedDataset,
+    class_mean_colours,
+    kde_density,
+    rarity_scores,
+)
+
+__all__ = [
+    "IMLE",
+    "NOISE_KEY",
+    "PRESETS",
+    "CIMLEDistance",
+    "CRNGenerator",
+    "DemoSuperResolution",
+    "FaithfulnessWeightedVariance",
+    "LayerNorm2d",
+    "NoiseEncoder",
+    "RRDBGenerator",
+    "RarityBatchSampler",
+    "RarityModel",
+    "RebalancedDataset",
+    "Selection",
+    "SpatialCode",
+    "Target",
+    "bicubic_upsample",
+    "class_mean_colours",
+    "faithfulness_weighted_variance",
+    "from_official_srim",
+    "infer_srim_config",
+    "kde_density",
+    "perturb_codes",
+    "psnr",
+    "rarity_scores",
+    "select_codes",
+    "stage_code_key",
+]

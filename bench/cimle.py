@@ -1,0 +1,293 @@
+"""cIMLE benchmark: code selection (official loop vs batched/chunked) and training throughput.
+
+Selection: m codes per image for B images, SR ×4 at 32→128 px, on CPU. The official SRIM
+formulation scores each (image, code) with a batch-1 generator forward and the full distance
+(which recomputes the target's VGG features every call), in Python loops; ours
+(``synth_cimle.select_codes``) draws the same codes, runs generator + distance on chunks of
+``--chunk`` candidates and computes each target's features once. Same generator, same
+distance, same codes: the chosen indices are asserted equal. Then a short training run
+(``synth.Trainer`` + ``cimle.imle``) gives images/s; peak memory is the process's max RSS.
+
+    .venv/bin/python bench/cimle.py                 # the issue's setting (m=100, 16 images)
+    .venv/bin/python bench/cimle.py --images 4      # quicker
+
+Prints a table and writes bench/results/<date>-cpu-cimle.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import synth
+import synth.trainer
+from synth_cimle import select_codes
+from synth_cimle.data import DemoSuperResolution, bicubic_upsample, psnr
+from synth_cimle.objective import _mix
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _spec(args: argparse.Namespace) -> dict:
+    return {
+        "generator": {
+            "type": "cimle.rrdb_generator",
+            "scale": 4,
+            "nf": args.nf,
+            "nb": args.nb,
+            "gc": args.gc,
+            "code_channels": 5,
+        },
+        "injector": {"type": "cimle.spatial_code"},
+        "losses": {
+            "imle": {
+                "type": "cimle.distance",
+                "preset": "sr",
+                "weights": args.vgg_weights,
+            }
+        },
+        "objective": {
+            "type": "cimle.imle",
+            "num_codes": args.codes,
+            "chunk_size": args.chunk,
+            "inner_steps": args.inner_steps,
+            "minibatch": 4,
+        },
+    }
+
+
+def official_selection(model, cond, real, m: int, seed: int) -> torch.Tensor:
+    """The official formulation: per image, per code, a batch-1 forward and the full loss."""
+    dist = model.losses["imle"]
+    g = torch.Generator().manual_seed(_mix(seed, 0, 0))  # the same codes as select_codes
+    raw = model.injector.draw(cond.repeat_interleave(m), g)
+    chosen = []
+    with torch.no_grad():
+        for i in range(cond.batch_size):
+            best, best_j = float("inf"), -1
+            for j in range(m):
+                r = i * m + j
+                out = model.generator(cond[i : i + 1], raw[r : r + 1]).image
+                d = float(dist.distance(out, real[i : i + 1])[0])
+                if d < best:
+                    best, best_j = d, j
+            chosen.append(best_j)
+    return torch.tensor(chosen)
+
+
+def sr_quality(args: argparse.Namespace) -> dict:
+    """Short CPU SR ×4 run on the demo photos: best-of-10 PSNR vs bicubic on held-out crops."""
+    from synth.data import make_collate
+
+    torch.manual_seed(0)
+    spec = {
+        "generator": {
+            "type": "cimle.rrdb_generator",
+            "scale": 4,
+            "nf": 16,
+            "nb": 1,
+            "gc": 8,
+            "code_channels": 2,
+            "residual": "bicubic",
+        },
+        "injector": {"type": "cimle.spatial_code"},
+        "losses": {"imle": {"type": "cimle.distance", "preset": "none", "pixel_weight": 1.0}},
+        "objective": {"type": "cimle.imle", "num_codes": 8, "inner_steps": 16, "minibatch": 8},
+    }
+    model = synth.compose(spec)
+    train = DemoSuperResolution(32, 4, "train", length=512)
+    cfg = synth.trainer.TrainerConfig(
+        steps=args.sr_steps,
+        batch_size=16,
+        optimizer={"lr": 2e-3, "betas": (0.9, 0.999)},
+        sample_every=None,
+        run_dir=tempfile.mkdtemp(),
+        checkpoint_every=10**6,
+        progress=False,
+        device="cpu",
+    )
+    t0 = time.perf_counter()
+    synth.trainer.Trainer(model, train, cfg).fit()
+    seconds = time.perf_counter() - t0
+    test = DemoSuperResolution(32, 4, "test", length=64, seed=1)
+    b = make_collate(test)([test[i] for i in range(len(test))])
+    model.eval()
+    with torch.no_grad():
+        cond = synth.Condition(image=b.cond.image, size=(32, 32))
+        s = model.sample(cond, 10, generator=torch.Generator().manual_seed(0)).image
+        s = s.view(len(test), 10, 3, 32, 32)
+        p = psnr(s.flatten(0, 1), b.real.repeat_interleave(10, 0)).view(len(test), 10)
+        bic = psnr(bicubic_upsample(b.cond.image, 4), b.real)
+    return {
+        "steps": args.sr_steps,
+        "train_seconds": seconds,
+        "psnr_best_of_10": float(p.max(1).values.mean()),
+        "psnr_mean_sample": float(p.mean()),
+        "psnr_bicubic": float(bic.mean()),
+        "sample_l1_between_two_samples": float((s[:, 0] - s[:, 1]).abs().mean()),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--codes", type=int, default=100)
+    ap.add_argument("--chunk", type=int, default=100)
+    ap.add_argument("--nf", type=int, default=32)
+    ap.add_argument("--nb", type=int, default=2)
+    ap.add_argument("--gc", type=int, default=16)
+    ap.add_argument("--vgg-weights", default="none", help="'imagenet' or a file; cost is the same")
+    ap.add_argument("--train-steps", type=int, default=3)
+    ap.add_argument("--inner-steps", type=int, default=4)
+    ap.add_argument("--sr-steps", type=int, default=0, help="also run the SR quality check")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--skip-official", action="store_true")
+    ap.add_argument(
+        "--sr-only", action="store_true", help="only the SR quality run, added to today's JSON"
+    )
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(__file__).parent / "results" / f"{dt.date.today():%Y-%m-%d}-cpu-cimle.json"
+    if args.sr_only:
+        q = sr_quality(args)
+        doc = json.loads(out.read_text()) if out.is_file() else {"results": {}}
+        doc["results"]["sr_quality"] = q
+        doc.setdefault(
+            "machine",
+            {
+                "nproc": __import__("os").cpu_count(),
+                "cpu": _cpu_model(),
+                "torch": torch.__version__,
+            },
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=2))
+        print(json.dumps(q, indent=2))
+        return
+    torch.manual_seed(0)
+    model = synth.compose(_spec(args)).eval()
+    data = DemoSuperResolution(128, 4, "train", work=128, holdout=0.0, length=args.images)
+    from synth.data import make_collate
+
+    batch = make_collate(data)([data[i] for i in range(args.images)])
+    cond = synth.Condition(image=batch.cond.image, size=(128, 128))
+    real = batch.real
+    seed = 1234
+    results: dict = {}
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        sel = select_codes(
+            model, cond, real, model.losses["imle"], args.codes, seed=seed, chunk_size=args.chunk
+        )
+    ours = time.perf_counter() - t0
+    results["ours_seconds"] = ours
+    results["rss_after_ours_mb"] = _max_rss_mb()
+    if not args.skip_official:
+        t0 = time.perf_counter()
+        ref = official_selection(model, cond, real, args.codes, seed)
+        official = time.perf_counter() - t0
+        assert torch.equal(ref, sel.index), (ref, sel.index)
+        results["official_seconds"] = official
+        results["speedup"] = official / ours
+        results["same_indices"] = True
+
+    # training throughput: Trainer + cimle.imle (batch = S = images, m codes, inner steps)
+    model.train()
+    cfg = synth.trainer.TrainerConfig(
+        steps=args.train_steps,
+        batch_size=args.images,
+        sample_every=None,
+        run_dir=tempfile.mkdtemp(),
+        checkpoint_every=10**6,
+        progress=False,
+        device="cpu",
+    )
+    trainer = synth.trainer.Trainer(model, data, cfg)
+    t0 = time.perf_counter()
+    trainer.fit()
+    train_s = time.perf_counter() - t0
+    results["train_steps"] = args.train_steps
+    results["train_seconds"] = train_s
+    results["train_images_per_s"] = args.train_steps * args.images / train_s
+    results["train_candidates_per_s"] = args.train_steps * args.images * args.codes / train_s
+    results["peak_rss_mb"] = _max_rss_mb()
+    if args.sr_steps:
+        results["sr_quality"] = sr_quality(args)
+    elif out.is_file():  # keep today's SR quality numbers (from --sr-only)
+        previous = json.loads(out.read_text()).get("results", {})
+        if "sr_quality" in previous:
+            results["sr_quality"] = previous["sr_quality"]
+
+    setting = {
+        "images": args.images,
+        "codes": args.codes,
+        "chunk": args.chunk,
+        "sr": "x4 32->128",
+        "generator": {"nf": args.nf, "nb": args.nb, "gc": args.gc, "code_channels": 5},
+        "distance": "cimle.distance preset sr (pixel L1 x1e-2 + VGG19 conv5_4 L1)",
+        "vgg_weights": args.vgg_weights,
+        "inner_steps": args.inner_steps,
+    }
+    machine = {
+        "nproc": torch.get_num_threads() if args.threads else __import__("os").cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu": _cpu_model(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "load_avg_at_end": list(__import__("os").getloadavg()),
+    }
+    rows = [
+        ("official loop (batch-1)", results.get("official_seconds")),
+        ("ours (batched, chunked)", ours),
+    ]
+    print(f"code selection: {args.images} images x {args.codes} codes, SR x4 32->128, CPU")
+    for name, sec in rows:
+        print(f"  {name:<26} {'-' if sec is None else f'{sec:9.2f} s'}")
+    if "speedup" in results:
+        print(f"  speedup                    {results['speedup']:9.2f} x  (same indices: yes)")
+    print(
+        f"training: {results['train_images_per_s']:.3f} images/s "
+        f"({results['train_candidates_per_s']:.1f} candidates/s), peak RSS "
+        f"{results['peak_rss_mb']:.0f} MB"
+    )
+    if "sr_quality" in results:
+        q = results["sr_quality"]
+        print(
+            f"SR x4 demo ({q['steps']} steps, {q['train_seconds']:.0f} s): best-of-10 PSNR "
+            f"{q['psnr_best_of_10']:.2f} dB vs bicubic {q['psnr_bicubic']:.2f} dB "
+            f"(mean sample {q['psnr_mean_sample']:.2f}); two samples differ by "
+            f"{q['sample_l1_between_two_samples']:.4f} L1"
+        )
+    out = Path(__file__).parent / "results" / f"{dt.date.today():%Y-%m-%d}-cpu-cimle.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"setting": setting, "machine": machine, "results": results}, indent=2)
+    )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

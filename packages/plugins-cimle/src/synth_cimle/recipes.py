@@ -1,0 +1,100 @@
+"""Recipes (named model specs) of the cIMLE plugin.
+
+Trainer settings that are not part of a model spec (the outer batch S is the Trainer's
+``batch_size``; Adam lr) are given in each recipe's description.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["RECIPES"]
+
+#: name -> (spec, description)
+RECIPES: dict[str, tuple[dict[str, Any], str]] = {
+    "cimle.sr_x8": (
+        {
+            "generator": {
+                "type": "cimle.rrdb_generator",
+                "scale": 8,
+                "nf": 64,
+                "nb": 23,
+                "gc": 32,
+                "code_channels": 5,
+            },
+            "injector": {"type": "cimle.spatial_code"},
+            "losses": {"imle": {"type": "cimle.distance", "preset": "sr"}},
+            "objective": {
+                "type": "cimle.imle",
+                "num_codes": 100,
+                "minibatch": 4,
+                "inner_steps": 1600,
+                "perturb": 0.1,
+                "chunk_size": 50,
+            },
+            "sampler": {"type": "core.prior"},
+        },
+        "SRIM ×8 (§5.1.4): RRDB (nf 64, nb 23, gc 32), 5 code channels at 32×32, m = 100, "
+        "|S̃| = 4, pixel L1×1e-2 + VGG19 conv5_4 L1. Train with batch_size = |S| = 640 and "
+        "lr 1.5e-4 (official; paper η = 1e-5); 1600 inner steps = 10 passes over S per round.",
+    ),
+    "cimle.sr_x4_small": (
+        {
+            "generator": {
+                "type": "cimle.rrdb_generator",
+                "scale": 4,
+                "nf": 16,
+                "nb": 1,
+                "gc": 8,
+                "code_channels": 2,
+            },
+            "injector": {"type": "cimle.spatial_code"},
+            "losses": {
+                "imle": {
+                    "type": "cimle.distance",
+                    "preset": "sr",
+                    "layers": ["relu2_2"],
+                    "layer_weights": [0.1],
+                    "pixel_weight": 1.0,
+                }
+            },
+            "objective": {
+                "type": "cimle.imle",
+                "num_codes": 10,
+                "minibatch": 8,
+                "inner_steps": 8,
+                "perturb": 0.1,
+            },
+            "sampler": {"type": "core.prior"},
+        },
+        "CPU-sized ×4 SR (16→64 px): a small RRDB, 2 code channels, m = 10; batch_size 32, "
+        "lr 5e-4.",
+    ),
+    "cimle.gta5_layout": (
+        {
+            "generator": {
+                "type": "cimle.crn_generator",
+                "num_classes": 20,
+                "num_levels": 7,
+                "channels": [1024, 1024, 1024, 1024, 1024, 512, 256],
+                "noise_channels": 10,
+            },
+            "injector": {"type": "cimle.noise_encoder", "noise_dim": 10, "hidden": 100},
+            "losses": {"imle": {"type": "cimle.distance", "preset": "layout"}},
+            "objective": {
+                "type": "cimle.imle",
+                "num_codes": 10,
+                "minibatch": 1,
+                "inner_steps": 10000,
+                "perturb": 0.0,
+                "chunk_size": 10,
+                "draw_block": 4,
+            },
+            "sampler": {"type": "core.prior"},
+        },
+        "GTA-5 layouts at 256×512 (§5.2.5): CRN from 4×8 (7 levels) + noise encoder (100 "
+        "hidden, 10 channels), layout distance; |S| = 400 (batch_size), m = 10, L = 10000, "
+        "|S̃| = 1, η = 1e-5. Rebalancing: wrap the data set in synth_cimle.RebalancedDataset "
+        "and set the distance's `rarity` to the file of synth_cimle.rarity_scores.",
+    ),
+}
