@@ -73,3 +73,12 @@ def test_compiles_without_graph_breaks():
     compiled = torch.compile(conv, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(lab), conv(lab))
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize(("ksize", "stride", "pad"), [(4, 2, 2), (3, 2, 1), (4, 2, 0), (3, 3, 1)])
+def test_strided_one_hot_conv_matches_dense(ksize, stride, pad):
+    torch.manual_seed(0)
+    lab = labels(h=11, w=9)
+    conv = LabelConv2d(5, 3, ksize, padding=pad, stride=stride).double()
+    ref = F.conv2d(ops.one_hot(lab, 5, dtype=torch.float64), conv.weight, conv.bias, stride, pad)
+    torch.testing.assert_close(conv(lab), ref)

@@ -28,9 +28,9 @@ def _reflect(n: int, p: int, device: torch.device) -> Tensor:
 
 
 def _tap_indices(
-    labels: Tensor, k: int, padding: int, padding_mode: str, outside: int
+    labels: Tensor, k: int, padding: int, padding_mode: str, outside: int, stride: int = 1
 ) -> tuple[Tensor, int, int]:
-    """``[B·H'·W', k²]`` class index under each tap of each output pixel (stride 1)."""
+    """``[B·H'·W', k²]`` class index under each tap of each output pixel."""
     h, w = labels.shape[1:]
     if padding and padding_mode == "reflect":
         rows = _reflect(h, padding, labels.device)
@@ -40,8 +40,8 @@ def _tap_indices(
         padded = F.pad(labels, (padding, padding, padding, padding), value=outside)
     else:
         padded = labels
-    ho, wo = padded.shape[1] - k + 1, padded.shape[2] - k + 1
-    taps = padded.unfold(1, k, 1).unfold(2, k, 1)  # [B, H', W', k, k]
+    taps = padded.unfold(1, k, stride).unfold(2, k, stride)  # [B, H', W', k, k]
+    ho, wo = taps.shape[1], taps.shape[2]
     return rearrange(taps, "b h w i j -> (b h w) (i j)"), ho, wo
 
 
@@ -53,10 +53,11 @@ def label_conv2d(
     padding: int = 0,
     padding_mode: Literal["zeros", "reflect"] = "zeros",
     class_vectors: Tensor | None = None,
+    stride: int = 1,
 ) -> Tensor:
     """Convolution of a one-hot (or class-painted) label map, by gathering.
 
-    Equal to ``F.conv2d(one_hot(labels), weight, bias, padding=padding)`` (stride 1), or, with
+    Equal to ``F.conv2d(one_hot(labels), weight, bias, stride, padding)``, or, with
     ``class_vectors``, to ``F.conv2d(painted, weight, bias, padding=padding)`` where
     ``painted[b, :, y, x] = class_vectors[b, labels[b, y, x]]``.
 
@@ -67,6 +68,7 @@ def label_conv2d(
         padding: zero padding means "no class" (the one-hot map is zero there); reflect
             padding reflects the labels, as ``nn.ReflectionPad2d`` does to the one-hot map.
         class_vectors: ``[B, K, D]`` per-sample vector of each class (CLVAE eq. 12).
+        stride: as in ``F.conv2d`` (e.g. 2 for a discriminator's first layer).
     Returns:
         ``[B, C_out, H', W']`` in the weight's dtype.
     """
@@ -85,7 +87,7 @@ def label_conv2d(
         table = torch.einsum("bkd,tdo->btko", vecs, w_taps)  # [B, k², K, C_out]
         table = F.pad(table, (0, 0, 0, 1))  # [B, k², K+1, C_out]
         per_sample = k * k * (num + 1)
-    idx, ho, wo = _tap_indices(labels, k, padding, padding_mode, outside=num)
+    idx, ho, wo = _tap_indices(labels, k, padding, padding_mode, outside=num, stride=stride)
     idx = idx + torch.arange(k * k, device=idx.device) * (num + 1)
     if per_sample:
         idx = (
@@ -117,9 +119,11 @@ class LabelConv2d(nn.Module):
         padding_mode: Literal["zeros", "reflect"] = "zeros",
         bias: bool = True,
         in_channels: int | None = None,
+        stride: int = 1,
     ) -> None:
         super().__init__()
         self.num_classes, self.padding, self.padding_mode = num_classes, padding, padding_mode
+        self.stride = stride
         c_in = num_classes if in_channels is None else in_channels
         self.weight = nn.Parameter(torch.empty(out_channels, c_in, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
@@ -141,11 +145,12 @@ class LabelConv2d(nn.Module):
             padding=self.padding,
             padding_mode=self.padding_mode,
             class_vectors=class_vectors,
+            stride=self.stride,
         )
 
     def extra_repr(self) -> str:
         o, c, k, _ = self.weight.shape
         return (
-            f"{c}, {o}, kernel_size={k}, padding={self.padding}, "
+            f"{c}, {o}, kernel_size={k}, stride={self.stride}, padding={self.padding}, "
             f"padding_mode={self.padding_mode!r}, classes={self.num_classes}"
         )
