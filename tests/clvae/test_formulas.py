@@ -10,7 +10,7 @@ import synth
 from synth_clvae.blocks import CSE, SPADE
 from synth_clvae.encoders import class_layer_kl, roi_max_pool
 
-from .official import OfficialSPADE, nearest, one_hot, paint_loop
+from .official import OfficialSPADE, get_edges, nearest, one_hot, paint_loop
 
 
 def _labels(b: int, h: int, w: int, k: int, seed: int) -> torch.Tensor:
@@ -128,3 +128,55 @@ def test_kl_eq18_by_hand(normalize):
         mu, logvar, cmu, clv, present, normalize=normalize, num_present=num_present
     )
     assert got.item() == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("use_instances", [False, True])
+def test_discriminator_gather_equals_dense(use_instances):
+    """The finest scale's first conv gathers the one-hot part: outputs and weight/bias/image
+    gradients equal the dense conv of ``cat(one_hot, [edges], image)``; the pooled scale stays
+    the dense conv of the pooled input."""
+    import torch.nn.functional as F
+
+    from synth_clvae.discriminators import MultiscaleDiscriminator
+
+    torch.manual_seed(0)
+    k = 6
+    d = MultiscaleDiscriminator(num_classes=k, ndf=4, n_layers=3, use_instances=use_instances)
+    d = d.double().eval()  # fp64; no spectral-norm power iteration between the forwards
+    labels = _labels(2, 20, 28, k, seed=1)  # resized nearest to the image size inside
+    inst = synth.ops.resize_labels(torch.randint(0, 4, (2, 5, 7)), (20, 28))
+    cond = synth.Condition(label_map=labels, instance_map=inst, num_classes=k)
+    image = torch.randn(2, 3, 38, 54, dtype=torch.float64, requires_grad=True)
+    big = synth.ops.resize_labels(labels, (38, 54))
+    maps = [one_hot(big, k).double()]
+    if use_instances:
+        # edges at the map's size, then resized nearest (synth.Context.instance_edges)
+        maps.append(synth.ops.resize_labels(get_edges(inst[:, None]), (38, 54)).double())
+    dense_in = torch.cat([*maps, image], 1)
+    rest = dense_in[:, k:]
+    net = d.discriminators[0]
+    conv = net.model0[0]
+    # SPADE's first D layer has no spectral norm (the middle ones have): a plain weight
+    assert not torch.nn.utils.parametrize.is_parametrized(conv)
+    assert torch.nn.utils.parametrize.is_parametrized(net.model1[0][0])
+
+    def grads(outs):
+        loss = sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs)
+        return torch.autograd.grad(loss, [conv.weight, conv.bias, image])
+
+    # the first layer alone (fp64 throughout): equal to rounding
+    first_dense = net.model0(dense_in)
+    first_gather = net(rest, big)[0]
+    torch.testing.assert_close(first_gather, first_dense)
+    for a, b in zip(grads([first_gather]), grads([first_dense]), strict=True):
+        torch.testing.assert_close(a, b)
+    # the whole scale (its instance norms keep fp32 statistics, hence the tolerances)
+    dense, gather = net(dense_in), net(rest, big)
+    for a, b in zip(gather, dense, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads(gather), grads(dense), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    out = d(image, cond)
+    torch.testing.assert_close(out.logits[0], dense[-1], rtol=1e-5, atol=1e-5)
+    pooled = F.avg_pool2d(dense_in, 3, stride=2, padding=1, count_include_pad=False)
+    torch.testing.assert_close(out.logits[1], d.discriminators[1](pooled)[-1], rtol=1e-5, atol=1e-5)

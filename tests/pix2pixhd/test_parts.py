@@ -158,3 +158,47 @@ def test_instance_edges_equal_official_and_core():
     ours = instance_edges(inst)
     assert torch.equal(ours, get_edges(inst[:, None]))
     assert torch.equal(ours, synth.ops.instance_edges(inst))
+
+
+@pytest.mark.parametrize("use_instances", [True, False])
+def test_discriminator_gather_equals_dense(use_instances):
+    """Scale 0's first conv gathers the one-hot part: outputs and weight/bias/image gradients
+    equal the dense conv of the official ``cat(one_hot, edges, image)`` input; scale 1 stays the
+    dense conv of the pooled input."""
+    from synth_pix2pixhd.discriminators import discriminator_input, discriminator_parts
+
+    torch.manual_seed(0)
+    k = 5
+    d = MultiscaleDiscriminator(
+        num_classes=k, ndf=4, n_layers=2, num_d=2, use_instances=use_instances
+    ).double()
+    cond = _cond(h=19, w=26, k=k)  # resized nearest to the image size; odd sizes
+    image = torch.randn(2, 3, 38, 51, dtype=torch.float64, requires_grad=True)
+    net = d.scales[0]
+    conv = net.layers[0].conv
+
+    def grads(outs):
+        loss = sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs)
+        return torch.autograd.grad(loss, [conv.weight, conv.bias, image])
+
+    dense_in = discriminator_input(image, cond, k, use_instances)
+    assert dense_in.shape[1] == k + int(use_instances) + 3
+    labels, rest = discriminator_parts(image, cond, k, use_instances)
+    assert labels.shape == (2, 38, 51) and rest.shape[1] == int(use_instances) + 3
+    torch.testing.assert_close(dense_in[:, k:], rest, rtol=0, atol=0)
+    # the first layer alone (fp64 throughout): equal to rounding
+    first_dense, first_gather = net.layers[0](dense_in), net.layers[0](rest, labels)
+    torch.testing.assert_close(first_gather, first_dense)
+    for a, b in zip(grads([first_gather]), grads([first_dense]), strict=True):
+        torch.testing.assert_close(a, b)
+    # the whole scale (its instance norms keep fp32 statistics, hence the tolerances)
+    dense, gather = net(dense_in), net(rest, labels)
+    torch.testing.assert_close(gather[0], dense[0], rtol=1e-5, atol=1e-5)
+    for f, g in zip(gather[1], dense[1], strict=True):
+        torch.testing.assert_close(f, g, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads([gather[0], *gather[1]]), grads([dense[0], *dense[1]]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    out = d(image, cond)
+    torch.testing.assert_close(out.logits[0], dense[0], rtol=1e-5, atol=1e-5)
+    pooled = F.avg_pool2d(dense_in, 3, stride=2, padding=1, count_include_pad=False)
+    torch.testing.assert_close(out.logits[1], d.scales[1](pooled)[0], rtol=1e-5, atol=1e-5)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
+from synth.layers import label_conv2d
 from synth.norms import instance_normalize
 
 __all__ = ["InstanceNorm", "MultiscaleDiscriminator", "NLayerDiscriminator"]
@@ -30,7 +31,13 @@ class NLayerDiscriminator(nn.Module):
 
     ``x: [B, C_in, H, W] -> list`` of every submodel's output (the last is the logits map).
     With ``norm="spectralinstance"`` the middle convs are spectral-normed, bias-free and
-    followed by a parameter-free instance norm (SPADE's ``norm_D``).
+    followed by a parameter-free instance norm (SPADE's ``norm_D``); ``model0`` never is.
+
+    ``forward(x, labels)`` instead takes the label map ``labels: LongTensor[B, H, W]`` and ``x``
+    = the input without its one-hot channels (``[B, C_in - K, H, W]``, the edges if any, then
+    the image): same result, ``model0``'s conv reads the one-hot part by gathering
+    (:func:`synth.layers.label_conv2d` with ``weight[:, :K]``, exact) and the rest densely
+    (``weight[:, K:]``), one weight of the dense conv's shape (the official keys load unchanged).
     """
 
     def __init__(self, in_channels: int, ndf: int, n_layers: int, norm: str) -> None:
@@ -58,10 +65,18 @@ class NLayerDiscriminator(nn.Module):
             f"model{n_layers}", nn.Sequential(nn.Conv2d(nf, 1, kw, stride=1, padding=pw))
         )
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> list[Tensor]:
         outs = []
         for n in range(self.n_layers + 1):
-            x = getattr(self, f"model{n}")(x)
+            if n == 0 and labels is not None:
+                conv, act = self.model0
+                w, stride, pad = conv.weight, conv.stride[0], conv.padding[0]
+                k = w.shape[1] - x.shape[1]
+                out = label_conv2d(labels, w[:, :k], conv.bias, stride=stride, padding=pad)
+                rest = F.conv2d(x.to(w.dtype), w[:, k:], None, stride=stride, padding=pad)
+                x = act(out + rest.to(out.dtype))
+            else:
+                x = getattr(self, f"model{n}")(x)
             outs.append(x)
         return outs
 
@@ -75,7 +90,9 @@ class MultiscaleDiscriminator(synth.Discriminator):
     ``s + 1`` sees ``avg_pool2d(3, stride 2, pad 1, count_include_pad=False)`` of scale ``s``.
     Returns ``DiscriminatorOutput(logits=[B, 1, h_s, w_s] per scale (finest first),
     features=the intermediate maps of each scale)``. Defaults: num_d 2, n_layers 4, ndf 64,
-    spectral instance norm. The first conv reads the one-hot map densely (stride 2).
+    spectral instance norm. At the finest scale the first conv (stride 2) reads the one-hot map
+    by gathering (:meth:`NLayerDiscriminator.forward` with ``labels``); the coarser scales
+    convolve the pooled input densely (pooling makes the one-hot map fractional).
     """
 
     class Config(synth.PartConfig):
@@ -111,21 +128,31 @@ class MultiscaleDiscriminator(synth.Discriminator):
 
     def forward(self, image: Tensor, cond: synth.Condition) -> synth.DiscriminatorOutput:
         """``image [B, 3, H, W]`` -> per-scale logits and features."""
-        x = image
         size = tuple(image.shape[-2:])
         ctx = synth.Context(cond)
-        maps = []
+        labels = None
         if self.config.use_label:
-            maps.append(ctx.one_hot(size).to(image.dtype))
+            if cond.num_classes is not None and cond.num_classes != self.config.num_classes:
+                raise ValueError(
+                    f"the discriminator has num_classes={self.config.num_classes} but the "
+                    f"condition has num_classes={cond.num_classes}"
+                )
+            labels = ctx.labels(size)  # nearest-resized, as the one-hot map of the dense input
+        rest = image  # the non-one-hot channels, official order: cat(edges, image)
         if self.config.use_instances:
-            maps.append(ctx.instance_edges(size).to(image.dtype))
-        if maps:
-            x = torch.cat([*maps, image], dim=1)
+            rest = torch.cat([ctx.instance_edges(size).to(image.dtype), image], dim=1)
+        x = rest
         logits, features = [], []
         for i, d in enumerate(self.discriminators):
-            if i:
+            if i == 0:  # full resolution: the one-hot part of the first conv by gathering
+                outs = d(rest, labels)
+            else:
+                # The official code avg-pools cat(one-hot, edges, image): the pooled one-hot map
+                # is fractional at class borders, no longer one-hot, so no gather here (dense).
+                if i == 1 and labels is not None:
+                    x = torch.cat([ctx.one_hot(size).to(image.dtype), rest], dim=1)
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            outs = d(x)
+                outs = d(x)
             logits.append(outs[-1])
             features.append(outs[:-1])
         return synth.DiscriminatorOutput(logits=logits, features=features)

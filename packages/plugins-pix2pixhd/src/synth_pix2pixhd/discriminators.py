@@ -6,7 +6,10 @@ LeakyReLU(0.2); the first layer has no norm; ``n_layers`` stride-2 convs (widths
 norm (no affine; statistics in fp32). ``MultiscaleDiscriminator`` runs ``num_d`` copies on the
 input average-pooled (3×3, stride 2, pad 1, ``count_include_pad=False``) between scales.
 
-The conditional input is the official ``cat(one-hot label map, instance edges, image)``.
+The conditional input is the official ``cat(one-hot label map, instance edges, image)``. At the
+full-resolution scale the first conv reads the one-hot part by gathering
+(:func:`synth.layers.label_conv2d`, exact, ~K× fewer multiply-adds) and only the edges and image
+densely; the weight keeps the dense conv's shape, so the official keys load unchanged.
 """
 
 from __future__ import annotations
@@ -19,30 +22,63 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from synth import Condition, Discriminator, DiscriminatorOutput, PartConfig, ops
+from synth.layers import label_conv2d
 from synth.norms import instance_normalize
 
 from .generators import instance_edges
 
-__all__ = ["MultiscaleDiscriminator", "NLayerD", "PatchDiscriminator", "discriminator_input"]
+__all__ = [
+    "MultiscaleDiscriminator",
+    "NLayerD",
+    "PatchDiscriminator",
+    "discriminator_input",
+    "discriminator_parts",
+    "label_first_conv",
+]
+
+
+def label_first_conv(conv: nn.Conv2d, labels: Tensor, rest: Tensor) -> Tensor:
+    """``conv(cat(one_hot(labels), rest))`` with the one-hot part gathered, not convolved.
+
+    ``conv.weight: [C_out, K + E, k, k]`` is the dense conv's weight, ``labels: LongTensor[B, H,
+    W]`` ids in ``[0, K)``, ``rest: [B, E, H, W]`` the non-one-hot channels in their official
+    order (instance edges if any, then the image). The slice ``weight[:, :K]`` is applied by
+    :func:`synth.layers.label_conv2d` (zero padding = "no class", exact), ``weight[:, K:]`` by
+    a dense conv; the bias is added once. Returns ``[B, C_out, H', W']``.
+    """
+    w = conv.weight
+    k = w.shape[1] - rest.shape[1]
+    stride, padding = conv.stride[0], conv.padding[0]
+    out = label_conv2d(labels, w[:, :k], conv.bias, stride=stride, padding=padding)
+    dense = F.conv2d(rest.to(w.dtype), w[:, k:], None, stride=stride, padding=padding)
+    return out + dense.to(out.dtype)
 
 
 class _DLayer(nn.Module):
-    """``conv 4×4 (pad 2) -> [instance norm] -> LeakyReLU(0.2)``."""
+    """``conv 4×4 (pad 2) -> [instance norm] -> LeakyReLU(0.2)``.
+
+    ``forward(x)`` convolves ``x`` densely; ``forward(rest, labels)`` reads
+    ``cat(one_hot(labels), rest)`` with the one-hot part gathered (:func:`label_first_conv`).
+    """
 
     def __init__(self, cin: int, cout: int, stride: int, norm: bool) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 4, stride=stride, padding=2)
         self.norm = norm
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(x)
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        x = self.conv(x) if labels is None else label_first_conv(self.conv, labels, x)
         if self.norm:
             x = instance_normalize(x).to(x.dtype)
         return F.leaky_relu(x, 0.2)
 
 
 class NLayerD(nn.Module):
-    """One scale: ``[B, C_in, H, W] -> (logits [B, 1, h, w], [n_layers + 1 activations])``."""
+    """One scale: ``[B, C_in, H, W] -> (logits [B, 1, h, w], [n_layers + 1 activations])``.
+
+    ``forward(x, labels)`` instead takes the label map ``[B, H, W]`` and ``x`` = the input
+    without its one-hot channels (``[B, C_in - K, H, W]``): same result, the first conv gathers.
+    """
 
     def __init__(self, in_channels: int, ndf: int, n_layers: int) -> None:
         super().__init__()
@@ -56,10 +92,10 @@ class NLayerD(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.logits = nn.Conv2d(nf, 1, 4, stride=1, padding=2)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         feats = []
-        for layer in self.layers:
-            x = layer(x)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, labels) if i == 0 else layer(x)
             feats.append(x)
         return self.logits(x), feats
 
@@ -72,8 +108,21 @@ def discriminator_input(
     The label and instance maps are nearest-resized to the image size; pieces are left out when
     ``num_classes`` is None / ``use_instances`` is False.
     """
+    labels, rest = discriminator_parts(image, cond, num_classes, use_instances)
+    if labels is None or num_classes is None:
+        return rest
+    return torch.cat([ops.one_hot(labels, num_classes, dtype=image.dtype), rest], dim=1)
+
+
+def discriminator_parts(
+    image: Tensor, cond: Condition, num_classes: int | None, use_instances: bool
+) -> tuple[Tensor | None, Tensor]:
+    """:func:`discriminator_input` split into ``(labels, rest)``: the label map nearest-resized
+    to the image size (``LongTensor[B, H, W]``, None when ``num_classes`` is None) and the other
+    channels ``cat(edges [B, 1, H, W], image [B, 3, H, W])`` (edges only with ``use_instances``).
+    """
     size = tuple(image.shape[-2:])
-    parts: list[Tensor] = []
+    labels = None
     if num_classes is not None:
         if cond.label_map is None:
             raise ValueError(
@@ -81,7 +130,7 @@ def discriminator_input(
                 "Condition.label_map, which is missing; set conditional: false to drop it"
             )
         labels = ops.resize_labels(cond.label_map, size)
-        parts.append(ops.one_hot(labels, num_classes, dtype=image.dtype))
+    parts: list[Tensor] = []
     if use_instances:
         if cond.instance_map is None:
             raise ValueError(
@@ -90,7 +139,7 @@ def discriminator_input(
             )
         inst = ops.resize_labels(cond.instance_map, size)
         parts.append(instance_edges(inst).to(image.dtype))
-    return torch.cat([*parts, image], dim=1) if parts else image
+    return labels, (torch.cat([*parts, image], dim=1) if parts else image)
 
 
 class PatchDiscriminator(Discriminator):
@@ -136,14 +185,28 @@ class PatchDiscriminator(Discriminator):
         self.scales = nn.ModuleList(NLayerD(cin, cfg.ndf, cfg.n_layers) for _ in range(self.num_d))
 
     def forward(self, image: Tensor, cond: Condition) -> DiscriminatorOutput:
-        """Per-scale logits and features, finest scale first."""
-        x = discriminator_input(image, cond, self.label_classes, self.reads_instances)
+        """Per-scale logits and features, finest scale first.
+
+        Scale 0 reads the one-hot label map by gathering (its first conv is
+        :func:`label_first_conv`). The coarser scales see the official input average-pooled,
+        where the pooled one-hot map is fractional at class borders (no longer one-hot), so they
+        keep the dense conv of ``cat(pooled one-hot, pooled edges, pooled image)``.
+        """
+        labels, rest = discriminator_parts(image, cond, self.label_classes, self.reads_instances)
         logits: list[Tensor] = []
         features: list[list[Tensor]] = []
+        x = rest
         for i, net in enumerate(self.scales):
-            if i > 0:
+            if i == 0:  # full resolution: the one-hot part by gathering
+                out, feats = net(rest, labels)
+            else:
+                # The official code avg-pools cat(one-hot, edges, image): the pooled one-hot map
+                # is fractional at class borders, no longer one-hot, so no gather here (dense).
+                k = self.label_classes
+                if i == 1 and labels is not None and k is not None:  # official input, to pool
+                    x = torch.cat([ops.one_hot(labels, k, dtype=image.dtype), rest], dim=1)
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            out, feats = net(x)
+                out, feats = net(x)
             logits.append(out)
             features.append(feats)
         return DiscriminatorOutput(logits=logits, features=features)
