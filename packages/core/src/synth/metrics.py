@@ -563,8 +563,8 @@ def _build_torchmetrics_fid(
     """torchmetrics' FrechetInceptionDistance whose Inception holds ``state``.
 
     torch-fidelity's ``FeatureExtractorInceptionV3.__init__`` either downloads its weights
-    (``load_state_dict_from_url`` when no path is given) or ``torch.load(path,
-    weights_only=False)``, which unpickles whatever the file holds. Neither is acceptable, so
+    (``load_state_dict_from_url`` when no path is given) or reads the given file with
+    torch's loader with ``weights_only`` off, which unpickles whatever the file holds. Neither is acceptable, so
     no path is given and, for the duration of the construction, that module's
     ``load_state_dict_from_url`` is replaced by a function returning ``state`` (already read
     with :func:`synth.weights.read_state_dict`): nothing is downloaded and nothing is unpickled.

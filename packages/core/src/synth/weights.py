@@ -135,8 +135,8 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     - ``.safetensors``: read with safetensors.
     - ``.npz``: read with ``numpy.load(allow_pickle=False)``; keys kept as in the file (e.g.
       Chainer's ``block2/b1/gammas/W``), arrays turned into tensors.
-    - anything else (``.pth``, ``.pt``, ``.ckpt``, ``.bin``): ``torch.load(path,
-      map_location="cpu", weights_only=True)``.
+    - anything else (``.pth``, ``.pt``, ``.ckpt``, ``.bin``): torch's loader restricted to
+      tensors and plain containers (``weights_only=True``), on the CPU.
 
     Training checkpoints that nest the weights are unwrapped: when the loaded object is a dict
     whose values are not all tensors and that holds a dict under one of :data:`UNWRAP_KEYS`
