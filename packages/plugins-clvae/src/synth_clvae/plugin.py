@@ -96,6 +96,30 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
         "also uses cIMLE's rarity rebalancing (not part of this recipe). "
         + _TTUR.format(g="4e-4", d="1e-4"),
     ),
+    # ---- hybrids: parts of several papers, composed only from registered names
+    "clvae.gaugan_composed": (
+        {
+            "generator": {
+                "type": "clvae.spade_generator",
+                "num_classes": 151,
+                "z_dim": 256,
+                "crop_size": 256,
+            },
+            "injector": {"type": "clvae.conv_encoder"},
+            "discriminator": {"type": "pix2pixhd.multiscale_discriminator", "num_d": 2},
+            "losses": {
+                "gan": {"type": "core.hinge", "reduce_scales": "mean"},
+                "fm": {"type": "pix2pixhd.feature_matching", "weight": 10.0},
+                "vgg": {"type": "core.perceptual", "weight": 10.0},
+                "kl": {"type": "core.kl", "weight": 0.05},
+            },
+            "objective": {"type": "core.gan"},
+        },
+        "Hybrid (needs synth-plugin-pix2pixhd): GauGAN as a composition: the SPADE generator "
+        "with a global code from the GauGAN-VAE encoder (multimodal), pix2pixHD's multi-scale "
+        "discriminator and feature matching, hinge + VGG losses, KL 0.05. "
+        + _TTUR.format(g="1e-4", d="4e-4"),
+    ),
 }
 
 
