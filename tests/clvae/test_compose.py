@@ -122,7 +122,11 @@ def test_instances_refused_where_unsupported(clvae_registry):
         synth.compose(spec)
 
 
-@pytest.mark.parametrize("name", sorted(RECIPES))
+@pytest.mark.parametrize(
+    # hybrids name other plugins' parts; tests/hybrids checks them with those plugins loaded
+    "name",
+    sorted(n for n, (_, description) in RECIPES.items() if not description.startswith("Hybrid")),
+)
 def test_recipes_check(clvae_registry, name):
     spec = load_spec(name, clvae_registry)
     check_spec(spec, clvae_registry)

@@ -1,7 +1,9 @@
 """Recipes (named model specs) of the cIMLE plugin.
 
 Trainer settings that are not part of a model spec (the outer batch S is the Trainer's
-``batch_size``; Adam lr) are given in each recipe's description.
+``batch_size``; Adam lr) are given in each recipe's description. ``cimle.crn_gan`` is a
+hybrid naming ``pix2pixhd.*`` parts as strings: composing it needs synth-plugin-pix2pixhd
+installed (this plugin never imports it).
 """
 
 from __future__ import annotations
@@ -96,5 +98,37 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
         "hidden, 10 channels), layout distance; |S| = 400 (batch_size), m = 10, L = 10000, "
         "|S̃| = 1, η = 1e-5. Rebalancing: wrap the data set in synth_cimle.RebalancedDataset "
         "and set the distance's `rarity` to the file of synth_cimle.rarity_scores.",
+    ),
+    # ---- hybrids: parts of several papers, composed only from registered names
+    "cimle.crn_gan": (
+        {
+            "generator": {
+                "type": "cimle.crn_generator",
+                "num_classes": 20,
+                "num_levels": 7,
+                "channels": [1024, 1024, 1024, 1024, 1024, 512, 256],
+                "noise_channels": 10,
+            },
+            "injector": {"type": "cimle.noise_encoder", "noise_dim": 10, "hidden": 100},
+            "discriminator": {
+                "type": "pix2pixhd.multiscale_discriminator",
+                "num_d": 2,
+                "ndf": 64,
+                "n_layers": 3,
+            },
+            "losses": {
+                "gan": {"type": "core.lsgan", "weight": 1.0},
+                "feat": {"type": "pix2pixhd.feature_matching", "weight": 10.0},
+                "vgg": {"type": "core.perceptual", "weight": 10.0},
+            },
+            "objective": {"type": "core.gan"},
+            "sampler": {"type": "core.prior"},
+        },
+        "Hybrid (needs synth-plugin-pix2pixhd): cIMLE's GTA-5 layout generator (CRN from 4×8, "
+        "7 levels, noise encoder with 100 hidden and 10 channels) trained as a GAN with "
+        "pix2pixHD's objective: its 2-scale discriminator, LSGAN + feature matching ×10 + "
+        "VGG19 ×10; the noise encoder trains with the generator on prior draws. Adam lr 2e-4, "
+        "β = (0.5, 0.999) as pix2pixHD. The GAN counterpart of cimle.gta5_layout: a GAN may "
+        "ignore the noise (mode collapse), which IMLE rules out.",
     ),
 }

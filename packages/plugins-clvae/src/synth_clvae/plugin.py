@@ -120,6 +120,33 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
         "discriminator and feature matching, hinge + VGG losses, KL 0.05. "
         + _TTUR.format(g="1e-4", d="4e-4"),
     ),
+    "clvae.imle": (
+        {
+            "generator": {"type": "clvae.clvae_generator", "num_classes": 151, "crop_size": 256},
+            # Its prior N(0, I) over z_1 and every class code of every layer is where cIMLE
+            # draws the m candidate codes per input; the encoder's weights are unused by IMLE
+            # (no posterior in Algorithm 1).
+            "injector": {"type": "clvae.class_layer_encoder"},
+            "losses": {"imle": {"type": "cimle.distance", "preset": "layout"}},
+            "objective": {
+                "type": "cimle.imle",
+                "num_codes": 10,
+                "minibatch": 4,
+                "inner_steps": 10000,
+                "perturb": 0.0,
+                "chunk_size": 10,
+                "draw_block": 4,
+            },
+            "sampler": {"type": "clvae.prior"},
+        },
+        "Hybrid (needs synth-plugin-cimle): the CLVAE generator on ADE20K (256x256, 151 "
+        "classes, N = C) trained by conditional IMLE instead of VAE-GAN: per input, m = 10 "
+        "draws of z_1 and all class- and layer-wise codes from the class_layer_encoder's prior, "
+        "the nearest under cIMLE's layout distance is fitted, so every class keeps its own "
+        "diversity without a KL term or discriminator. cIMLE's layout schedule (§5.2.5: "
+        "L = 10000) with |S̃| = 4 (CLVAE's batch); train with batch_size = |S| = 400, Adam "
+        "lr 1e-5. The encoder is not trained (IMLE has no posterior).",
+    ),
 }
 
 

@@ -6,6 +6,10 @@ Every recipe is the paper's full objective (eq. 5: Σ_k L_GAN(G, D_k) + λ Σ_k 
 ``4/(n_layers_D+1)·1/num_D`` weights, VGG19 perceptual loss ×10 (relu1_1…relu5_1, weights
 1/32…1), objective ``core.gan``; Adam lr 2e-4, β = (0.5, 0.999), constant then linear decay
 to 0 (:func:`training_config`).
+
+``pix2pixhd.imle`` is a hybrid: G1 with a noise input trained by cIMLE instead (it names
+``core.spatial_noise`` and the ``cimle.*`` parts as strings; composing it needs
+synth-plugin-cimle installed, this plugin never imports it).
 """
 
 from __future__ import annotations
@@ -85,6 +89,43 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
             use_instances=False,
         ),
         "pix2pixHD ADE20K (150 classes + 'other', no instance maps): G1, 2-scale D",
+    ),
+    # ---- hybrids: parts of several papers, composed only from registered names
+    "pix2pixhd.imle": (
+        {
+            "generator": {
+                "type": "pix2pixhd.global_generator",
+                "num_classes": 151,
+                "ngf": 64,
+                "n_downsampling": 4,
+                "n_blocks": 9,
+                "use_instances": False,
+                # The noise map enters where pix2pixHD's instance features do (§3.4): extra
+                # input channels after the one-hot map, read from latents.spatial.
+                "feat_num": 10,
+            },
+            # One 10-channel Gaussian code per bottleneck cell (scale = 2**n_downsampling):
+            # nearest-upsampled to full size, each code steers one 16x16 region instead of
+            # being averaged away like per-pixel i.i.d. noise would be by the strided convs.
+            "injector": {"type": "core.spatial_noise", "scale": 16},
+            "losses": {"imle": {"type": "cimle.distance", "preset": "layout"}},
+            "objective": {
+                "type": "cimle.imle",
+                "num_codes": 10,
+                "minibatch": 1,
+                "inner_steps": 10000,
+                "perturb": 0.0,
+                "chunk_size": 10,
+                "draw_block": 4,
+            },
+            "sampler": {"type": "core.prior"},
+        },
+        "Hybrid (needs synth-plugin-cimle): pix2pixHD's global generator G1 on ADE20K (256x256, "
+        "151 classes) with a 10-channel core.spatial_noise code at 1/16 resolution as its "
+        "extra input channels (feat_num), trained by conditional IMLE instead of a GAN, so "
+        "every real image is near some code (no mode collapse): cIMLE's layout distance and "
+        "schedule (§5.2.5: m = 10, L = 10000, |S̃| = 1 as pix2pixHD's batch 1); train with "
+        "batch_size = |S| = 400, Adam lr 1e-5. No discriminator.",
     ),
 }
 
