@@ -566,3 +566,29 @@ def test_objective_setup_and_state_are_checkpointed(tmp_path):
     again.model.objective = again.objective = Counting(again.objective.config)
     again.fit()
     assert again.objective.calls == 4  # 3 restored + 1 new
+
+
+def test_time_limit_ends_the_run_like_reaching_steps(tmp_path, monkeypatch):
+    """A fake clock: every step takes 10 s, the limit is 35 s -> 4 steps, then the normal end
+    (checkpoint, exported model, loss curve), and the bar's total became the expected end."""
+    import synth.trainer as tr
+
+    clock = {"t": 0.0}
+    real_step = tr.Trainer._apply_schedule
+
+    def slow_schedule(self):
+        clock["t"] += 10.0
+        return real_step(self)
+
+    monkeypatch.setattr(tr.time, "perf_counter", lambda: clock["t"])
+    monkeypatch.setattr(tr.Trainer, "_apply_schedule", slow_schedule)
+    t = make(tmp_path, steps=1000, time_limit=35.0, checkpoint_every=1000, log_every=1000)
+    summary = t.fit()
+    assert summary["step"] == 4 and t.step == 4
+    assert (tmp_path / "model" / "synth.json").exists()
+    assert (tmp_path / "loss_curve.png").exists()
+    assert list((tmp_path / "checkpoints").iterdir())  # the end wrote a checkpoint
+    lines = [json.loads(ln) for ln in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [ln["step"] for ln in lines] == [4]  # the last step is logged, as at `steps`
+    # a second fit() resumes and trains another 35 s
+    assert t.fit()["step"] == 8

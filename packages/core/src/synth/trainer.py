@@ -125,6 +125,12 @@ class TrainerConfig(_Strict):
     sample_inputs: int = Field(4, ge=1, description="conditions per sample grid")
     num_samples: int = Field(4, ge=1, description="samples per condition in the grid")
     progress: bool | None = Field(None, description="tqdm bar; default: when stderr is a TTY")
+    time_limit: float | None = Field(
+        None,
+        gt=0,
+        description="seconds of training in this fit(); then it ends as if `steps` were reached "
+        "(checkpoint, exported model, loss curve)",
+    )
 
 
 class RunConfig(_Strict):
@@ -206,6 +212,10 @@ class _Dist:
         for t in tensors:
             t.copy_(flat[offset : offset + t.numel()].view_as(t))
             offset += t.numel()
+
+    def all_reduce_min(self, t: Tensor) -> None:
+        if self.world > 1:
+            dist.all_reduce(t, op=dist.ReduceOp.MIN)
 
     def broadcast(self, tensors: list[Tensor]) -> None:
         if self.world == 1:
@@ -663,6 +673,26 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def _time_limited_end(self, start: float, first: int, bar: Any) -> int:
+        """The step this ``fit`` ends at under ``time_limit``: now when the time is up, else
+        where the average step time so far says the limit will fall (shown as the bar's total,
+        so its ETA is the time left)."""
+        cfg = self.config
+        elapsed = time.perf_counter() - start
+        done = self.step - first
+        if elapsed >= (cfg.time_limit or 0.0) or self.step >= cfg.steps:
+            end = self.step
+        else:
+            expected = self.step + int((cfg.time_limit - elapsed) / (elapsed / done))
+            end = min(cfg.steps, max(self.step + 1, expected))
+        # every rank must stop at the same step (a collective per step is cheap beside a step)
+        if self.dist.world > 1:
+            t = torch.tensor([end], device=self.device, dtype=torch.long)
+            self.dist.all_reduce_min(t)
+            end = int(t.item())
+        bar.total = end
+        return end
+
     def fit(self, resume: bool = True) -> dict[str, Any]:
         """Train to ``config.steps``; returns a summary (final step, run dir, last losses).
 
@@ -691,14 +721,16 @@ class Trainer:
         )
         sums: dict[str, float] = {}
         count = 0
-        tick = time.perf_counter()
+        tick = start = time.perf_counter()
+        end_step = cfg.steps
         last: dict[str, float] = {}
         batches = self._loader()
         self._stop_requested = False
+        first = self.step
         stack = contextlib.ExitStack()
         stack.enter_context(self._sigint_stops())
         try:
-            while self.step < cfg.steps:
+            while self.step < end_step:
                 batch = next(batches).to(self.device, non_blocking=True)
                 real = batch.real
                 if cfg.channels_last:
@@ -713,8 +745,10 @@ class Trainer:
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 count += 1
+                if cfg.time_limit is not None:
+                    end_step = self._time_limited_end(start, first, bar)
                 bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.log_every == 0 or self.step == end_step:
                     elapsed = time.perf_counter() - tick
                     last = {k: v / count for k, v in sums.items()}
                     line = {"step": self.step, "epoch": self.epoch, **last}
@@ -728,7 +762,7 @@ class Trainer:
                     sums, count, tick = {}, 0, time.perf_counter()
                 if cfg.sample_every and self.step % cfg.sample_every == 0 and self.dist.main:
                     self.generate_grid(self.run_dir / "samples" / f"step-{self.step:07d}.png")
-                done = self.step == cfg.steps
+                done = self.step == end_step
                 if self.step % cfg.checkpoint_every == 0 or done or self._stop_requested:
                     self.save_checkpoint()
                 if self._stop_requested:
