@@ -11,7 +11,7 @@ Commands::
     synth train CONFIG [--run-dir DIR] [--steps N] [--no-resume] [--device D]
     synth sample MODEL_DIR (--label-map PNG | --image PNG | --data SPEC [--index I ...])
                  [-n N] [--seed S] [--out DIR] [--num-classes K] [--size H W] [--sampler NAME]
-    synth demo
+    synth demo [--recipe NAME] [--minutes M] [--out DIR] [--size S] [--set KEY=VALUE ...]
 
 Errors go to stderr as ``synth: error: ...``; the exit code is 1 for a failed command and 2
 for a usage error (argparse's convention).
@@ -26,7 +26,7 @@ import re
 import sys
 import typing
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,11 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: 
 
 
 def format_markdown(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A GitHub-flavoured markdown table (``|`` in cells escaped)."""
+    """A GitHub-flavoured markdown table (``|`` in cells escaped, line breaks as spaces)."""
 
     def cell(c: Any) -> str:
-        return ("" if c is None else str(c)).replace("|", "\\|")
+        text = " ".join(("" if c is None else str(c)).split())
+        return text.replace("|", "\\|")
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
@@ -73,20 +74,35 @@ def one_line(text: str | None, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 
-def summary_line(doc: str | None, limit: int = 120) -> str:
-    """A docstring's one-line summary: its first paragraph joined into one line; when that is
-    longer than ``limit``, its first sentence, cut to ``limit`` characters if still too long."""
+def _first_paragraph(doc: str | None) -> str:
     paragraph = []
     for ln in (doc or "").strip().splitlines():
         if not ln.strip():
             break
         paragraph.append(ln.strip())
-    text = " ".join(paragraph)
+    return " ".join(paragraph)
+
+
+def _first_sentence(text: str) -> str:
+    m = re.match(r"(.+?[.!?])(?=\s+[A-Z`(\"]|$)", text)
+    return m.group(1) if m else text
+
+
+def summary_line(doc: str | None, limit: int = 120) -> str:
+    """A docstring's one-line summary: its first paragraph joined into one line; when that is
+    longer than ``limit``, its first sentence, cut to ``limit`` characters if still too long."""
+    text = _first_paragraph(doc)
     if len(text) > limit:
-        m = re.match(r"(.+?[.!?])(?=\s+[A-Z`(\"]|$)", text)
-        if m:
-            text = m.group(1)
+        text = _first_sentence(text)
     return one_line(text, limit)
+
+
+def markdown_summary(doc: str | None, limit: int = 200) -> str:
+    """The summary for ``--format markdown``, where no terminal width applies: the first
+    paragraph in one line, or its first sentence when the paragraph is longer than ``limit``;
+    never cut."""
+    text = _first_paragraph(doc)
+    return _first_sentence(text) if len(text) > limit else text
 
 
 def _out(text: str = "") -> None:
@@ -117,7 +133,7 @@ def _registry(*, quiet_plugins: bool = False):
     return reg
 
 
-def _summary(entry) -> str:
+def _summary(entry, summarize: Callable[[str | None], str] = summary_line) -> str:
     """The part's one-line summary (see :func:`summary_line`), or why its class could not be
     imported."""
     try:
@@ -125,7 +141,7 @@ def _summary(entry) -> str:
     except Exception as e:
         cause = e.__cause__ if e.__cause__ is not None else e
         return f"(import failed: {one_line(f'{type(cause).__name__}: {cause}', 120)})"
-    return summary_line(cls.__doc__)
+    return summarize(cls.__doc__)
 
 
 def _unknown(reg, name: str) -> CLIError:
@@ -150,19 +166,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     reg = _registry()
     pattern = _pattern(args.pattern)
     entries = reg.entries()
+    # markdown (README tables) has no terminal width: whole summaries, never cut
+    summarize = markdown_summary if args.format == "markdown" else summary_line
     parts = [
         {
             "name": n,
             "kind": entries[n].kind,
             "plugin": entries[n].plugin,
-            "summary": _summary(entries[n]),
+            "summary": _summary(entries[n], summarize),
         }
         for n in reg.list(args.kind, pattern)
     ]
     recipes = None
     if args.kind is None:
         recipes = [
-            {"name": r.name, "plugin": r.plugin, "description": summary_line(r.description)}
+            {"name": r.name, "plugin": r.plugin, "description": summarize(r.description)}
             for r in reg.recipes(pattern).values()
         ]
     part_cols = ("name", "kind", "plugin", "summary")
@@ -175,14 +193,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         _out(json.dumps(data, indent=2))
         return 0
     if args.format == "markdown":
-        _out(format_markdown(part_cols, [[p[c] for c in part_cols] for p in parts]))
+        # names as code spans; one table for the parts, one for the recipes
+        def md_rows(items: list[dict[str, Any]], cols: Sequence[str]) -> list[list[str]]:
+            return [[f"`{it['name']}`", *(it[c] for c in cols[1:])] for it in items]
+
+        _out(format_markdown(part_cols, md_rows(parts, part_cols)))
         if recipes:
             _out()
             _out(
-                format_markdown(
-                    ("recipe", "plugin", "description"),
-                    [[r[c] for c in recipe_cols] for r in recipes],
-                )
+                format_markdown(("recipe", "plugin", "description"), md_rows(recipes, recipe_cols))
             )
         return 0
     if parts:
@@ -749,16 +768,69 @@ def cmd_sample(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- demo
 
 
+def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--set generator.ngf=32`` -> ``{"generator.ngf": 32}`` (values read as JSON if they
+    parse, else kept as strings)."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CLIError(
+                f"--set {item!r}: write KEY=VALUE with a dotted spec path, e.g. "
+                "--set generator.ngf=32",
+                2,
+            )
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    _out("synth: parts and recipes registered in this environment")
-    _out()
-    code = cmd_list(argparse.Namespace(kind=None, pattern=None, format="table"))
+    from .demo import run_demo
+    from .errors import ComposeError, UnknownPartError
+
+    try:
+        result = run_demo(
+            args.recipe,
+            out_dir=args.out,
+            minutes=args.minutes,
+            size=args.size,
+            num_classes=args.num_classes,
+            batch_size=args.batch_size,
+            num_samples=args.n,
+            overrides=_parse_set(args.set),
+            seed=args.seed,
+            device=args.device,
+            download=args.download,
+            progress=True if args.progress else None,
+            log=_out,
+        )
+    except UnknownPartError as err:
+        raise CLIError(str(err).strip("'\"")) from err
+    except (ComposeError, ValueError) as err:
+        raise CLIError(str(err)) from err
+    m = result.metrics
     _out()
     _out(
-        "The full demo (sampling, steering and editing images with each paper's plugin) "
-        "arrives with the plugins; for now this lists what is registered."
+        f"trained {m['train']['steps']} steps in {m['train']['seconds']:.0f} s "
+        f"({m['train']['images_per_s']:.2f} images/s)"
     )
-    return code
+    n = args.n
+    _out(
+        f"LPIPS diversity {m['lpips_diversity']:.4f} (mean pairwise over {n} samples); "
+        f"best-of-{n} L1 {m[f'best_of_{n}_l1']:.4f} vs one sample {m['mean_sample_l1']:.4f}"
+    )
+    for note in result.notes:
+        _out(f"note: {note}")
+    _out(f"wrote {result.out_dir}/:")
+    for key, path in result.files.items():
+        _out(f"  {key:<15} {path}")
+    _out()
+    _out("draw more samples from the trained model with:")
+    _out(f"  {result.sample_command}")
+    return 0
 
 
 # --------------------------------------------------------------------------- parser
@@ -868,7 +940,36 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", metavar="D", help="device to run on (default cpu)")
     s.set_defaults(func=cmd_sample)
 
-    s = sub.add_parser("demo", help="a quick tour (placeholder until the plugins land)")
+    s = sub.add_parser(
+        "demo",
+        help="train a hybrid recipe on the embedded demo photos for a few minutes; write "
+        "sample grids, metrics and the model",
+    )
+    s.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help="a registered recipe (default clvae.gaugan_composed: SPADE G + pix2pixHD D)",
+    )
+    s.add_argument("--minutes", type=float, default=3.0, help="training time (default 3)")
+    s.add_argument("--out", default="runs/demo", metavar="DIR", help="default runs/demo")
+    s.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    s.add_argument("--num-classes", type=int, default=8, metavar="K", help="label classes (8)")
+    s.add_argument("--batch-size", type=int, default=4, metavar="B", help="default 4")
+    s.add_argument("-n", type=int, default=6, metavar="N", help="samples per photo (default 6)")
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override the spec, e.g. --set generator.ngf=32 (repeatable)",
+    )
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu", metavar="D", help="cpu, cuda, ... (default cpu)")
+    s.add_argument(
+        "--download",
+        action="store_true",
+        help="let missing pretrained backbones download (default: use random ones)",
+    )
+    s.add_argument("--progress", action="store_true", help="a progress bar even without a TTY")
     s.set_defaults(func=cmd_demo)
     return p
 

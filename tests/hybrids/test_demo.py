@@ -1,0 +1,122 @@
+"""``synth demo`` / :func:`synth.demo.run_demo`: a hybrid recipe shrunk to CPU size, trained for
+a time budget on the demo photos, with its pictures, metrics, model and a working
+``synth sample`` command; per-class resampling keeps every other code."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+import torch
+from PIL import Image
+
+import synth
+from synth.cli import main
+from synth.demo import CPU_CAPS, DEFAULT_RECIPE, class_resample, demo_spec, run_demo
+
+pytest.importorskip("synth_clvae")
+pytest.importorskip("synth_pix2pixhd")
+pytest.importorskip("synth_cimle")
+
+#: A very short run at 32 px with one VGG layer: the pipeline, not the quality.
+TINY = {"minutes": 0.01, "size": 32, "num_samples": 3, "batch_size": 2}
+ONE_VGG_LAYER = {"losses.vgg.layers": ["relu1_1"], "losses.vgg.layer_weights": [1.0]}
+
+
+def test_demo_spec_caps_a_paper_sized_recipe():
+    spec, changes = demo_spec(DEFAULT_RECIPE, size=48, num_classes=5)
+    gen = spec["generator"]
+    assert gen["ngf"] == CPU_CAPS["ngf"] and gen["crop_size"] == 48 and gen["num_classes"] == 5
+    assert gen["norm"]["hidden"] == CPU_CAPS["hidden"]  # a slot left at its default is capped
+    assert spec["discriminator"]["ndf"] == CPU_CAPS["ndf"]
+    assert any("ngf 64 → 16" in c for c in changes)
+    spec, changes = demo_spec(DEFAULT_RECIPE, overrides={"generator.ngf": 8})
+    assert spec["generator"]["ngf"] == 8 and changes[-1].endswith("(--set)")
+    # the registered recipe itself is untouched
+    assert synth.get_registry().recipe(DEFAULT_RECIPE).spec["generator"]["crop_size"] == 256
+
+
+def test_default_demo_writes_pictures_metrics_model_and_a_working_command(tmp_path, capsys):
+    lines: list[str] = []
+    out = tmp_path / "demo"
+    result = run_demo(out_dir=out, overrides=ONE_VGG_LAYER, log=lines.append, **TINY)
+    for name in ("samples.png", "loss_curve.png", "metrics.json", "log.jsonl"):
+        assert (out / name).is_file(), name
+    assert (out / "model" / "synth.json").is_file()
+    # one row per demo photo (8) and condition | real | 3 samples per row
+    grid = Image.open(out / "samples.png")
+    assert grid.width == 5 * 64 + 6 * 2 and grid.height > 8 * 64  # cells magnified to 64 px
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recipe"] == DEFAULT_RECIPE
+    assert metrics["lpips_diversity"] >= 0 and metrics["best_of_3_l1"] <= metrics["mean_sample_l1"]
+    assert metrics["train"]["steps"] >= 1 and metrics["settings"]["spec"]["generator"]["ngf"] == 16
+    # a model with only a global code has no per-class resampling, and says so
+    assert not (out / "class_resample.png").exists()
+    assert any("per-class codes" in n for n in result.notes)
+    assert any("random" in n for n in result.notes)  # no VGG / AlexNet weights offline
+    assert any("demo size" in ln for ln in lines)
+    # the printed command reloads the model and samples the saved label map
+    argv = shlex.split(result.sample_command)
+    assert argv[0] == "synth" and "--label-map" in argv
+    assert main(argv[1:]) == 0
+    written = sorted((out / "more_samples").glob("*.png"))
+    assert len(written) >= 3, written
+
+
+def test_demo_resamples_one_class_for_models_with_class_codes(tmp_path):
+    result = run_demo("clvae.ade20k", out_dir=tmp_path, log=lambda *_: None, **TINY)
+    assert "class_resample" in result.files and result.files["class_resample"].is_file()
+
+
+def test_class_resample_changes_only_the_chosen_class_codes(registry_with):
+    registry_with("clvae")
+    spec, _ = demo_spec("clvae.ade20k", size=32, num_classes=4)
+    for section in ("losses", "discriminator", "objective"):
+        spec.pop(section)
+    torch.manual_seed(0)
+    model = synth.compose(spec).eval()
+    seen = []
+    real_generator = model.generator
+
+    class Recorder(torch.nn.Module):
+        def forward(self, cond, latents):
+            seen.append(latents)
+            return real_generator(cond, latents)
+
+    model.generator = Recorder()
+    label_map = torch.zeros(2, 32, 32, dtype=torch.long)
+    label_map[:, :, 16:] = 1
+    label_map[1, :8] = 3
+    cond = synth.Condition(label_map=label_map, num_classes=4)
+    classes = torch.tensor([1, 3])
+    with torch.no_grad():
+        base, resampled = class_resample(model, cond, classes, 3, torch.Generator().manual_seed(0))
+    assert base.shape == (2, 3, 32, 32) and resampled.shape == (2, 3, 3, 32, 32)
+    (latents,) = seen  # one batched generator call for all inputs and resamples
+    for codes in latents.class_codes:  # [(b m), K, D] with m = 4: the base, then 3 resamples
+        codes = codes.view(2, 4, *codes.shape[1:])
+        for b, c in enumerate(classes.tolist()):
+            others = [k for k in range(4) if k != c]
+            assert torch.equal(codes[b, 1:, others], codes[b, :1, others].expand(3, -1, -1))
+            assert not torch.equal(codes[b, 1, c], codes[b, 0, c])
+    assert torch.equal(
+        latents.z.view(2, 4, -1)[:, 1:], latents.z.view(2, 4, -1)[:, :1].expand(-1, 3, -1)
+    )
+
+
+def test_demo_trains_a_super_resolution_recipe_on_the_photos(tmp_path):
+    result = run_demo("cimle.sr_x4_small", out_dir=tmp_path, log=lambda *_: None, **TINY)
+    assert (tmp_path / "samples.png").is_file()
+    assert "--image" in result.sample_command
+    lr = Image.open(next((tmp_path / "inputs").glob("*.png")))
+    assert lr.mode == "RGB" and lr.size == (8, 8)  # 32 px / scale 4
+
+
+def test_cli_demo_errors(capsys):
+    assert main(["demo", "--recipe", "clvae.nope"]) == 1
+    assert "unknown recipe 'clvae.nope'" in capsys.readouterr().err
+    assert main(["demo", "--set", "generator.ngf"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["demo", "--minutes", "0"]) == 1
+    assert "positive training time" in capsys.readouterr().err
