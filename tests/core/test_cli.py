@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 import synth
-from synth.cli import format_markdown, format_table, main, summary_line
+from synth.cli import format_markdown, format_table, main, markdown_summary, summary_line
 from synth.plugins import PluginInfo, discover
 from synth.visual import to_uint8
 
@@ -87,6 +87,8 @@ def test_table_formatter_aligns_and_has_no_trailing_blanks():
         "|---|---|",
         "| x\\|y | z |",
     ]
+    # a line break would end the row: cells are joined into one line
+    assert format_markdown(["a"], [["one\n  two", None]]).splitlines()[2] == "| one two |  |"
 
 
 def test_summary_line():
@@ -96,6 +98,19 @@ def test_summary_line():
     assert summary_line(long) == "A first sentence."
     assert summary_line(None) == ""
     assert summary_line("y" * 300).endswith("...")
+
+
+def test_markdown_summary_is_never_cut():
+    assert markdown_summary("First line.\n\n    Body.") == "First line."
+    long = "A first sentence. " + "Xy " * 100
+    assert markdown_summary(long) == "A first sentence."
+    # a paragraph up to 200 characters is kept whole, longer than 120 (the terminal's limit)
+    para = "A first sentence. Then a second one" + " word" * 25 + "."
+    assert 120 < len(para) <= 200
+    assert markdown_summary(para) == para
+    assert summary_line(para) == "A first sentence."
+    assert markdown_summary("y" * 300) == "y" * 300
+    assert markdown_summary(None) == ""
 
 
 # --------------------------------------------------------------------------- list
@@ -131,10 +146,29 @@ def test_list_markdown_is_sorted_and_deterministic(registry, capsys):
     assert lines[0] == "| name | kind | plugin | summary |"
     assert lines[1] == "|---|---|---|---|"
     names = [ln.split("|")[1].strip() for ln in lines[2:]]
+    assert all(n.startswith("`") and n.endswith("`") for n in names)  # code spans
+    names = [n.strip("`") for n in names]
     assert names == registry.list() == sorted(names)
-    assert "| clitest.label_scale | conditioning | clitest | Scale features per pixel" in parts_md
+    assert "| `clitest.label_scale` | conditioning | clitest | Scale features per pixel" in parts_md
     assert recipes_md.splitlines()[0] == "| recipe | plugin | description |"
-    assert "| clitest.tiny | clitest | A tiny label-map generator. |" in recipes_md
+    assert "| `clitest.tiny` | clitest | A tiny label-map generator. |" in recipes_md
+
+
+def test_list_markdown_keeps_whole_summaries_and_escapes_pipes(registry, capsys):
+    long = (
+        "A recipe whose first paragraph is longer than the terminal's 120 characters, with "
+        "|S| = 4 and lr 1e-4. Train with TTUR: G lr 1e-4, D lr 4e-4."
+    )
+    assert 120 < len(long) <= 200
+    registry.add_recipe("clitest.long", TINY, description=long + "\n\nMore text.")
+    code, out, _ = run(capsys, "list", "clitest.*", "--format", "markdown")
+    assert code == 0
+    row = next(ln for ln in out.splitlines() if ln.startswith("| `clitest.long` |"))
+    assert row == "| `clitest.long` | clitest | " + long.replace("|", "\\|") + " |"
+    assert row.count(" | ") == 2  # escaped pipes do not add columns
+    # the plain table still cuts at the terminal width
+    table = run(capsys, "list", "clitest.*")[1]
+    assert "TTUR" not in table
 
 
 def test_list_json(registry, capsys):
@@ -360,10 +394,10 @@ def test_version_help_and_demo(registry, capsys):
     assert code == 0 and "usage: synth" in out
     code, _, err = run(capsys, "frobnicate")
     assert code == 2 and "invalid choice" in err
-    code, out, _ = run(capsys, "demo")
-    assert code == 0
-    assert "core.simple_generator" in out and "clitest.tiny" in out
-    assert "arrives with the plugins" in out
+    # the demo's default recipe comes with the plugins (tests/hybrids/test_demo.py runs it);
+    # with core alone it names what to install
+    code, _, err = run(capsys, "demo")
+    assert code == 1 and "pip install synth-plugin-clvae" in err
 
 
 def _console_script() -> str:
