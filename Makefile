@@ -18,7 +18,7 @@ RUN := $(UV) run --frozen --no-sync
 TEST_ENV := SYNTH_OFFLINE=1 HF_HUB_OFFLINE=1
 PYTEST_ARGS ?=
 
-.PHONY: help uv sync test demo lint format bench
+.PHONY: help uv sync test demo lint format bench readme-table
 
 help:
 	@echo "make test    install uv if missing, sync .venv from uv.lock, run the test suite"
@@ -26,6 +26,7 @@ help:
 	@echo "make lint    ruff check + ruff format --check"
 	@echo "make format  ruff check --fix + ruff format"
 	@echo "make bench   run the benchmarks (bench/run_all.py)"
+	@echo "make readme-table  regenerate the table of registered parts in README.md"
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || { \
@@ -60,3 +61,8 @@ format: sync
 bench: sync
 	@if [ -f bench/run_all.py ]; then $(RUN) python bench/run_all.py; \
 	else echo "no benchmarks yet (bench/run_all.py does not exist)"; fi
+
+# README.md's "Registered parts" block: `synth list --format markdown` for core and the three
+# plugins (tests/core/test_readme_table.py checks it).
+readme-table: sync
+	@$(RUN) python tools/readme_table.py

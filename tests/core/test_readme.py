@@ -10,6 +10,9 @@ Code blocks in README.md are marked with an HTML comment on the line before the 
 - ``<!-- readme-test: spec -->``: a YAML model spec, composed.
 - ``<!-- readme-test: run-config -->``: a ``synth train`` run config, validated and trained for
   two steps on its data set (shrunk to 16 px).
+- ``<!-- readme-test: run-config-check -->``: a run config for a real data set (Cityscapes,
+  ADE20K), validated: the model spec checks, the data set reads a miniature copy of its layout
+  and gives what the model reads, and the optimiser settings match the recipe's.
 """
 
 from __future__ import annotations
@@ -158,6 +161,71 @@ def test_run_config_example_trains(synth_registry, tmp_path):
     run = train(config)
     assert (run / "model" / "synth.json").is_file()
     assert (run / "samples" / "step-0000002.png").is_file()
+
+
+#: photos in the training splits (the Trainer drops the last incomplete batch of an epoch)
+CITYSCAPES_TRAIN, ADE20K_TRAINING = 2975, 20_210
+
+
+def _recipe_lrs(description: str) -> dict[str, float]:
+    """``G/E lr 4e-4, D lr 1e-4`` in a recipe's description -> lr per network."""
+    m = re.search(r"G/E lr (\d[0-9.]*e-\d+), D lr (\d[0-9.]*e-\d+)", description)
+    assert m, f"no TTUR settings in {description!r}"
+    g, d = float(m[1]), float(m[2])
+    return {"generator": g, "injector": g, "discriminator": d}
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_real_data_run_configs_fit(index, tmp_path):
+    """The Cityscapes and ADE20K run configs: valid, their model checks, the data set reads its
+    documented layout (a two-photo copy) and gives the fields and class ids the model reads,
+    and the training settings are the papers' (as the recipes state them)."""
+    from synth.composer import check_spec, load_spec
+    from synth.data import build_dataset
+    from synth.trainer import RunConfig
+
+    from .test_data import _ade_tree, _cityscapes_tree
+
+    found = blocks("run-config-check")
+    assert len(found) == 2
+    config = yaml.safe_load(found[index].code)
+    run = RunConfig.model_validate(config)
+    recipe = config["model"]
+    plugin = recipe.split(".")[0]
+    pytest.importorskip(f"synth_{plugin}")
+    with synth.testing.fresh_registry(f"synth_{plugin}.plugin") as reg:
+        spec = load_spec(recipe)
+        fields = check_spec(spec)["data_fields"]
+        description = reg.recipes()[recipe].description
+        networks = reg.resolve(spec.objective["type"]).networks
+    num_classes = spec.generator["num_classes"]
+
+    data = dict(config["data"])
+    make_tree = {"cityscapes": _cityscapes_tree, "ade20k": _ade_tree}[data["type"]]
+    data["root"] = str(make_tree(tmp_path / "data"))
+    dataset = build_dataset(data)
+    assert dataset.num_classes == num_classes
+    item = dataset[0]
+    assert fields <= set(item)
+    assert int(item["label_map"].max()) < num_classes
+    crop = data.get("crop") or data["size"]
+    assert list(item["real"].shape[-2:]) == ([crop] * 2 if isinstance(crop, int) else crop)
+
+    t = run.train
+    assert t.decay_start == t.steps // 2  # 100 epochs constant, 100 decaying
+    if plugin == "pix2pixhd":
+        from synth_pix2pixhd import training_config
+
+        paper = type(t).model_validate(training_config(steps=t.steps, batch_size=t.batch_size))
+        for key in ("steps", "decay_start", "batch_size", "optimizer", "optimizers"):
+            assert getattr(t, key) == getattr(paper, key), key
+        assert t.steps == 200 * (CITYSCAPES_TRAIN // t.batch_size)
+    else:
+        assert set(t.optimizers) == set(networks)  # a misspelt network would be ignored
+        for name, lr in _recipe_lrs(description).items():
+            assert t.optimizers[name].lr == lr, name
+            assert t.optimizers[name].betas == (0.0, 0.9), name
+        assert t.steps == 200 * (ADE20K_TRAINING // t.batch_size)
 
 
 def test_core_package_readme_example(synth_registry, tmp_path, monkeypatch):
