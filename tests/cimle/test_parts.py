@@ -24,6 +24,8 @@ CASES = [
         (),
     ),
     ("cimle.imle", dict(num_codes=4, inner_steps=2, minibatch=2, chunk_size=3), ()),
+    # chunk derived from a byte budget (probe pass) instead of a fixed candidate count
+    ("cimle.imle", dict(num_codes=4, inner_steps=2, minibatch=2, memory_budget_mb=0.05), ()),
     ("cimle.faithfulness_weighted_variance", dict(distance={"type": "core.l1"}), ()),
 ]
 

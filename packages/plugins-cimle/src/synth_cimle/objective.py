@@ -17,9 +17,14 @@ a resumed run replays exactly (the Trainer restores weights and the data positio
 DDP every rank selects codes for its own slice of S while the updater averages gradients.
 
 Selection is batched: raw codes are drawn in blocks of ``draw_block`` inputs (memory for codes
-is bounded; the draw does not depend on ``chunk_size``) and generator + distance passes run on
-chunks of ``chunk_size`` candidates under ``no_grad`` (and the Trainer's autocast). The
-target's backbone features are computed once per input and gathered for its candidates.
+is bounded; the draw does not depend on the chunking) and generator + distance passes run on
+chunks of candidates under ``no_grad`` (and the Trainer's autocast). The target's backbone
+features are computed once per input and gathered for its candidates. The chunk is either
+``chunk_size`` candidates (exact, reproducible) or, when that is ``None``, derived from
+``memory_budget_mb``: one probe pass measures the activation bytes per candidate (CUDA:
+allocator peak; elsewhere: peak of live tensors allocated by the pass) and the chunk is the
+budget divided by that cost (see :func:`select_codes`). Chunking does not change the choice
+(other batch sizes may only round differently, which matters for exact near-ties).
 
 Hierarchical variant (``hierarchical=True``, generator with a ``pyramid`` and codes
 ``extras["cimle.code.k"]``): the code of ×2 stage k is chosen with the codes of stages < k
@@ -30,7 +35,8 @@ its size — coarse to fine.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -38,6 +44,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from pydantic import Field
 from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from synth import Condition, Latents, Loss, LossInputs, PartConfig, TrainingObjective
 from synth.objectives import weighted_losses
@@ -48,7 +56,7 @@ from .generators import stage_code_key
 if TYPE_CHECKING:
     from synth import SynthesisModel
 
-__all__ = ["IMLE", "Selection", "select_codes"]
+__all__ = ["IMLE", "Selection", "chunk_for_budget", "select_codes"]
 
 _MASK64 = (1 << 63) - 1
 
@@ -114,15 +122,167 @@ def _resize_target(target: Target, scorer: _Scorer, size: tuple[int, int]) -> Ta
 
 class Selection:
     """Result of :func:`select_codes`: chosen raw ``codes`` (batch B), ``index [B]`` (per
-    stage for the hierarchical variant: ``index [B, K]``) and the chosen ``distance [B]``."""
+    stage for the hierarchical variant: ``index [B, K]``), the chosen ``distance [B]`` and
+    ``chunk_size``, the candidates per generator + distance pass that were used (given or
+    derived from the memory budget)."""
 
-    def __init__(self, codes: Latents, index: Tensor, distance: Tensor) -> None:
+    def __init__(self, codes: Latents, index: Tensor, distance: Tensor, chunk_size: int) -> None:
         self.codes, self.index, self.distance = codes, index, distance
+        self.chunk_size = chunk_size
 
 
 def _blocks(b: int, size: int) -> Iterator[tuple[int, int]]:
     for s in range(0, b, size):
         yield s, min(s + size, b)
+
+
+#: bytes in one "MB" of ``memory_budget_mb`` (MiB)
+_MIB = 1 << 20
+#: candidates in the probe pass that measures the per-candidate cost
+_PROBE_CANDIDATES = 2
+
+#: per-candidate cost cache key (see :func:`_cost_key`) -> bytes
+CostCache = MutableMapping[tuple[Any, ...], float]
+
+
+def _score_pass(
+    model: SynthesisModel,
+    scorer: _Scorer,
+    cond: Condition,
+    raw: Latents,
+    target: Target,
+    owner: Tensor,
+    stage: int,
+    hierarchical: bool,
+) -> Tensor:
+    """One generator + distance pass on N candidates: ``cond``/``raw`` with N rows, each
+    compared with row ``owner [N]`` of ``target`` -> distances ``[N]``."""
+    lat = codes_to_latents(model.injector, cond, raw)
+    out = model.generator(cond, lat)
+    x = out.pyramid[stage] if hierarchical and out.pyramid else out.image
+    t = target.index(owner)
+    if tuple(x.shape[-2:]) != tuple(t.image.shape[-2:]):
+        t = _resize_target(t, scorer, (x.shape[-2], x.shape[-1]))
+    return scorer.score(x, t)
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Peak bytes of the tensors allocated while active and still alive (devices without
+    allocator statistics, e.g. CPU).
+
+    Every op output whose storage is new (not one of the op's inputs' storages, so views and
+    in-place results are not counted twice) adds its storage size until the tensor is freed
+    (a weakref finalizer; views keep their base alive, so a storage counts until its last
+    user dies). This sees every op, also functional ones between modules (``cat``, ``+``,
+    ``interpolate``), but not allocator caching, fragmentation or library workspaces.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._seen: set[int] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        inputs = {
+            t.untyped_storage().data_ptr()
+            for t in tree_leaves((args, kwargs))
+            if isinstance(t, Tensor) and t.layout == torch.strided
+        }
+        out = func(*args, **kwargs)
+        for t in tree_leaves(out):
+            if not isinstance(t, Tensor) or t.layout != torch.strided:
+                continue  # sparse/nested tensors have no single storage (not used here)
+            storage = t.untyped_storage()
+            key, nbytes = storage.data_ptr(), storage.nbytes()
+            if nbytes == 0 or key in inputs or key in self._seen:
+                continue
+            self._seen.add(key)
+            self.live += nbytes
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(t, self._free, key, nbytes)
+        return out
+
+    def _free(self, key: int, nbytes: int) -> None:
+        self.live -= nbytes
+        self._seen.discard(key)
+
+
+def _cost_key(
+    model: SynthesisModel, distance: Loss, cond: Condition, real: Tensor, hierarchical: bool
+) -> tuple[Any, ...]:
+    """What the per-candidate cost depends on: the networks, the per-input sizes and dtypes
+    of the condition and target, the device and the autocast state (not B, m or weights)."""
+    dev = real.device.type
+    fields = tuple(
+        (n, tuple(getattr(cond, n).shape[1:]), getattr(cond, n).dtype)
+        for n in sorted(cond.fields())
+    )
+    amp = torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev)
+    return (
+        id(model.generator),
+        id(distance),
+        fields,
+        cond.size,
+        tuple(real.shape[1:]),
+        real.dtype,
+        str(real.device),
+        amp,
+        hierarchical,
+    )
+
+
+def _probe_candidate_bytes(
+    model: SynthesisModel,
+    scorer: _Scorer,
+    cond: Condition,
+    target: Target,
+    stage: int,
+    hierarchical: bool,
+) -> float:
+    """Bytes one candidate adds to a selection pass, measured on a pass of
+    ``_PROBE_CANDIDATES`` copies of input 0 (peak bytes / candidates; the pass's fixed costs
+    are charged to the candidates, so this errs on the large side).
+
+    Side-effect free for the selection: codes come from a private generator, the global RNG
+    is restored and the networks' buffers (e.g. BatchNorm statistics) are put back.
+    """
+    device = target.image.device
+    n = _PROBE_CANDIDATES
+    pc = cond[:1].repeat_interleave(n)
+    raw = draw_codes(model.injector, pc, torch.Generator(device=device).manual_seed(0))
+    owner = torch.zeros(n, dtype=torch.long, device=device)
+    nets = [net for net in (model.generator, model.injector) if isinstance(net, torch.nn.Module)]
+    saved = [(buf, buf.clone()) for net in nets for buf in net.buffers()]
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda"):
+        if cuda:
+            # a warm-up pass first, so one-time costs (cuBLAS handles, cuDNN benchmark trials)
+            # are not charged per candidate; then the pass's peak over what is allocated now
+            # (weights, targets, codes)
+            _score_pass(model, scorer, pc, raw, target, owner, stage, hierarchical)
+            torch.cuda.synchronize(device)
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            _score_pass(model, scorer, pc, raw, target, owner, stage, hierarchical)
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device) - base
+        else:
+            with _LiveBytes() as live:
+                _score_pass(model, scorer, pc, raw, target, owner, stage, hierarchical)
+            peak = live.peak
+    for buf, value in saved:
+        buf.copy_(value)
+    return max(float(peak), 0.0) / n
+
+
+def chunk_for_budget(per_candidate_bytes: float, memory_budget_mb: float | None, total: int) -> int:
+    """Candidates per pass for a budget: ``floor(budget / cost)`` clamped to ``[1, total]``
+    (``total`` when there is no budget or the cost is 0)."""
+    if memory_budget_mb is None or per_candidate_bytes <= 0:
+        return max(1, total)
+    return max(1, min(total, int(memory_budget_mb * _MIB // per_candidate_bytes)))
 
 
 def select_codes(
@@ -133,10 +293,12 @@ def select_codes(
     num_codes: int,
     *,
     seed: int = 0,
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
+    memory_budget_mb: float | None = 1024.0,
     draw_block: int = 64,
     hierarchical: bool = False,
     progress: bool = False,
+    cost_cache: CostCache | None = None,
 ) -> Selection:
     """``σ(i) = argmin_j L(T(x_i, z_ij), y_i)`` for every input (Algorithm 1, inner loop over S).
 
@@ -146,12 +308,33 @@ def select_codes(
         distance: an image distance (``cimle.distance`` uses the prepared-target fast path).
         num_codes: m, candidates per input.
         seed: codes of draw block j are drawn from ``Generator().manual_seed(mix(seed, j))``.
-        chunk_size: candidates per generator + distance pass (the memory budget).
+        chunk_size: candidates per generator + distance pass; ``None``: derived from
+            ``memory_budget_mb``. An explicit value wins: bit-exact runs across machines
+            (other batch sizes may round differently and so flip near-ties) and fixed timings.
+        memory_budget_mb: approximate bound, in MiB, on the activations of one pass (the
+            generator outputs, the distance's backbone features of the candidates and their
+            gathered targets). Not covered: weights, the prepared targets of the B inputs,
+            the drawn codes of a block and the training step. ``None`` with ``chunk_size``
+            ``None``: all candidates of a draw block in one pass.
         draw_block: inputs whose ``B·m`` raw codes are drawn together.
         hierarchical: choose the code of each ×2 stage in turn (coarse to fine).
         progress: tqdm bar over the chunks.
+        cost_cache: where the measured per-candidate cost is kept between calls, keyed by the
+            networks, per-input sizes/dtypes, device and autocast state (the objective passes
+            its own, so the probe runs once per input size, not every round).
 
-    Runs under ``no_grad`` (wrap in autocast for mixed precision). Returns a :class:`Selection`.
+    The budget is turned into a chunk by one probe pass on ``2`` candidates (copies of input 0,
+    codes from a private generator): on CUDA its allocator peak after a warm-up pass
+    (``max_memory_allocated`` after ``reset_peak_memory_stats``, so the CUDA peak statistics
+    restart there), on other
+    devices the peak of the live tensors it allocates; the cost per candidate is that peak / 2
+    (fixed costs included, so it errs on the small-chunk side) and the chunk is
+    ``floor(budget / cost)`` clamped to ``[1, min(B, draw_block)·m]``. It is an estimate:
+    allocator caching, fragmentation and workspaces can exceed it. The probe does not touch
+    the drawn codes, the global RNG or buffers, and chunking never changes the choice.
+
+    Runs under ``no_grad`` (wrap in autocast for mixed precision). Returns a :class:`Selection`
+    (its ``chunk_size`` is the chunk that was used).
     """
     if model.injector is None:
         raise ValueError("cimle.imle needs an injector (the codes' prior), e.g. cimle.spatial_code")
@@ -169,7 +352,23 @@ def select_codes(
                     "hierarchical cIMLE needs per-stage codes extras['cimle.code.k'] "
                     "(cimle.spatial_code with per_stage=True)"
                 )
-        n_chunks = n_stages * sum(-(-(e - s) * m // chunk_size) for s, e in _blocks(b, draw_block))
+        total = min(b, draw_block) * m  # candidates of the largest draw block
+        if chunk_size is not None:
+            chunk = max(1, min(int(chunk_size), total))
+        elif memory_budget_mb is None:
+            chunk = total
+        else:
+            key = _cost_key(model, distance, cond, real, hierarchical)
+            cost = None if cost_cache is None else cost_cache.get(key)
+            if cost is None:
+                # the last stage compares at full resolution: the largest distance features
+                cost = _probe_candidate_bytes(
+                    model, scorer, cond, target, n_stages - 1, hierarchical
+                )
+                if cost_cache is not None:
+                    cost_cache[key] = cost
+            chunk = chunk_for_budget(cost, memory_budget_mb, total)
+        n_chunks = n_stages * sum(-(-(e - s) * m // chunk) for s, e in _blocks(b, draw_block))
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_chunks, desc="imle select", disable=not progress, leave=False)
@@ -186,22 +385,17 @@ def select_codes(
                 raw = draw_codes(model.injector, cand_cond, g)  # [(nb m)]
                 if hierarchical and fixed is not None:
                     for kk in range(k):
-                        key = stage_code_key(kk)
-                        raw.extras[key] = fixed.extras[key].repeat_interleave(m, dim=0)
+                        key_k = stage_code_key(kk)
+                        raw.extras[key_k] = fixed.extras[key_k].repeat_interleave(m, dim=0)
                 tgt = target.index(torch.arange(s, e, device=device))
                 dists = torch.empty(nb * m, device=device)
-                for c0 in range(0, nb * m, chunk_size):
-                    c1 = min(c0 + chunk_size, nb * m)
+                for c0 in range(0, nb * m, chunk):
+                    c1 = min(c0 + chunk, nb * m)
                     rows = torch.arange(c0, c1, device=device)
                     owner = torch.div(rows, m, rounding_mode="floor")
-                    ccond = cand_cond[c0:c1]
-                    lat = codes_to_latents(model.injector, ccond, raw[c0:c1])
-                    out = model.generator(ccond, lat)
-                    x = out.pyramid[k] if hierarchical and out.pyramid else out.image
-                    t = tgt.index(owner)
-                    if tuple(x.shape[-2:]) != tuple(t.image.shape[-2:]):
-                        t = _resize_target(t, scorer, (x.shape[-2], x.shape[-1]))
-                    dists[c0:c1] = scorer.score(x, t)
+                    dists[c0:c1] = _score_pass(
+                        model, scorer, cand_cond[c0:c1], raw[c0:c1], tgt, owner, k, hierarchical
+                    )
                     bar.update(1)
                 d = rearrange(dists, "(b m) -> b m", m=m)
                 val, idx = d.min(dim=1)
@@ -213,7 +407,7 @@ def select_codes(
             best.append(val)
             indices.append(torch.stack(stage_idx, dim=1) if hierarchical else stage_idx[0])
         bar.close()
-    return Selection(Latents.cat(chosen), torch.cat(indices), torch.cat(best))
+    return Selection(Latents.cat(chosen), torch.cat(indices), torch.cat(best), chunk)
 
 
 def perturb_codes(codes: Latents, std: float, generator: torch.Generator) -> Latents:
@@ -236,8 +430,14 @@ class IMLE(TrainingObjective):
     One ``step`` = one outer round on the Trainer batch S: select codes (:func:`select_codes`)
     then ``inner_steps`` updates of ``generator`` and ``injector`` on mini-batches of the
     cached pairs. Logged: ``imle/distance`` (mean selected distance), ``g/<loss>`` (mean over
-    the inner steps). Needs a loss with ``distance`` in the model (``distance`` names it; by
-    default the first one that has it, e.g. ``cimle.distance``).
+    the inner steps), ``imle/chunk`` (candidates per selection pass). Needs a loss with
+    ``distance`` in the model (``distance`` names it; by default the first one that has it,
+    e.g. ``cimle.distance``).
+
+    Selection memory: ``chunk_size`` fixes the candidates per generator + distance pass;
+    left ``None`` it is derived from ``memory_budget_mb`` (see :func:`select_codes`) with the
+    per-candidate cost probed once per input size / dtype / autocast state and cached on the
+    objective. The last chunk used is ``last_chunk_size`` (and is logged as ``imle/chunk``).
     """
 
     class Config(PartConfig):
@@ -245,7 +445,16 @@ class IMLE(TrainingObjective):
         inner_steps: int = Field(1, ge=1, description="L: updates per outer round")
         minibatch: int = Field(4, ge=1, description="|S̃|: cached pairs per update")
         perturb: float = Field(0.1, ge=0, description="std of the noise added to chosen codes")
-        chunk_size: int = Field(64, ge=1, description="candidates per selection pass")
+        chunk_size: int | None = Field(
+            None,
+            ge=1,
+            description="candidates per selection pass; None: derived from memory_budget_mb",
+        )
+        memory_budget_mb: float | None = Field(
+            1024.0,
+            gt=0,
+            description="approximate MiB of activations per selection pass (chunk_size None)",
+        )
         draw_block: int = Field(64, ge=1, description="inputs whose codes are drawn together")
         hierarchical: bool = False
         distance: str | None = Field(None, description="name of the distance loss in the model")
@@ -254,6 +463,13 @@ class IMLE(TrainingObjective):
 
     networks: ClassVar[tuple[str, ...]] = ("generator", "injector")
     config: Config
+
+    def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        # measured per-candidate selection cost; a cache only (not saved: it is re-measured
+        # after a resume and depends on the device)
+        self._cost_cache: dict[tuple[Any, ...], float] = {}
+        self.last_chunk_size: int | None = None
 
     def distance_loss(self, model: SynthesisModel) -> Loss:
         """The model loss used to rank candidates."""
@@ -316,10 +532,13 @@ class IMLE(TrainingObjective):
                 cfg.num_codes,
                 seed=base,
                 chunk_size=cfg.chunk_size,
+                memory_budget_mb=cfg.memory_budget_mb,
                 draw_block=cfg.draw_block,
                 hierarchical=cfg.hierarchical,
                 progress=bool(show),
+                cost_cache=self._cost_cache,
             )
+        self.last_chunk_size = sel.chunk_size
         g = torch.Generator(device=real.device).manual_seed(_mix(base, 0x5EED))
         codes = perturb_codes(sel.codes, cfg.perturb, g)
         b = cond.batch_size
@@ -347,4 +566,5 @@ class IMLE(TrainingObjective):
                 sums[k] = sums.get(k, 0) + v
         out = {k: (v / cfg.inner_steps).detach() for k, v in sums.items()}
         out["imle/distance"] = sel.distance.float().mean().detach()
+        out["imle/chunk"] = torch.tensor(float(sel.chunk_size), device=real.device)
         return out
