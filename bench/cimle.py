@@ -7,6 +7,9 @@ formulation scores each (image, code) with a batch-1 generator forward and the f
 ``--chunk`` candidates and computes each target's features once. Same generator, same
 distance, same codes: the chosen indices are asserted equal. Then a short training run
 (``synth.Trainer`` + ``cimle.imle``) gives images/s; peak memory is the process's max RSS.
+``run()`` returns the rows for ``bench/run_all.py`` (selection timed interleaved, median of
+``repeats``; the CLI keeps its one-shot timing by default). The SR quality run (``--sr-steps``,
+``--sr-only``, ~20 min) is never part of ``run()``.
 
     .venv/bin/python bench/cimle.py                 # the issue's setting (m=100, 16 images)
     .venv/bin/python bench/cimle.py --images 4      # quicker
@@ -19,13 +22,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import harness
 import torch
 
 import synth
@@ -35,43 +38,29 @@ from synth_cimle.data import DemoSuperResolution, bicubic_upsample, psnr
 from synth_cimle.objective import _mix
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _spec(args: argparse.Namespace) -> dict:
+def _spec(
+    nf: int, nb: int, gc: int, codes: int, chunk: int, inner_steps: int, vgg_weights: str
+) -> dict:
     return {
         "generator": {
             "type": "cimle.rrdb_generator",
             "scale": 4,
-            "nf": args.nf,
-            "nb": args.nb,
-            "gc": args.gc,
+            "nf": nf,
+            "nb": nb,
+            "gc": gc,
             "code_channels": 5,
         },
         "injector": {"type": "cimle.spatial_code"},
-        "losses": {
-            "imle": {
-                "type": "cimle.distance",
-                "preset": "sr",
-                "weights": args.vgg_weights,
-            }
-        },
+        "losses": {"imle": {"type": "cimle.distance", "preset": "sr", "weights": vgg_weights}},
         "objective": {
             "type": "cimle.imle",
-            "num_codes": args.codes,
-            "chunk_size": args.chunk,
-            "inner_steps": args.inner_steps,
+            "num_codes": codes,
+            "chunk_size": chunk,
+            "inner_steps": inner_steps,
             "minibatch": 4,
         },
     }
@@ -80,7 +69,8 @@ def _spec(args: argparse.Namespace) -> dict:
 def official_selection(model, cond, real, m: int, seed: int) -> torch.Tensor:
     """The official formulation: per image, per code, a batch-1 forward and the full loss."""
     dist = model.losses["imle"]
-    g = torch.Generator().manual_seed(_mix(seed, 0, 0))  # the same codes as select_codes
+    # the same codes as select_codes (draw block 0, stage 0), on the same device
+    g = torch.Generator(device=real.device).manual_seed(_mix(seed, 0, 0))
     raw = model.injector.draw(cond.repeat_interleave(m), g)
     chosen = []
     with torch.no_grad():
@@ -156,6 +146,129 @@ def _sr_key(args: argparse.Namespace) -> str:
     return "sr_quality" if args.sr_residual == "none" else f"sr_quality_residual_{args.sr_residual}"
 
 
+def _sr_key(args: argparse.Namespace) -> str:
+    return "sr_quality" if args.sr_residual == "none" else f"sr_quality_residual_{args.sr_residual}"
+
+
+def run(
+    images: int = 16,
+    codes: int = 100,
+    chunk: int = 100,
+    *,
+    nf: int = 32,
+    nb: int = 2,
+    gc: int = 16,
+    inner_steps: int = 4,
+    train_steps: int = 3,
+    vgg_weights: str = "none",
+    repeats: int = 3,
+    warmup: int = 1,
+    official: bool = True,
+    device: torch.device | str = "cpu",
+) -> dict[str, object]:
+    """Code selection (official loop vs ours, a comparison row) and training throughput
+    (a variant row) for ``images`` SR ×4 inputs with ``codes`` candidates each."""
+    device = torch.device(device)
+    torch.manual_seed(0)
+    spec = _spec(nf, nb, gc, codes, chunk, inner_steps, vgg_weights)
+    model = synth.compose(spec).to(device).eval()
+    data = DemoSuperResolution(128, 4, "train", work=128, holdout=0.0, length=images)
+    from synth.data import make_collate
+
+    batch = make_collate(data)([data[i] for i in range(images)])
+    cond = synth.Condition(image=batch.cond.image.to(device), size=(128, 128))
+    real = batch.real.to(device)
+    seed = 1234
+    setting = (
+        f"{images} images x {codes} codes (chunk {chunk}), SR x4 32->128, "
+        f"RRDB nf {nf} nb {nb} gc {gc}, distance preset sr"
+    )
+    chosen: dict[str, torch.Tensor] = {}
+
+    def ours() -> None:
+        with torch.no_grad():
+            sel = select_codes(
+                model, cond, real, model.losses["imle"], codes, seed=seed, chunk_size=chunk
+            )
+        chosen["ours"] = sel.index.cpu()
+
+    def reference() -> None:
+        chosen["reference"] = official_selection(model, cond, real, codes, seed).cpu()
+
+    rows: list[dict[str, object]] = []
+    variants: list[dict[str, object]] = []
+    name = "cimle: code selection, official batch-1 loop vs batched/chunked"
+    timing = {"repeats": repeats, "warmup": warmup, "device": device}
+    if official:
+        rows.append(harness.compare(name, setting, reference, ours, **timing))
+        assert torch.equal(chosen["reference"], chosen["ours"]), chosen
+        rows[-1]["same_indices"] = True
+    else:
+        variants.append(harness.variant(f"{name} (ours only)", setting, ours, **timing))
+    rss_after_selection = _max_rss_mb()
+
+    # training throughput: Trainer + cimle.imle (batch = S = images, m codes, inner steps)
+    model.train()
+    cfg = synth.trainer.TrainerConfig(
+        steps=train_steps,
+        batch_size=images,
+        sample_every=None,
+        run_dir=tempfile.mkdtemp(),
+        checkpoint_every=10**6,
+        progress=False,
+        device=device.type,
+    )
+    trainer = synth.trainer.Trainer(model, data, cfg)
+    t0 = time.perf_counter()
+    trainer.fit()
+    train_s = time.perf_counter() - t0
+    variants.append(
+        {
+            "name": "cimle: training step (Trainer + cimle.imle: selection + inner steps)",
+            "setting": f"{setting}, {inner_steps} inner steps, {train_steps} steps",
+            "seconds": train_s / train_steps,
+            "runs_s": [round(train_s, 4)],
+            "images_per_s": train_steps * images / train_s,
+            "candidates_per_s": train_steps * images * codes / train_s,
+        }
+    )
+    harness.announce(variants[-1])
+    return {
+        "benchmark": "cimle",
+        "settings": {
+            "images": images,
+            "codes": codes,
+            "chunk": chunk,
+            "sr": "x4 32->128",
+            "generator": {"nf": nf, "nb": nb, "gc": gc, "code_channels": 5},
+            "distance": "cimle.distance preset sr (pixel L1 x1e-2 + VGG19 conv5_4 L1)",
+            "vgg_weights": vgg_weights,
+            "inner_steps": inner_steps,
+            "train_steps": train_steps,
+            "repeats": repeats,
+            "device": str(device),
+        },
+        "rows": rows,
+        "variants": variants,
+        "errors": [],
+        "rss_after_selection_mb": rss_after_selection,
+        "peak_rss_mb": _max_rss_mb(),
+    }
+
+
+def latest_sr_quality(results_dir: Path) -> tuple[Path, dict[str, object]] | None:
+    """The ``sr_quality*`` entries of the newest ``*-cpu-cimle.json`` that has any."""
+    for path in sorted(results_dir.glob("*-cpu-cimle.json"), reverse=True):
+        try:
+            found = json.loads(path.read_text()).get("results", {})
+        except (OSError, ValueError):
+            continue
+        quality = {k: v for k, v in found.items() if k.startswith("sr_quality")}
+        if quality:
+            return path, quality
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=16)
@@ -167,6 +280,9 @@ def main() -> None:
     ap.add_argument("--vgg-weights", default="none", help="'imagenet' or a file; cost is the same")
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--inner-steps", type=int, default=4)
+    ap.add_argument(
+        "--repeats", type=int, default=1, help="timed selection rounds (1: one shot, no warm-up)"
+    )
     ap.add_argument("--sr-steps", type=int, default=0, help="also run the SR quality check")
     ap.add_argument(
         "--sr-residual",
@@ -190,66 +306,34 @@ def main() -> None:
         q = sr_quality(args)
         doc = json.loads(out.read_text()) if out.is_file() else {"results": {}}
         doc["results"][_sr_key(args)] = q
-        doc.setdefault(
-            "machine",
-            {
-                "nproc": __import__("os").cpu_count(),
-                "cpu": _cpu_model(),
-                "torch": torch.__version__,
-            },
-        )
+        doc.setdefault("machine", harness.machine("cpu"))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc, indent=2))
         print(json.dumps(q, indent=2))
         return
-    torch.manual_seed(0)
-    model = synth.compose(_spec(args)).eval()
-    data = DemoSuperResolution(128, 4, "train", work=128, holdout=0.0, length=args.images)
-    from synth.data import make_collate
-
-    batch = make_collate(data)([data[i] for i in range(args.images)])
-    cond = synth.Condition(image=batch.cond.image, size=(128, 128))
-    real = batch.real
-    seed = 1234
+    res = run(
+        args.images, args.codes, args.chunk, nf=args.nf, nb=args.nb, gc=args.gc,
+        inner_steps=args.inner_steps, train_steps=args.train_steps, vgg_weights=args.vgg_weights,
+        repeats=args.repeats, warmup=0 if args.repeats == 1 else 1,
+        official=not args.skip_official,
+    )  # fmt: skip
+    train = res["variants"][-1]
     results: dict = {}
-
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        sel = select_codes(
-            model, cond, real, model.losses["imle"], args.codes, seed=seed, chunk_size=args.chunk
-        )
-    ours = time.perf_counter() - t0
-    results["ours_seconds"] = ours
-    results["rss_after_ours_mb"] = _max_rss_mb()
-    if not args.skip_official:
-        t0 = time.perf_counter()
-        ref = official_selection(model, cond, real, args.codes, seed)
-        official = time.perf_counter() - t0
-        assert torch.equal(ref, sel.index), (ref, sel.index)
-        results["official_seconds"] = official
-        results["speedup"] = official / ours
+    if res["rows"]:
+        sel = res["rows"][0]
+        results["ours_seconds"] = sel["ours_s"]
+        results["rss_after_ours_mb"] = res["rss_after_selection_mb"]
+        results["official_seconds"] = sel["reference_s"]
+        results["speedup"] = sel["ratio"]
         results["same_indices"] = True
-
-    # training throughput: Trainer + cimle.imle (batch = S = images, m codes, inner steps)
-    model.train()
-    cfg = synth.trainer.TrainerConfig(
-        steps=args.train_steps,
-        batch_size=args.images,
-        sample_every=None,
-        run_dir=tempfile.mkdtemp(),
-        checkpoint_every=10**6,
-        progress=False,
-        device="cpu",
-    )
-    trainer = synth.trainer.Trainer(model, data, cfg)
-    t0 = time.perf_counter()
-    trainer.fit()
-    train_s = time.perf_counter() - t0
+    else:
+        results["ours_seconds"] = res["variants"][0]["seconds"]
+        results["rss_after_ours_mb"] = res["rss_after_selection_mb"]
     results["train_steps"] = args.train_steps
-    results["train_seconds"] = train_s
-    results["train_images_per_s"] = args.train_steps * args.images / train_s
-    results["train_candidates_per_s"] = args.train_steps * args.images * args.codes / train_s
-    results["peak_rss_mb"] = _max_rss_mb()
+    results["train_seconds"] = train["seconds"] * args.train_steps
+    results["train_images_per_s"] = train["images_per_s"]
+    results["train_candidates_per_s"] = train["candidates_per_s"]
+    results["peak_rss_mb"] = res["peak_rss_mb"]
     if args.sr_steps:
         results[_sr_key(args)] = sr_quality(args)
     if out.is_file():  # keep today's other SR quality numbers (from --sr-only)
@@ -258,30 +342,18 @@ def main() -> None:
             if key.startswith("sr_quality"):
                 results.setdefault(key, value)
 
-    setting = {
-        "images": args.images,
-        "codes": args.codes,
-        "chunk": args.chunk,
-        "sr": "x4 32->128",
-        "generator": {"nf": args.nf, "nb": args.nb, "gc": args.gc, "code_channels": 5},
-        "distance": "cimle.distance preset sr (pixel L1 x1e-2 + VGG19 conv5_4 L1)",
-        "vgg_weights": args.vgg_weights,
-        "inner_steps": args.inner_steps,
-    }
+    setting = {key: v for key, v in res["settings"].items() if key not in ("train_steps", "device")}
     machine = {
-        "nproc": torch.get_num_threads() if args.threads else __import__("os").cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu": _cpu_model(),
-        "torch": torch.__version__,
+        **harness.machine("cpu"),
+        "nproc": torch.get_num_threads() if args.threads else harness.machine("cpu")["nproc"],
         "python": sys.version.split()[0],
         "load_avg_at_end": list(__import__("os").getloadavg()),
     }
-    rows = [
-        ("official loop (batch-1)", results.get("official_seconds")),
-        ("ours (batched, chunked)", ours),
-    ]
     print(f"code selection: {args.images} images x {args.codes} codes, SR x4 32->128, CPU")
-    for name, sec in rows:
+    for name, sec in (
+        ("official loop (batch-1)", results.get("official_seconds")),
+        ("ours (batched, chunked)", results["ours_seconds"]),
+    ):
         print(f"  {name:<26} {'-' if sec is None else f'{sec:9.2f} s'}")
     if "speedup" in results:
         print(f"  speedup                    {results['speedup']:9.2f} x  (same indices: yes)")
@@ -299,7 +371,6 @@ def main() -> None:
             f"(mean sample {q['psnr_mean_sample']:.2f}); two samples differ by "
             f"{q['sample_l1_between_two_samples']:.4f} L1"
         )
-    out = Path(__file__).parent / "results" / f"{dt.date.today():%Y-%m-%d}-cpu-cimle.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps({"setting": setting, "machine": machine, "results": results}, indent=2)

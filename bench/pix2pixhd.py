@@ -3,15 +3,17 @@
 1. Instance-wise average pooling on a ``1×3×H×W`` feature map with ``--instances`` instances:
    the official formulation (a Python loop over instance ids, batch items and channels, as
    ``Encoder.forward`` in NVIDIA/pix2pixHD) vs. ``synth_pix2pixhd.instance_average`` (one
-   sort + ``index_add``), measured in the same run, results asserted equal.
+   sort + ``index_add``), timed interleaved in the same run, results asserted equal.
 2. The first layer (7×7 reflect conv of the one-hot map + edge channel): dense conv vs. the
    gather path used by the generator.
 3. The Cityscapes-512 generator G1 (35 classes + edges, ngf 64, 4 downsamplings, 9 blocks)
    forward at ``H×W`` under ``no_grad``: eager, channels_last and ``torch.compile`` on CPU; on
    CUDA (``--device cuda``, when a GPU is there) fp32 and bf16 autocast, plus the 1024 local
    enhancer at 1024×2048 to compare with the paper's 20–30 ms per 2048×1024 image (1080Ti).
+   These are variants of our own code, not comparisons.
 
-Prints a table and writes ``bench/results/<YYYY-MM-DD>-<device>-pix2pixhd.json``.
+``run()`` returns the rows for ``bench/run_all.py``; the CLI prints a table and writes
+``bench/results/<YYYY-MM-DD>-<device>-pix2pixhd.json``.
 
     .venv/bin/python bench/pix2pixhd.py [--size 512 1024] [--iters 3] [--no-compile]
 """
@@ -19,16 +21,14 @@ Prints a table and writes ``bench/results/<YYYY-MM-DD>-<device>-pix2pixhd.json``
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
-import os
-import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+import harness
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -54,44 +54,6 @@ def looped_instance_average(outputs: torch.Tensor, inst: torch.Tensor) -> torch.
                     mean_feat
                 )
     return outputs_mean
-
-
-def timeit(fn: Callable[[], object], iters: int, warmup: int = 1, sync=None) -> float:
-    """Median wall time of ``fn`` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
-def machine(device: torch.device) -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, object] = {
-        "nproc": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu": cpu,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def instance_map(h: int, w: int, n: int, seed: int = 0) -> torch.Tensor:
@@ -169,60 +131,45 @@ def overfit(steps: int, run_dir: str) -> dict[str, object]:
     return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1), "l1_curve": curve}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", type=int, nargs=2, default=[512, 1024])
-    ap.add_argument("--instances", type=int, default=60)
-    ap.add_argument("--iters", type=int, default=3)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-compile", action="store_true")
-    ap.add_argument("--out", default=None)
-    ap.add_argument(
-        "--overfit", type=int, default=0, metavar="STEPS",
-        help="only run the one-pair overfit of the scaled-down 512 recipe for STEPS steps",
-    )  # fmt: skip
-    ap.add_argument("--run-dir", default="")
-    args = ap.parse_args()
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
-    h, w = args.size
-    rows: list[dict[str, object]] = []
-    if args.overfit:
-        res = overfit(args.overfit, args.run_dir)
-        out = Path(args.out) if args.out else (
-            Path(__file__).parent / "results"
-            / f"{datetime.date.today().isoformat()}-cpu-pix2pixhd-overfit.json"
-        )  # fmt: skip
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"machine": machine(torch.device("cpu")), **res}, indent=2))
-        print(f"wrote {out}")
-        return
+def run(
+    size: tuple[int, int] = (512, 1024),
+    instances: int = 60,
+    repeats: int = 3,
+    device: torch.device | str = "cpu",
+    compile: bool = True,
+) -> dict[str, object]:
+    """All pix2pixHD rows at ``size``: comparisons (``rows``) and generator ``variants``.
 
-    def add(name: str, ms: float, **extra: object) -> None:
-        rows.append({"name": name, "ms": round(ms, 3), **extra})
-        print(f"{name:<58} {ms:>11.2f} ms  {extra or ''}", flush=True)
+    Outputs of ours and the reference are asserted equal before timing. A failing
+    ``torch.compile`` backend is reported under ``errors``, not raised.
+    """
+    device = torch.device(device)
+    h, w = size
+    k, ngf = 35, 64
+    rows: list[dict[str, object]] = []
+    variants: list[dict[str, object]] = []
+    errors: list[dict[str, object]] = []
+    timing = {"repeats": repeats, "device": device}
 
     # 1. instance-wise average pooling
     torch.manual_seed(0)
     x = torch.randn(1, 3, h, w, device=device)
-    inst = instance_map(h, w, args.instances).to(device)
-    assert inst.unique().numel() == args.instances
+    inst = instance_map(h, w, instances).to(device)
+    assert inst.unique().numel() == instances
     with torch.no_grad():
         ref = looped_instance_average(x, inst[:, None])
-        ours = instance_average(x, inst)
-        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
-        t_loop = timeit(lambda: looped_instance_average(x, inst[:, None]), args.iters, sync=sync)
-        t_ours = timeit(lambda: instance_average(x, inst), args.iters, sync=sync)
-    shape = f"1x3x{h}x{w}, {args.instances} instances"
-    add(f"instance pooling, looped (official) [{shape}]", t_loop)
-    add(
-        f"instance pooling, ours (sort + index_add) [{shape}]",
-        t_ours,
-        speedup=round(t_loop / t_ours, 1),
-    )
+        torch.testing.assert_close(instance_average(x, inst), ref, rtol=1e-5, atol=1e-5)
+        rows.append(
+            harness.compare(
+                "pix2pixhd: instance-wise average pooling (loop vs sort + index_add)",
+                f"1x3x{h}x{w}, {instances} instances",
+                lambda: looped_instance_average(x, inst[:, None]),
+                lambda: instance_average(x, inst),
+                **timing,
+            )
+        )
 
     # 2. the first layer: dense conv of one-hot + edges vs gather
-    k, ngf = 35, 64
     labels = label_map(h, w, k).to(device)
     edges = ops.instance_edges(inst)
     weight = torch.randn(ngf, k + 1, 7, 7, device=device) * 0.02
@@ -238,71 +185,162 @@ def main() -> None:
 
     with torch.no_grad():
         torch.testing.assert_close(gather(), dense(), rtol=1e-4, atol=1e-4)
-        t_dense = timeit(dense, args.iters, sync=sync)
-        t_gather = timeit(gather, args.iters, sync=sync)
-    add(f"first layer 7x7, dense conv of one-hot [{h}x{w}, K={k}+1]", t_dense)
-    add(f"first layer 7x7, gather (label_conv2d) [{h}x{w}, K={k}+1]", t_gather,
-        speedup=round(t_dense / t_gather, 2))  # fmt: skip
+        rows.append(
+            harness.compare(
+                "pix2pixhd: first 7x7 conv, dense one-hot vs gather (label_conv2d)",
+                f"{h}x{w}, K={k}+1 edge, {ngf} out",
+                dense,
+                gather,
+                **timing,
+            )
+        )
 
-    # 3. generator forward (Cityscapes-512 G1)
+    # 3. generator forward (Cityscapes-512 G1): eager, channels_last, torch.compile
     torch.manual_seed(0)
-    gen = GlobalGenerator(num_classes=k, ngf=64, n_downsampling=4, n_blocks=9, use_instances=True)
+    gen = GlobalGenerator(num_classes=k, ngf=ngf, n_downsampling=4, n_blocks=9, use_instances=True)
     gen = gen.to(device).eval()
+    gen_cl = copy.deepcopy(gen).to(memory_format=torch.channels_last)
     cond = Condition(label_map=labels, num_classes=k, instance_map=inst)
-    tag = f"G1 cityscapes_512 forward {h}x{w}"
+    setting = f"G1 cityscapes_512 (ngf {ngf}, 4 down, 9 blocks), 1x{h}x{w}, {device.type}"
+    fns = {
+        "pix2pixhd: G1 forward, eager fp32": lambda: gen(cond),
+        "pix2pixhd: G1 forward, channels_last fp32": lambda: gen_cl(cond),
+    }
+    compile_info: dict[str, object] = {}
     with torch.no_grad():
         base = gen(cond).image
-        t = timeit(lambda: gen(cond), args.iters, sync=sync)
-        add(f"{tag}, eager fp32 ({device.type})", t, ms_per_image=round(t, 1))
-        gen_cl = gen.to(memory_format=torch.channels_last)
-        t = timeit(lambda: gen_cl(cond), args.iters, sync=sync)
-        add(f"{tag}, channels_last fp32 ({device.type})", t, ms_per_image=round(t, 1))
-        gen = gen.to(memory_format=torch.contiguous_format)
-        if device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                t = timeit(lambda: gen(cond), args.iters, sync=sync)
-            add(f"{tag}, eager bf16 autocast (cuda)", t, ms_per_image=round(t, 1))
-        if not args.no_compile:
+        if compile:
             try:
                 compiled = torch.compile(gen)
                 t0 = time.perf_counter()
                 out = compiled(cond).image
-                compile_s = time.perf_counter() - t0
-                err = float((out - base).abs().max())
-                t = timeit(lambda: compiled(cond), args.iters, warmup=0, sync=sync)
-                add(f"{tag}, torch.compile fp32 ({device.type})", t,
-                    ms_per_image=round(t, 1), compile_s=round(compile_s, 1),
-                    max_abs_diff=err)  # fmt: skip
+                compile_info = {
+                    "compile_s": round(time.perf_counter() - t0, 1),
+                    "max_abs_diff": float((out - base).abs().max()),
+                }
+                fns["pix2pixhd: G1 forward, torch.compile fp32"] = lambda: compiled(cond)
             except Exception as e:  # report, do not hide, a failing backend
                 print(f"torch.compile failed: {type(e).__name__}: {e}", file=sys.stderr)
                 msg = f"{type(e).__name__}: {str(e)[:300]}"
-                rows.append({"name": f"{tag}, torch.compile", "error": msg})
+                errors.append({"name": "pix2pixhd: G1 forward, torch.compile", "error": msg})
+        gen_rows = harness.interleaved_variants(setting, fns, **timing)
+        for r in gen_rows:
+            r.update(model="G1 cityscapes_512", shape=f"{h}x{w}")
+            if "torch.compile" in str(r["name"]):
+                r.update(compile_info)
+        variants.extend(gen_rows)
         if device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                variants.append(
+                    harness.variant(
+                        "pix2pixhd: G1 forward, eager bf16 autocast", setting, lambda: gen(cond),
+                        model="G1 cityscapes_512", shape=f"{h}x{w}", **timing,
+                    )
+                )  # fmt: skip
             big = LocalEnhancer(num_classes=k, ngf=32, use_instances=True).to(device).eval()
             lab2 = label_map(2 * h, 2 * w, k).to(device)
-            inst2 = instance_map(2 * h, 2 * w, args.instances).to(device)
+            inst2 = instance_map(2 * h, 2 * w, instances).to(device)
             cond2 = Condition(label_map=lab2, num_classes=k, instance_map=inst2)
-            for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-                with torch.autocast(
-                    "cuda", dtype=dtype or torch.float32, enabled=dtype is not None
-                ):
-                    t = timeit(lambda: big(cond2), args.iters, sync=sync)
-                add(f"G1+G2 cityscapes_1024 forward {2 * h}x{2 * w}, {name} (cuda)", t,
-                    paper_ms="20-30 (1080Ti, 2048x1024)")  # fmt: skip
-
-    result = {
+            big_setting = f"G1+G2 cityscapes_1024, 1x{2 * h}x{2 * w}, cuda"
+            for name, dtype in (("fp32", None), ("bf16 autocast", torch.bfloat16)):
+                with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=bool(dtype)):
+                    variants.append(
+                        harness.variant(
+                            f"pix2pixhd: G1+G2 forward, {name}", big_setting, lambda: big(cond2),
+                            model="G1+G2 cityscapes_1024", shape=f"{2 * h}x{2 * w}",
+                            paper_ms="20-30 (1080Ti, 2048x1024)", **timing,
+                        )
+                    )  # fmt: skip
+    return {
         "benchmark": "pix2pixhd",
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(device),
-        "settings": {"size": [h, w], "instances": args.instances, "iters": args.iters},
+        "settings": {
+            "size": [h, w],
+            "instances": instances,
+            "repeats": repeats,
+            "device": str(device),
+        },
+        "rows": rows,
+        "variants": variants,
+        "errors": errors,
+    }
+
+
+def legacy_rows(result: dict[str, object]) -> list[dict[str, object]]:
+    """``run``'s rows in this script's original JSON layout (``name``, ``ms``, ``speedup``)."""
+    h, w = result["settings"]["size"]
+    n = result["settings"]["instances"]
+    names = {
+        "pix2pixhd: instance-wise average pooling (loop vs sort + index_add)": (
+            f"instance pooling, looped (official) [1x3x{h}x{w}, {n} instances]",
+            f"instance pooling, ours (sort + index_add) [1x3x{h}x{w}, {n} instances]",
+        ),
+        "pix2pixhd: first 7x7 conv, dense one-hot vs gather (label_conv2d)": (
+            f"first layer 7x7, dense conv of one-hot [{h}x{w}, K=35+1]",
+            f"first layer 7x7, gather (label_conv2d) [{h}x{w}, K=35+1]",
+        ),
+    }
+    out: list[dict[str, object]] = []
+    for r in result["rows"]:
+        ref_name, ours_name = names[r["name"]]
+        out.append({"name": ref_name, "ms": round(r["reference_s"] * 1e3, 3)})
+        ms = round(r["ours_s"] * 1e3, 3)
+        out.append({"name": ours_name, "ms": ms, "speedup": round(r["ratio"], 2)})
+    dev = torch.device(result["settings"]["device"]).type
+    for v in result["variants"]:
+        how = str(v["name"]).split(", ", 1)[1]
+        what, shape = v["model"], v["shape"]
+        ms = round(v["seconds"] * 1e3, 3)
+        extra = {key: v[key] for key in ("compile_s", "max_abs_diff", "paper_ms") if key in v}
+        out.append(
+            {"name": f"{what} forward {shape}, {how} ({dev})", "ms": ms,
+             "ms_per_image": round(ms, 1), **extra}
+        )  # fmt: skip
+    out.extend(result["errors"])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=int, nargs=2, default=[512, 1024])
+    ap.add_argument("--instances", type=int, default=60)
+    ap.add_argument("--iters", type=int, default=3, help="timed repeats (medians reported)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--overfit", type=int, default=0, metavar="STEPS",
+        help="only run the one-pair overfit of the scaled-down 512 recipe for STEPS steps",
+    )  # fmt: skip
+    ap.add_argument("--run-dir", default="")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    today = datetime.date.today().isoformat()
+    if args.overfit:
+        res = overfit(args.overfit, args.run_dir)
+        out = Path(args.out) if args.out else (
+            Path(__file__).parent / "results" / f"{today}-cpu-pix2pixhd-overfit.json"
+        )  # fmt: skip
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"machine": harness.machine("cpu"), **res}, indent=2))
+        print(f"wrote {out}")
+        return
+    result = run(tuple(args.size), args.instances, args.iters, device, not args.no_compile)
+    rows = legacy_rows(result)
+    for r in rows:
+        extra = {key: v for key, v in r.items() if key not in ("name", "ms")}
+        print(f"{r['name']:<66} {r.get('ms', float('nan')):>11.2f} ms  {extra or ''}")
+    doc = {
+        "benchmark": "pix2pixhd",
+        "date": today,
+        "machine": harness.machine(device),
+        "settings": {**result["settings"], "iters": args.iters},
         "rows": rows,
     }
     out = Path(args.out) if args.out else (
-        Path(__file__).parent / "results"
-        / f"{datetime.date.today().isoformat()}-{device.type}-pix2pixhd.json"
+        Path(__file__).parent / "results" / f"{today}-{device.type}-pix2pixhd.json"
     )  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")
 
 

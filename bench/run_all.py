@@ -1,0 +1,257 @@
+"""Run every plugin's benchmark in one process and write one report per device.
+
+For each plugin (``bench/pix2pixhd.py``, ``bench/clvae.py``, ``bench/cimle.py``) this calls
+its ``run()`` at settings sized for a quick CPU run (the whole script takes a few minutes on 2
+cores; the scripts' own CLIs keep the issue-sized settings). Each *comparison* row times the
+reference formulation (the official code's loops / dense layout) and ours interleaved in this
+process and reports the medians and ``ratio = reference / ours``; *variants* (eager vs
+``channels_last`` vs ``torch.compile``, training throughput) have no reference and no ratio.
+
+Writes ``bench/results/<YYYY-MM-DD>-cpu.json`` and ``.md`` plus ``latest-cpu.md``; when CUDA
+is available also ``<YYYY-MM-DD>-gpu.json`` / ``.md`` / ``latest-gpu.md`` at the issue-sized
+settings. Prints the table and exits non-zero if any ratio is < 1 or a benchmark failed.
+
+The cIMLE SR quality run (~20 min, ``bench/cimle.py --sr-only``) is not run here; the newest
+``sr_quality*`` numbers found in ``bench/results/*-cpu-cimle.json`` are copied into the report,
+labelled with their source file.
+
+``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` (unless set in the environment or
+``--omp-wait-policy default`` is given): on a shared, oversubscribed machine libgomp's default
+spin-waiting makes small parallel kernels (``torch.sort``, ``index_add``) stall for tens to
+hundreds of ms whenever the other OpenMP thread is descheduled; see ``bench/README.md``.
+
+    uv run python bench/run_all.py              # or: make bench
+    uv run python bench/run_all.py --only clvae --no-compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+T0 = time.perf_counter()
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+PLUGINS = ("pix2pixhd", "clvae", "cimle")
+
+# Quick CPU settings: the whole run is a few minutes on a 2-core machine.
+CPU_SETTINGS: dict[str, dict[str, object]] = {
+    "pix2pixhd": {"size": (256, 512), "instances": 60, "repeats": 3},
+    "clvae": {"size": 128, "ngf": 16, "ndf": 16, "repeats": 3},
+    "cimle": {"images": 2, "codes": 20, "chunk": 20, "train_steps": 1, "repeats": 3},
+}
+# Issue-sized settings for a GPU.
+GPU_SETTINGS: dict[str, dict[str, object]] = {
+    "pix2pixhd": {"size": (512, 1024), "instances": 60, "repeats": 10},
+    "clvae": {"size": 256, "ngf": 64, "ndf": 64, "repeats": 10},
+    "cimle": {"images": 16, "codes": 100, "chunk": 100, "train_steps": 3, "repeats": 3},
+}
+
+
+def run_plugin(name: str, settings: dict[str, object], device: str, compile: bool) -> dict:
+    """Import ``bench/<name>.py`` and call its ``run()`` with ``settings`` on ``device``."""
+    if name == "pix2pixhd":
+        import pix2pixhd
+
+        return pix2pixhd.run(device=device, compile=compile, **settings)
+    if name == "clvae":
+        import clvae
+
+        return clvae.run(device=device, **settings)
+    if name == "cimle":
+        import cimle
+
+        return cimle.run(device=device, **settings)
+    raise ValueError(f"unknown benchmark {name!r}")
+
+
+def copied_sr_quality() -> dict[str, object] | None:
+    """The newest cIMLE SR quality numbers on disk, labelled with their source file."""
+    import cimle
+
+    found = cimle.latest_sr_quality(RESULTS)
+    if found is None:
+        return None
+    path, quality = found
+    return {
+        "source": str(path.relative_to(HERE.parent)),
+        "note": "copied from that file, not measured by this run (bench/cimle.py --sr-only)",
+        "results": quality,
+    }
+
+
+def run_device(device: str, plugins: list[str], compile: bool) -> dict[str, object]:
+    """Run the chosen plugins' benchmarks on ``device``; failures become ``errors``."""
+    import harness
+    import torch
+
+    settings = CPU_SETTINGS if device == "cpu" else GPU_SETTINGS
+    doc: dict[str, object] = {
+        "date": datetime.date.today().isoformat(),
+        "device": device,
+        "machine": harness.machine(device),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(libgomp default)"),
+        "settings": {},
+        "rows": [],
+        "variants": [],
+        "errors": [],
+        "skipped": [],
+    }
+    t_start = time.perf_counter()
+    for i, name in enumerate(plugins, 1):
+        t0 = time.perf_counter()
+        print(f"[{harness.elapsed()}] ({i}/{len(plugins)}) {name} on {device}: start", flush=True)
+        try:
+            res = run_plugin(name, dict(settings[name]), device, compile)
+        except Exception as e:  # report and go on with the other benchmarks
+            traceback.print_exc()
+            doc["errors"].append({"name": name, "error": f"{type(e).__name__}: {e}"[:500]})
+            continue
+        finally:
+            if device != "cpu":
+                torch.cuda.empty_cache()
+        doc["settings"][name] = res["settings"]
+        for key in ("rows", "variants", "errors", "skipped"):
+            doc[key].extend(res.get(key, []))
+        took = time.perf_counter() - t0
+        print(f"[{harness.elapsed()}] ({i}/{len(plugins)}) {name} done in {took:.0f} s", flush=True)
+    if device == "cpu" and "cimle" in plugins:
+        doc["cimle_sr_quality"] = copied_sr_quality()
+    doc["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    doc["total_wall_s"] = round(time.perf_counter() - t_start, 1)
+    doc["process_wall_s"] = round(time.perf_counter() - T0, 1)  # + imports, earlier devices
+    doc["all_ratios_ge_1"] = all(r["ratio"] >= 1 for r in doc["rows"])
+    doc["ok"] = bool(doc["rows"]) and doc["all_ratios_ge_1"] and not doc["errors"]
+    return doc
+
+
+def markdown(doc: dict[str, object]) -> str:
+    """The report as markdown: comparisons, variants, copied SR quality, status line."""
+    from harness import fmt_seconds
+
+    m = doc["machine"]
+    lines = [
+        f"# Benchmarks, {doc['device']}, {doc['date']}",
+        "",
+        f"Machine: {m.get('gpu', m['cpu'])}; {m['nproc']} CPUs, {m['torch_threads']} torch "
+        f"threads; torch {m['torch']}, python {m['python']}; load average "
+        f"{m['load_avg']} at start, {m['load_avg_end']} at end; "
+        f"OMP_WAIT_POLICY={doc['omp_wait_policy']}. Total wall time {doc['total_wall_s']:.0f} s "
+        "(`bench/run_all.py`).",
+        "",
+        "Reference and ours are timed interleaved in one process; times are medians; "
+        "ratio = reference / ours (> 1: ours is faster). Outputs are asserted equal first.",
+        "",
+        "| benchmark | setting | reference (looped) | ours | ratio |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in doc["rows"]:
+        lines.append(
+            f"| {r['name']} | {r['setting']} | {fmt_seconds(r['reference_s'])} | "
+            f"{fmt_seconds(r['ours_s'])} | {r['ratio']:.2f} |"
+        )
+    if doc["variants"]:
+        lines += [
+            "",
+            "Variants (our code only, no reference, no ratio):",
+            "",
+            "| variant | setting | time | notes |",
+            "|---|---|---:|---|",
+        ]
+        for v in doc["variants"]:
+            notes = []
+            if "compile_s" in v:
+                notes.append(f"compile {v['compile_s']} s, max abs diff {v['max_abs_diff']:.1e}")
+            if "images_per_s" in v:
+                notes.append(
+                    f"{v['images_per_s']:.3f} images/s, {v['candidates_per_s']:.1f} candidates/s"
+                )
+            if "paper_ms" in v:
+                notes.append(f"paper: {v['paper_ms']} ms")
+            lines.append(
+                f"| {v['name']} | {v['setting']} | {fmt_seconds(v['seconds'])} | "
+                f"{'; '.join(notes)} |"
+            )
+    sr = doc.get("cimle_sr_quality")
+    if sr:
+        lines += ["", f"cIMLE SR ×4 quality — {sr['note']}: `{sr['source']}`", ""]
+        lines += ["| run | steps | best-of-10 PSNR | mean-sample PSNR | bicubic PSNR |"]
+        lines += ["|---|---:|---:|---:|---:|"]
+        for key, q in sr["results"].items():
+            lines.append(
+                f"| {key} | {q['steps']} | {q['psnr_best_of_10']:.2f} dB | "
+                f"{q['psnr_mean_sample']:.2f} dB | {q['psnr_bicubic']:.2f} dB |"
+            )
+    for s in doc["skipped"]:
+        lines += ["", f"Skipped: {s}"]
+    for e in doc["errors"]:
+        lines += ["", f"**Error** in {e['name']}: `{e['error']}`"]
+    lines += ["", status_line(doc), ""]
+    return "\n".join(lines)
+
+
+def status_line(doc: dict[str, object]) -> str:
+    """One line: whether every ours-vs-reference ratio is >= 1 (and nothing failed)."""
+    below = [r["name"] for r in doc["rows"] if r["ratio"] < 1]
+    if not doc["rows"]:
+        verdict = "no comparison rows were measured"
+    elif below:
+        verdict = f"NOT every ratio is >= 1: {len(below)} below 1 ({'; '.join(below)})"
+    else:
+        verdict = f"every ratio is >= 1 ({len(doc['rows'])} comparisons)"
+    if doc["errors"]:
+        verdict += f"; {len(doc['errors'])} benchmark(s) failed"
+    return f"Result ({doc['device']}): {verdict}."
+
+
+def write(doc: dict[str, object], kind: str) -> None:
+    """``<date>-<kind>.json``, ``<date>-<kind>.md`` and ``latest-<kind>.md`` in results/."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"{doc['date']}-{kind}"
+    stem.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
+    md = markdown(doc)
+    stem.with_suffix(".md").write_text(md)
+    shutil.copyfile(stem.with_suffix(".md"), RESULTS / f"latest-{kind}.md")
+    print("\n" + md)
+    print(f"wrote {stem.with_suffix('.json').relative_to(HERE.parent)}, .md, latest-{kind}.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", choices=PLUGINS, default=list(PLUGINS))
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    ap.add_argument("--no-gpu", action="store_true", help="CPU only, even when CUDA is there")
+    ap.add_argument(
+        "--omp-wait-policy",
+        choices=["passive", "default"],
+        default="passive",
+        help="'passive' sets OMP_WAIT_POLICY=PASSIVE unless already set (before torch loads)",
+    )
+    args = ap.parse_args(argv)
+    if args.omp_wait_policy == "passive":
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    sys.path.insert(0, str(HERE))
+    import torch  # after OMP_WAIT_POLICY: libgomp reads it when torch loads
+
+    devices = ["cpu"]
+    if torch.cuda.is_available() and not args.no_gpu:
+        devices.append("cuda")
+    ok = True
+    for device in devices:
+        doc = run_device(device, args.only, not args.no_compile)
+        write(doc, "cpu" if device == "cpu" else "gpu")
+        ok = ok and bool(doc["ok"])
+    verdict = "every ratio is >= 1" if ok else "NOT every ratio is >= 1 (or a benchmark failed)"
+    print(f"FINAL ({', '.join(devices)}, {time.perf_counter() - T0:.0f} s): {verdict}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
