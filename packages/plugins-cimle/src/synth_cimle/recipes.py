@@ -12,6 +12,21 @@ from typing import Any
 
 __all__ = ["RECIPES"]
 
+
+def _gta5_crn() -> dict[str, Any]:
+    """The GTA-5 layout generator and noise encoder (§5.2.5), a fresh copy per recipe."""
+    return {
+        "generator": {
+            "type": "cimle.crn_generator",
+            "num_classes": 20,
+            "num_levels": 7,
+            "channels": [1024, 1024, 1024, 1024, 1024, 512, 256],
+            "noise_channels": 10,
+        },
+        "injector": {"type": "cimle.noise_encoder", "noise_dim": 10, "hidden": 100},
+    }
+
+
 #: name -> (spec, description)
 RECIPES: dict[str, tuple[dict[str, Any], str]] = {
     "cimle.sr_x8": (
@@ -74,14 +89,7 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "cimle.gta5_layout": (
         {
-            "generator": {
-                "type": "cimle.crn_generator",
-                "num_classes": 20,
-                "num_levels": 7,
-                "channels": [1024, 1024, 1024, 1024, 1024, 512, 256],
-                "noise_channels": 10,
-            },
-            "injector": {"type": "cimle.noise_encoder", "noise_dim": 10, "hidden": 100},
+            **_gta5_crn(),
             "losses": {"imle": {"type": "cimle.distance", "preset": "layout"}},
             "objective": {
                 "type": "cimle.imle",
@@ -102,14 +110,7 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
     # ---- hybrids: parts of several papers, composed only from registered names
     "cimle.crn_gan": (
         {
-            "generator": {
-                "type": "cimle.crn_generator",
-                "num_classes": 20,
-                "num_levels": 7,
-                "channels": [1024, 1024, 1024, 1024, 1024, 512, 256],
-                "noise_channels": 10,
-            },
-            "injector": {"type": "cimle.noise_encoder", "noise_dim": 10, "hidden": 100},
+            **_gta5_crn(),
             "discriminator": {
                 "type": "pix2pixhd.multiscale_discriminator",
                 "num_d": 2,

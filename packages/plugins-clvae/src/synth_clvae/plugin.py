@@ -35,6 +35,19 @@ _GAUGAN_LOSSES: dict[str, Any] = {
 _TTUR = "Train with TTUR: Adam β=(0, 0.9), G/E lr {g}, D lr {d}."
 
 
+def _gaugan_vae_ade20k() -> dict[str, Any]:
+    """GauGAN-VAE's generator and encoder at the ADE20K settings (256², 151 classes, z 256)."""
+    return {
+        "generator": {
+            "type": "clvae.spade_generator",
+            "num_classes": 151,
+            "z_dim": 256,
+            "crop_size": 256,
+        },
+        "injector": {"type": "clvae.conv_encoder"},
+    }
+
+
 def _clvae(num_classes: int, **gen: Any) -> dict[str, Any]:
     return {
         "generator": {"type": "clvae.clvae_generator", "num_classes": num_classes, **gen},
@@ -66,13 +79,7 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "clvae.gaugan_vae_ade20k": (
         {
-            "generator": {
-                "type": "clvae.spade_generator",
-                "num_classes": 151,
-                "z_dim": 256,
-                "crop_size": 256,
-            },
-            "injector": {"type": "clvae.conv_encoder"},
+            **_gaugan_vae_ade20k(),
             "discriminator": {"type": "clvae.multiscale_discriminator"},
             "losses": {**_GAUGAN_LOSSES, "kl": {"type": "core.kl", "weight": 0.05}},
             "objective": {"type": "core.gan"},
@@ -99,13 +106,7 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
     # ---- hybrids: parts of several papers, composed only from registered names
     "clvae.gaugan_composed": (
         {
-            "generator": {
-                "type": "clvae.spade_generator",
-                "num_classes": 151,
-                "z_dim": 256,
-                "crop_size": 256,
-            },
-            "injector": {"type": "clvae.conv_encoder"},
+            **_gaugan_vae_ade20k(),
             "discriminator": {"type": "pix2pixhd.multiscale_discriminator", "num_d": 2},
             "losses": {
                 "gan": {"type": "core.hinge", "reduce_scales": "mean"},

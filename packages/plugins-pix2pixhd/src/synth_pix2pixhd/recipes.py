@@ -26,6 +26,19 @@ _LOSSES: dict[str, Any] = {
 }
 
 
+def _g1_ade20k(**extra: Any) -> dict[str, Any]:
+    """G1 at the ADE20K settings (151 classes, no instance maps)."""
+    return {
+        "type": "pix2pixhd.global_generator",
+        "num_classes": 151,
+        "ngf": 64,
+        "n_downsampling": 4,
+        "n_blocks": 9,
+        "use_instances": False,
+        **extra,
+    }
+
+
 def _spec(generator: dict[str, Any], num_d: int, use_instances: bool) -> dict[str, Any]:
     return {
         "generator": generator,
@@ -76,34 +89,15 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
         "pix2pixHD Cityscapes 2048×1024: G1 + one local enhancer (ngf 32), 3-scale D",
     ),
     "pix2pixhd.ade20k": (
-        _spec(
-            {
-                "type": "pix2pixhd.global_generator",
-                "num_classes": 151,
-                "ngf": 64,
-                "n_downsampling": 4,
-                "n_blocks": 9,
-                "use_instances": False,
-            },
-            num_d=2,
-            use_instances=False,
-        ),
+        _spec(_g1_ade20k(), num_d=2, use_instances=False),
         "pix2pixHD ADE20K (150 classes + 'other', no instance maps): G1, 2-scale D",
     ),
     # ---- hybrids: parts of several papers, composed only from registered names
     "pix2pixhd.imle": (
         {
-            "generator": {
-                "type": "pix2pixhd.global_generator",
-                "num_classes": 151,
-                "ngf": 64,
-                "n_downsampling": 4,
-                "n_blocks": 9,
-                "use_instances": False,
-                # The noise map enters where pix2pixHD's instance features do (§3.4): extra
-                # input channels after the one-hot map, read from latents.spatial.
-                "feat_num": 10,
-            },
+            # The noise map enters where pix2pixHD's instance features do (§3.4): extra input
+            # channels after the one-hot map, read from latents.spatial.
+            "generator": _g1_ade20k(feat_num=10),
             # One 10-channel Gaussian code per bottleneck cell (scale = 2**n_downsampling):
             # nearest-upsampled to full size, each code steers one 16x16 region instead of
             # being averaged away like per-pixel i.i.d. noise would be by the strided convs.
