@@ -120,3 +120,15 @@ def test_cli_demo_errors(capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["demo", "--minutes", "0"]) == 1
     assert "positive training time" in capsys.readouterr().err
+
+
+def test_cli_demo_prints_the_summary_and_the_sample_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["demo", "--minutes", "0.01", "--size", "32", "-n", "2", "--batch-size", "2"]
+    argv += ["--set", 'losses.vgg.layers=["relu1_1"]', "--set", "losses.vgg.layer_weights=[1]"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "losses.vgg.layers = ['relu1_1'] (--set)" in out
+    assert "LPIPS diversity" in out and "best-of-2 L1" in out
+    assert "synth sample runs/demo/model --label-map runs/demo/inputs/astronaut.png" in out
+    assert (tmp_path / "runs" / "demo" / "samples.png").is_file()

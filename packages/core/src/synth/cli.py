@@ -20,6 +20,7 @@ for a usage error (argparse's convention).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import re
@@ -830,6 +831,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _out()
     _out("draw more samples from the trained model with:")
     _out(f"  {result.sample_command}")
+    # `make demo` runs inside the project's .venv, which the user's shell may not have active
+    script = Path(sys.executable).parent / "synth"
+    with contextlib.suppress(ValueError):
+        local = script.relative_to(Path.cwd())
+        if script.exists():
+            _out(f"  (without the environment active: {local} {result.sample_command[6:]})")
     return 0
 
 
