@@ -132,3 +132,20 @@ def test_cli_demo_prints_the_summary_and_the_sample_command(tmp_path, capsys, mo
     assert "LPIPS diversity" in out and "best-of-2 L1" in out
     assert "synth sample runs/demo/model --label-map runs/demo/inputs/astronaut.png" in out
     assert (tmp_path / "runs" / "demo" / "samples.png").is_file()
+
+
+@pytest.mark.parametrize("recipe", sorted(synth.get_registry().recipes()))
+def test_every_registered_recipe_runs_as_a_demo(recipe, tmp_path):
+    """`synth demo --recipe NAME` for each recipe at the demo's 64 px (some recipes need 64:
+    CLVAE's 'more' upsampling, the local enhancer's depth): capped to CPU size, a step or two."""
+    result = run_demo(
+        recipe,
+        out_dir=tmp_path,
+        minutes=0.005,
+        size=64,
+        num_samples=2,
+        batch_size=2,
+        log=lambda *_: None,
+    )
+    assert result.metrics["train"]["steps"] >= 1
+    assert (tmp_path / "samples.png").is_file() and (tmp_path / "model" / "synth.json").is_file()

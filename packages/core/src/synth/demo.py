@@ -40,7 +40,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from .condition import Condition
+from .condition import CONDITION_FIELDS, Condition
 from .config import slot_fields
 from .data.base import SynthDataset
 from .data.demo import DemoDataset, demo
@@ -237,7 +237,10 @@ def _datasets(
     """Training and display data matching what the generator reads."""
     gen = spec.get("generator", {})
     info = get_registry().describe(gen["type"]) if "type" in gen else {}
-    requires = set(info.get("requires", ())) | set(spec.get("condition") or ())
+    # a generator's `requires` also names latent fields (CRN: "spatial"); keep the inputs
+    requires = (set(info.get("requires", ())) | set(spec.get("condition") or ())) & set(
+        CONDITION_FIELDS
+    )
     train = demo(size, num_classes, "train", seed, disk_cache=True)
     show = demo(size, num_classes, "all", seed, disk_cache=True)
     if "image" in requires and "label_map" not in requires:
