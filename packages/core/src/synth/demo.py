@@ -62,6 +62,10 @@ CPU_CAPS: dict[str, int] = {
     "gc": 8,  # RRDB growth channels
     "nb": 1,  # RRDB blocks
     "n_blocks": 3,  # pix2pixHD residual blocks
+    # pix2pixHD's encoder depth: 64 px / 2**2 keeps the 16x16 bottleneck it has at 256 px (four
+    # halvings of 64 px leave 4x4, through which the label map's layout does not get across)
+    "n_downsampling": 2,
+    "n_downsample_global": 2,
     "max_channels": 128,  # CRN
     "num_levels": 5,  # CRN levels (64 px from 4 px)
     "hidden": 32,  # SPADE/CSE hidden maps (128), cIMLE noise encoder (100)
