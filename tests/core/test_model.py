@@ -116,3 +116,57 @@ def test_shared_parameters_are_saved(reg, tmp_path):
     m.generator.extra = m.generator.out  # the same module under two names shares storage
     path = m.save_pretrained(tmp_path / "m")
     assert (path / "model.safetensors").stat().st_size > 0
+
+
+def test_load_for_sampling_needs_no_loss_backbone_weights(tmp_path, monkeypatch):
+    """A model trained with an ImageNet perceptual loss: `synth.load` needs the VGG file (the
+    loss is rebuilt), `for_training=False` and `synth sample` do not, and generate the same."""
+    from synth.cli import main
+    from synth.errors import WeightsNotFoundError
+
+    monkeypatch.setenv("SYNTH_OFFLINE", "1")
+    spec = {
+        "generator": {"type": "core.simple_generator", "num_classes": 4, "ngf": 8, "z_dim": 4},
+        "injector": {"type": "core.gaussian"},
+        "losses": {
+            "vgg": {
+                "type": "core.perceptual",
+                "weights": "none",
+                "layers": ["relu1_1"],
+                "layer_weights": [1.0],
+            },
+            "l1": {"type": "core.l1"},
+        },
+    }
+    torch.manual_seed(0)
+    model = synth.compose(spec)
+    path = model.save_pretrained(tmp_path / "m")
+    meta = json.loads((path / "synth.json").read_text())
+    meta["spec"]["losses"]["vgg"]["weights"] = "imagenet"  # as trained with the real VGG
+    (path / "synth.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsNotFoundError):
+        synth.load(path)
+    loaded = synth.load(path, for_training=False)
+    assert dict(loaded.losses) == {} and loaded.objective is None
+    c, g = cond(), torch.Generator().manual_seed(1)
+    expected = model.generate(c, generator=torch.Generator().manual_seed(1)).image
+    assert torch.equal(loaded.generate(c, generator=g).image, expected)
+    labels = tmp_path / "labels.png"
+    from PIL import Image
+
+    Image.fromarray(c.label_map[0].to(torch.uint8).numpy(), mode="L").save(labels)
+    assert (
+        main(
+            [
+                "sample",
+                str(path),
+                "--label-map",
+                str(labels),
+                "-n",
+                "2",
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )

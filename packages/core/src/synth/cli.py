@@ -723,7 +723,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         )
     device = torch.device(args.device)
     try:
-        model = load(model_dir, map_location=device)
+        # sampling needs no loss backbones (e.g. VGG weights of a perceptual loss)
+        model = load(model_dir, map_location=device, for_training=False)
     except (FileNotFoundError, ValueError) as e:  # ValueError covers Registry/Compose errors
         raise CLIError(str(e)) from e
     model.to(device).eval()

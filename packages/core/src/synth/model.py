@@ -215,11 +215,17 @@ def load(
     *,
     registry: Registry | None = None,
     map_location: str | torch.device = "cpu",
+    for_training: bool = True,
 ) -> SynthesisModel:
     """Rebuild a model saved by :meth:`SynthesisModel.save_pretrained` and load it strictly.
 
     Reads only JSON and safetensors: nothing is unpickled. A plugin the model needs that is not
     installed is an error naming the dist (and version) to install.
+
+    ``for_training=False`` builds what generates and leaves out the ``losses`` and the
+    ``objective`` (their weights in the file are skipped): sampling a model trained with a
+    pretrained perceptual loss then needs neither the backbone's weights file nor the plugin
+    that only contributed a loss. ``synth sample`` loads this way.
     """
     from .composer import compose
 
@@ -246,15 +252,20 @@ def load(
     loaded = {i.name for i in reg.plugin_infos if i.status == "ok"} | {
         e.plugin for e in reg.entries().values()
     }
+    spec = meta["spec"]
+    training_only = ("losses.", "objective.")
+    if not for_training:
+        spec = {k: v for k, v in spec.items() if k not in ("losses", "objective")}
+    used = {n.split(".", 1)[0] for n in _part_names(spec)}
     for plugin, info in (meta.get("plugins") or {}).items():
-        if plugin not in loaded:
+        if plugin not in loaded and (for_training or plugin in used):
             dist = info.get("dist") or KNOWN_PLUGINS.get(plugin) or plugin
             pin = f"=={info['version']}" if info.get("version") else ""
             raise UnknownPartError(
                 f"{config_file} needs plugin {plugin!r}, which is not installed: "
                 f"pip install {dist}{pin}"
             )
-    model = compose(meta["spec"], registry=reg)
+    model = compose(spec, registry=reg)
     if not weights_file.is_file():
         raise FileNotFoundError(f"{weights_file} not found next to {config_file}")
     try:
@@ -264,6 +275,8 @@ def load(
             f"{weights_file} is not a valid safetensors file ({e}); synth never unpickles "
             "weights — re-save the model with save_pretrained"
         ) from None
+    if not for_training:
+        state = {k: v for k, v in state.items() if not k.startswith(training_only)}
     expected = model.checkpoint_state()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
