@@ -29,6 +29,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -360,6 +361,7 @@ def run_demo(
     name = recipe or DEFAULT_RECIPE
     spec, changes = demo_spec(name, size=size, num_classes=num_classes, overrides=overrides)
     notes: list[str] = []
+    weights_error: str | None = None
     log(f"synth demo: {name} — {get_registry().recipe(name).description}")
     for line in changes:
         log(f"  demo size: {line}")
@@ -371,10 +373,14 @@ def run_demo(
             model = compose(spec)
         except WeightsNotFoundError as err:
             where = _random_backbones(spec)
+            wanted = re.search(r"Put the file at '([^']+)'", str(err))
             notes.append(
                 f"pretrained backbone weights are not on disk, so {', '.join(where)} use random "
-                f"backbones (the run still trains, less well). To use them: {err}"
+                "backbones (the run still trains, less well); for ImageNet ones put "
+                + (wanted.group(1) if wanted else "the weights file")
+                + " there (metrics.json: weights_error says where to get it)"
             )
+            weights_error = str(err)
             log("  note: no pretrained backbone weights on disk: random backbones (see below)")
             torch.manual_seed(seed)
             model = compose(spec)
@@ -462,8 +468,12 @@ def run_demo(
     trunk = lpips_weights_info("alex", "imagenet")
     lpips_weights = "imagenet" if isinstance(trunk, dict) and trunk.get("file") else "none"
     if lpips_weights == "none":
+        from .weights import weights_dir
+
+        url = trunk.get("url", "") if isinstance(trunk, dict) else ""
         notes.append(
-            "LPIPS uses a random AlexNet trunk (ImageNet weights not on disk): its diversity "
+            "LPIPS uses a random AlexNet trunk (ImageNet weights not on disk; put "
+            f"{weights_dir() / url.rsplit('/', 1)[-1]} there, from {url}): its diversity "
             "value is comparable between runs of this demo, not with published numbers"
         )
     metric = LPIPSDiversity({"weights": lpips_weights}).to(trainer.device)
@@ -501,6 +511,7 @@ def run_demo(
             "spec": spec,
         },
         "notes": notes,
+        "weights_error": weights_error,
         "sample_command": command,
     }
     files["metrics"] = out / "metrics.json"
