@@ -134,6 +134,13 @@ class SynthesisModel(nn.Module):
         )
         return {k: v for k, v in self.state_dict().items() if not k.startswith(skip)}
 
+    def sampler_state(self) -> dict[str, Tensor]:
+        """The default sampler's fitted state as ``sampler.<key>`` tensors (e.g. pix2pixHD's
+        k-means centres), for :meth:`save_pretrained`; empty when it has none."""
+        get = getattr(self.sampler, "state_dict", None)
+        state = get() if callable(get) else {}
+        return {f"{SAMPLER_PREFIX}{k}": v for k, v in state.items() if isinstance(v, Tensor)}
+
     def plugin_versions(self) -> dict[str, dict[str, str | None]]:
         """Dist and version of each plugin whose parts this model uses."""
         reg = self._registry or get_registry()
@@ -163,10 +170,14 @@ class SynthesisModel(nn.Module):
             "plugins": self.plugin_versions(),
             "spec": self.spec.model_dump(mode="json"),
         }
-        state = _unshare(self.checkpoint_state())
+        state = _unshare({**self.checkpoint_state(), **self.sampler_state()})
         _atomic_write(path / WEIGHTS_NAME, lambda f: save_file(state, f, {"format": "pt"}))
         _atomic_write(path / CONFIG_NAME, lambda f: Path(f).write_text(json.dumps(meta, indent=2)))
         return path
+
+
+#: Key prefix of the default sampler's state in ``model.safetensors``.
+SAMPLER_PREFIX = "sampler."
 
 
 def _part_names(obj: Any) -> set[str]:
@@ -277,6 +288,17 @@ def load(
         ) from None
     if not for_training:
         state = {k: v for k, v in state.items() if not k.startswith(training_only)}
+    # the sampler's state exists only once it was fitted: it is not part of the strict check
+    sampler_state = {
+        k[len(SAMPLER_PREFIX) :]: state.pop(k) for k in list(state) if k.startswith(SAMPLER_PREFIX)
+    }
+    if sampler_state:
+        if not callable(getattr(model.sampler, "load_state_dict", None)):
+            raise ValueError(
+                f"{weights_file} holds sampler state {sorted(sampler_state)} but the model's "
+                f"sampler ({model.spec.sampler}) cannot load state"
+            )
+        model.sampler.load_state_dict(sampler_state)
     expected = model.checkpoint_state()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
