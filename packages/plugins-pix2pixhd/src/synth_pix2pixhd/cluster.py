@@ -124,7 +124,8 @@ class ClusterSampler(Sampler):
        ordered ``(b n)`` and those latents.
     3. :meth:`set_instance_cluster` edits the features of one instance to a chosen centre.
 
-    The fitted state is ``centers [K, k, C]`` and ``valid [K, k]`` (:meth:`state_dict`).
+    The fitted state is ``centers [K, k, C]`` and ``valid [K, k]`` (:meth:`state_dict`); as a
+    model's sampler it is saved by ``save_pretrained`` and restored by ``synth.load``.
     """
 
     class Config(PartConfig):
