@@ -287,6 +287,20 @@ t = Trainer(model, ToyData(n=8), dict(steps=4, batch_size=2, run_dir=sys.argv[1]
 t.fit()
 rank = int(os.environ["RANK"])
 torch.save({{k: v for k, v in model.state_dict().items()}}, f"{{sys.argv[1]}}/rank{{rank}}.pt")
+# time_limit: rank 1 is slower, yet both ranks must stop at the same step
+import time
+t2 = Trainer(model, ToyData(n=8), dict(steps=10**6, batch_size=2, time_limit=1.5,
+             run_dir=sys.argv[1] + "/timed", checkpoint_every=10**6, log_every=10**6,
+             sample_every=None, seed=0))
+if rank == 1:
+    step = t2.objective.step
+    def slow(*args, **kwargs):
+        time.sleep(0.05)
+        return step(*args, **kwargs)
+    t2.objective.step = slow
+end = t2.fit(resume=False)["step"]
+open(f"{{sys.argv[1]}}/timed_rank{{rank}}.txt", "w").write(str(end))
+t2.close()
 t.close()
 """
 
@@ -320,6 +334,9 @@ def test_torchrun_two_ranks_identical_weights_rank0_writes(tmp_path):
     assert steps == [1, 2, 3, 4]  # one writer
     state = torch.load(run_dir / "checkpoints" / "step-0000004.pt", weights_only=True)
     assert state["world"] == 2 and len(state["rng"]) == 2
+    # under time_limit the ranks agreed on where to stop
+    ends = [(run_dir / f"timed_rank{r}.txt").read_text() for r in (0, 1)]
+    assert ends[0] == ends[1] and int(ends[0]) >= 1
     # each rank saw its own half of every epoch
     order = epoch_order(8, 0, 0)
     assert set(order[0::2].tolist()).isdisjoint(order[1::2].tolist())
