@@ -1,0 +1,228 @@
+"""The harness of generators."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor, nn
+
+from ....config import RUNTIME_ARGS, normalize_spec, slot_fields
+from ....latents import LATENT_FIELDS, Latents
+from ....outputs import SynthesisOutput
+from ....parts import Part
+from ...inputs import make_condition, make_latents
+from ..constants import IMAGE_BOUND
+from ..harness import _Harness, _num_classes, _requirements
+from ..tensors import _flatten, _nonfinite
+
+
+class _Generator(_Harness):
+    kind = "generator"
+    keys = frozenset({"cond", "latents"})
+
+    def size(self, part):
+        m = max(int(getattr(part, "size_multiple", 1) or 1), 1)
+        return tuple(-(-s // m) * m for s in self.s.size)  # type: ignore[return-value]
+
+    def declared(self, part):
+        return self._all_requirements(part)
+
+    def _all_requirements(self, part) -> frozenset[str]:
+        """The generator's own requirements plus its slots' (recursively, as the composer)."""
+        reg = self.s.registry
+
+        def slots(cls: type[Part], spec: Mapping[str, Any]) -> set[str]:
+            out: set[str] = set()
+            for key in slot_fields(cls.Config):
+                value = spec.get(key)
+                if value is None:
+                    continue
+                sub = normalize_spec(value)
+                sub_cls = reg.resolve(sub["type"])
+                out |= set(sub_cls.requirements(None)) | slots(sub_cls, sub)
+            return out
+
+        return frozenset(set(_requirements(part)) | slots(type(part), part.config.model_dump()))
+
+    def defaults(self, part, missing, g):
+        reqs = self._all_requirements(part)
+        size = self.size(part)
+        k = _num_classes(part)
+        cond = make_condition(
+            reqs, batch_size=self.s.batch_size, size=size, num_classes=k, generator=g
+        )
+        rt = {key: v for key, v in part.runtime_args().items() if key in RUNTIME_ARGS}
+        needed = set(reqs) & set(LATENT_FIELDS)
+        latents = Latents()
+        for inj_name in ("core.gaussian", "core.spatial_noise"):
+            if not needed or inj_name not in self.s.registry:
+                continue
+            try:
+                inj = self.s.registry.build(inj_name, **rt)
+                take = set(type(inj).provided(inj.config)) & needed
+                if not take:
+                    continue
+                drawn = inj.prior(cond, g)
+            except Exception:
+                continue
+            for f in take:
+                if getattr(drawn, f) is not None:
+                    setattr(latents, f, getattr(drawn, f))
+                    needed.discard(f)
+        if needed:
+            synth_lat = make_latents(
+                needed,
+                batch_size=self.s.batch_size,
+                size=size,
+                z_dim=int(rt.get("z_dim") or 8),
+                style_dim=int(rt.get("style_dim") or 8),
+                num_stages=int(rt.get("num_stages") or 1),
+                num_classes=k,
+                code_dim=int(rt.get("code_dim") or 8),
+                channels=int(rt.get("channels") or 8),
+                generator=g,
+            )
+            for f in needed:
+                setattr(latents, f, getattr(synth_lat, f))
+        return {"cond": cond, "latents": latents}
+
+    def run(self, part, inp, seed):
+        part.check_condition(inp["cond"])
+        return part(inp["cond"], inp.get("latents"), return_features=True)
+
+    def validate(self, part, inp, out):
+        probs: list[tuple[str, str]] = []
+        cls = type(part)
+        b = self.s.batch_size
+        h, w = inp["cond"].size
+        if not isinstance(out, SynthesisOutput):
+            return [
+                (
+                    f"forward returned {type(out).__name__}, not synth.SynthesisOutput",
+                    "return SynthesisOutput(image=..., features=...)",
+                )
+            ]
+        img = out.image
+        want = (b, cls.image_channels, h, w)
+        if not isinstance(img, Tensor) or tuple(img.shape) != want:
+            got = tuple(img.shape) if isinstance(img, Tensor) else type(img).__name__
+            probs.append(
+                (
+                    f"image is {got}, expected {want}",
+                    "return image: [B, image_channels, H, W] at Condition.size",
+                )
+            )
+        elif _nonfinite({"image": img}):
+            probs.append(("image has NaN/Inf values", "check the generator's arithmetic"))
+        elif float(img.detach().abs().max()) > IMAGE_BOUND:
+            probs.append(
+                (
+                    f"image reaches {float(img.detach().abs().max()):.3g}, outside [-1, 1]",
+                    "end the generator with tanh (images are in [-1, 1])",
+                )
+            )
+        stages = getattr(part, "stages", None)
+        sc = list(getattr(part, "stage_channels", []) or [])
+        ss = list(getattr(part, "stage_scales", []) or [])
+        if not isinstance(stages, nn.ModuleList):
+            probs.append(
+                (
+                    "the generator has no `stages` nn.ModuleList",
+                    "keep the stages in self.stages = nn.ModuleList([...])",
+                )
+            )
+        elif len(stages) != len(sc):
+            probs.append(
+                (
+                    f"len(stages) = {len(stages)} but len(stage_channels) = {len(sc)}",
+                    "stage i of self.stages produces features[i]: one entry per stage",
+                )
+            )
+        if len(ss) != len(sc):
+            probs.append(
+                (
+                    f"stage_scales has {len(ss)} entries, stage_channels {len(sc)}",
+                    "give one scale and one width per stage",
+                )
+            )
+        feats = out.features
+        if not isinstance(feats, list):
+            probs.append(
+                (
+                    "return_features=True gave no feature list",
+                    "return features=[stage outputs] when return_features is set",
+                )
+            )
+        else:
+            if len(feats) != len(sc):
+                probs.append(
+                    (
+                        f"{len(feats)} features for {len(sc)} stages",
+                        "return one feature map per stage",
+                    )
+                )
+            for i, (f, c, s) in enumerate(zip(feats, sc, ss)):
+                want_f = (b, c, h // s, w // s)
+                if not isinstance(f, Tensor) or tuple(f.shape) != want_f:
+                    got = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
+                    probs.append(
+                        (
+                            f"features[{i}] is {got}, expected {want_f} from "
+                            f"stage_channels[{i}]={c}, stage_scales[{i}]={s}",
+                            "make stage_channels/stage_scales describe the stage outputs",
+                        )
+                    )
+            bad = _nonfinite(_flatten(feats, "features"))
+            if bad:
+                probs.append((f"NaN/Inf in {bad}", "check the stages' arithmetic"))
+        pyr = out.pyramid
+        if cls.has_pyramid:
+            if not isinstance(pyr, list) or not pyr:
+                probs.append(
+                    (
+                        "has_pyramid is True but the output has no pyramid",
+                        "return pyramid=[per-scale RGB, coarse to fine]",
+                    )
+                )
+            else:
+                for i, p in enumerate(pyr):
+                    if (
+                        not isinstance(p, Tensor)
+                        or p.dim() != 4
+                        or p.shape[:2] != (b, cls.image_channels)
+                    ):
+                        got = tuple(p.shape) if isinstance(p, Tensor) else type(p).__name__
+                        probs.append(
+                            (
+                                f"pyramid[{i}] is {got}",
+                                f"each pyramid level is [B, {cls.image_channels}, h, w]",
+                            )
+                        )
+                if isinstance(pyr[-1], Tensor) and tuple(pyr[-1].shape[-2:]) != (h, w):
+                    probs.append(
+                        (
+                            f"the finest pyramid level is {tuple(pyr[-1].shape[-2:])}, "
+                            f"not the output size {(h, w)}",
+                            "order the pyramid coarse to fine, ending at the output size",
+                        )
+                    )
+        elif pyr is not None:
+            probs.append(
+                (
+                    "the output has a pyramid but the class says has_pyramid = False",
+                    "set has_pyramid = True so the composer knows",
+                )
+            )
+        return probs
+
+    def compile_cases(self, part):
+        inp = self.inputs(part)
+        return [
+            (
+                "forward(cond, latents, return_features=True)",
+                lambda cond, latents: part(cond, latents, return_features=True),
+                lambda: (inp["cond"], inp.get("latents")),
+                True,
+            )
+        ]
