@@ -18,26 +18,20 @@ from typing import Any
 
 from torch import Tensor
 
+from synth.convert import load_converted, read_checkpoint, strip_key_prefixes
+
 from .generators import RRDBGenerator
 
 __all__ = ["from_official_srim", "infer_srim_config", "map_srim_keys"]
 
 _RDB = re.compile(r"^model\.1\.sub\.(\d+)\.RDB([123])\.conv([1-5])\.0\.(weight|bias)$")
 _TOP = re.compile(r"^model\.(\d+)\.(weight|bias)$")
-
-
-def _strip(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    out = {}
-    for k, v in state.items():
-        k = k[len("module.") :] if k.startswith("module.") else k
-        k = k[len("netG.") :] if k.startswith("netG.") else k
-        out[k] = v
-    return out
+_PREFIXES = ("module.", "netG.")
 
 
 def infer_srim_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
     """``{nf, nb, gc, code_channels, scale}`` from an official IMRRDBNet state dict."""
-    state = _strip(state)
+    state = strip_key_prefixes(state, _PREFIXES)
     if "model.0.weight" not in state:
         raise ValueError(
             f"not an official IMRRDBNet state dict: no 'model.0.weight' (keys e.g. {list(state)[:5]})"
@@ -63,7 +57,7 @@ def infer_srim_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
 
 def map_srim_keys(state: Mapping[str, Tensor], n_up: int, nb: int) -> dict[str, Tensor]:
     """Official keys -> :class:`RRDBGenerator` keys (non-hierarchical). Unmapped keys raise."""
-    state = _strip(state)
+    state = strip_key_prefixes(state, _PREFIXES)
     out: dict[str, Tensor] = {}
     top = {0: "conv_first", 2 + 3 * n_up: "hr_conv", 4 + 3 * n_up: "conv_last"}
     top.update({3 + 3 * u: f"stages.{u + 1}.conv" for u in range(n_up)})
@@ -94,12 +88,7 @@ def from_official_srim(
         options: further :class:`RRDBGenerator` config (e.g. ``upsample="bilinear"``);
             inferred fields may be given only if they agree.
     """
-    if isinstance(path_or_state_dict, (str, Path)):
-        from synth.weights import read_state_dict
-
-        state = read_state_dict(Path(path_or_state_dict))
-    else:
-        state = dict(path_or_state_dict)
+    state = read_checkpoint(path_or_state_dict, strip_prefixes=())
     cfg = infer_srim_config(state)
     for k, v in options.items():
         if k in cfg and cfg[k] != v:
@@ -107,9 +96,5 @@ def from_official_srim(
     gen = RRDBGenerator({**cfg, "input_range": "[0,1]", **options})
     n_up = cfg["scale"].bit_length() - 1
     mapped = map_srim_keys(state, n_up, cfg["nb"])
-    missing, unexpected = gen.load_state_dict(mapped, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"from_official_srim: missing {missing[:10]}, unexpected {unexpected[:10]}"
-        )
+    load_converted(gen, mapped, strict=True, who="from_official_srim")
     return gen.eval()

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from torch import Tensor, nn
 
 import synth
-from synth.weights import read_state_dict
+from synth.convert import (
+    ConversionReport,
+    load_converted,
+    read_checkpoint,
+    spectral_norm_key_to_official,
+    spectral_norm_key_to_torch,
+)
 
 __all__ = [
     "ConversionReport",
@@ -38,61 +42,25 @@ __all__ = [
 ]
 
 BLOCKS = ["head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3", "up_4"]
-_SN = {
-    "weight_orig": "parametrizations.weight.original",
-    "weight_u": "parametrizations.weight.0._u",
-    "weight_v": "parametrizations.weight.0._v",
-}
-_SN_BACK = {v: k for k, v in _SN.items()}
 
 
-@dataclass
-class ConversionReport:
-    """What a conversion did: official keys left unused, synth keys not filled, and the
-    architecture read from the shapes."""
-
-    unmapped: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    inferred: dict[str, Any] = field(default_factory=dict)
-
-
-def _load(src: str | Path | Mapping[str, Tensor]) -> dict[str, Tensor]:
-    sd = dict(src) if isinstance(src, Mapping) else read_state_dict(src)
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
-
-
-def _sn_to_ours(key: str) -> str:
-    head, _, last = key.rpartition(".")
-    return f"{head}.{_SN[last]}" if last in _SN else key
-
-
-def _sn_to_official(key: str) -> str:
-    for ours, off in _SN_BACK.items():
-        if key.endswith("." + ours):
-            return key[: -len(ours)] + off
-    return key
-
-
-def _fill(part: nn.Module, mapped: dict[str, Tensor], unmapped: list[str]) -> ConversionReport:
-    """Load ``mapped`` (synth keys) into ``part``; report what did not fit."""
-    own = part.state_dict()
-    extra = [k for k in mapped if k not in own]
-    bad = [k for k in mapped if k in own and own[k].shape != mapped[k].shape]
-    if bad:
-        shapes = {k: (tuple(mapped[k].shape), tuple(own[k].shape)) for k in bad[:5]}
-        raise ValueError(f"converted tensors do not fit the inferred architecture: {shapes}")
-    part.load_state_dict({k: v for k, v in mapped.items() if k in own}, strict=False)
-    report = ConversionReport(
-        unmapped=sorted(unmapped + extra), missing=sorted(k for k in own if k not in mapped)
+def _fill(
+    part: nn.Module,
+    mapped: dict[str, Tensor],
+    unmapped: list[str],
+    *,
+    who: str,
+    kind: str,
+    cfg: dict[str, Any],
+) -> nn.Module:
+    """Load ``mapped`` (synth keys) into ``part`` (warning on what did not fit), keep the
+    :class:`~synth.convert.ConversionReport` as ``part.conversion_report``; ``part`` in eval
+    mode."""
+    report = load_converted(
+        part, mapped, unmapped, strict=False, who=who, kind=kind, config=cfg, stacklevel=3
     )
     part.conversion_report = report  # type: ignore[attr-defined]
-    if report.unmapped or report.missing:
-        warnings.warn(
-            f"official checkpoint conversion: unmapped keys {report.unmapped[:10]}, "
-            f"missing keys {report.missing[:10]}",
-            stacklevel=3,
-        )
-    return report
+    return part.eval()
 
 
 def _split_classes(
@@ -213,7 +181,7 @@ def _infer_generator(
 def _generator_key(key: str) -> str | None:
     name, _, rest = key.partition(".")
     if name in BLOCKS:
-        return _sn_to_ours(f"stages.{BLOCKS.index(name)}.{rest}")
+        return spectral_norm_key_to_torch(f"stages.{BLOCKS.index(name)}.{rest}")
     if name in ("fc", "conv_img", "embedding"):
         return key
     return None
@@ -245,8 +213,8 @@ def _convert_generator(
             unmapped.append(k)
         else:
             mapped[ours] = v
-    _fill(part, mapped, unmapped).inferred = cfg
-    return part.eval()
+    who = "from_official_clvae" if clvae else "from_official_spade"
+    return _fill(part, mapped, unmapped, who=who, kind="G", cfg=cfg)
 
 
 # --------------------------------------------------------------------------- discriminator
@@ -283,9 +251,8 @@ def _convert_discriminator(
         if m is None:
             unmapped.append(k)
             continue
-        mapped[_sn_to_ours(f"discriminators.{m.group(1)}.{m.group(2)}")] = v
-    _fill(part, mapped, unmapped).inferred = cfg
-    return part.eval()
+        mapped[spectral_norm_key_to_torch(f"discriminators.{m.group(1)}.{m.group(2)}")] = v
+    return _fill(part, mapped, unmapped, who="from_official_spade", kind="D", cfg=cfg)
 
 
 # --------------------------------------------------------------------------- encoder
@@ -319,13 +286,13 @@ def _convert_encoder(sd: dict[str, Tensor], *, clvae: bool) -> nn.Module:
     mapped, unmapped = {}, []
     for k, v in sd.items():
         if re.match(r"layer\d+\.", k):
-            mapped[_sn_to_ours("body." + k)] = v
+            mapped[spectral_norm_key_to_torch("body." + k)] = v
         elif re.match(r"fc_(mu|var)\d*\.", k):
             mapped[k] = v
         else:
             unmapped.append(k)
-    _fill(part, mapped, unmapped).inferred = cfg
-    return part.eval()
+    who = "from_official_clvae" if clvae else "from_official_spade"
+    return _fill(part, mapped, unmapped, who=who, kind="E", cfg=cfg)
 
 
 # --------------------------------------------------------------------------- public
@@ -360,7 +327,7 @@ def from_official_spade(
     ``use_instances=True`` reads the last channel as the edge map; the default is no edges
     (every channel a class). Ignored for ``kind="E"``.
     """
-    sd = _load(path_or_state_dict)
+    sd = read_checkpoint(path_or_state_dict)
     if kind == "G":
         return _convert_generator(
             sd,
@@ -389,7 +356,7 @@ def from_official_clvae(
     """Build ``clvae.clvae_generator`` (``kind="G"``) or ``clvae.class_layer_encoder``
     (``kind="E"``) from an official DiversifyingSMIS checkpoint; as :func:`from_official_spade`.
     The CLVAE discriminator is SPADE's: convert it with ``from_official_spade(..., "D")``."""
-    sd = _load(path_or_state_dict)
+    sd = read_checkpoint(path_or_state_dict)
     if kind == "G":
         return _convert_generator(
             sd, clvae=True, crop_size=crop_size, aspect_ratio=aspect_ratio, upsampling=upsampling
@@ -417,7 +384,7 @@ def to_official_spade(part: nn.Module) -> dict[str, Tensor]:
             key = k[len("body.") :] if k.startswith("body.") else k
         else:
             raise TypeError(f"no official layout for {type(part).__name__}")
-        out[_sn_to_official(key)] = v.detach().clone()
+        out[spectral_norm_key_to_official(key)] = v.detach().clone()
     return out
 
 

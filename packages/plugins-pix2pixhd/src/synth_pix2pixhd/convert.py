@@ -22,13 +22,12 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from synth import read_state_dict
+from synth.convert import ConversionReport, read_checkpoint
 
 from .discriminators import MultiscaleDiscriminator
 from .encoder import InstanceEncoder
@@ -37,21 +36,6 @@ from .generators import GlobalGenerator, LocalEnhancer
 __all__ = ["ConversionReport", "convert_state_dict", "from_official", "to_official"]
 
 Kind = Literal["G", "D", "E"]
-
-
-@dataclass
-class ConversionReport:
-    """What a conversion did: the config inferred, and keys that did not map."""
-
-    kind: str
-    part: str
-    config: dict[str, Any]
-    unmapped: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.unmapped and not self.missing
 
 
 def _plain_indices(sd: Mapping[str, Tensor], prefix: str) -> list[int]:
@@ -216,16 +200,6 @@ def _infer(sd: Mapping[str, Tensor], kind: Kind, opts: dict[str, Any]) -> tuple[
     raise ValueError(f"kind must be 'G', 'D' or 'E', got {kind!r}")
 
 
-def _load(path_or_state_dict: str | Path | Mapping[str, Tensor]) -> dict[str, Tensor]:
-    if isinstance(path_or_state_dict, (str, Path)):
-        sd = read_state_dict(path_or_state_dict)
-    else:
-        sd = dict(path_or_state_dict)
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module.") :]: v for k, v in sd.items()}
-    return sd
-
-
 def convert_state_dict(
     path_or_state_dict: str | Path | Mapping[str, Tensor], kind: Kind = "G", **options: Any
 ) -> tuple[type, dict[str, Any], dict[str, Tensor], ConversionReport]:
@@ -236,7 +210,7 @@ def convert_state_dict(
     architecture expects but the file lacks. Options: ``num_classes``, ``use_instances``,
     ``feat_num`` (generators/discriminators; see :func:`from_official`).
     """
-    sd = _load(path_or_state_dict)
+    sd = read_checkpoint(path_or_state_dict, only_if_all=True)
     opts = dict(options)
     cls, cfg, pairs = _infer(sd, kind, opts)
     if opts:
