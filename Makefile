@@ -21,9 +21,9 @@ PYTEST_ARGS ?=
 .PHONY: help uv sync test demo lint format bench readme-table
 
 help:
-	@echo "make test    install uv if missing, sync .venv from uv.lock, run the test suite"
+	@echo "make test    install uv if missing, sync .venv from uv.lock, lint, run the test suite"
 	@echo "make demo    sync, then run 'synth demo'"
-	@echo "make lint    ruff check + ruff format --check"
+	@echo "make lint    ruff check + ruff format --check + import-linter layer contracts"
 	@echo "make format  ruff check --fix + ruff format"
 	@echo "make bench   run the benchmarks (bench/run_all.py)"
 	@echo "make readme-table  regenerate the table of registered parts in README.md"
@@ -42,7 +42,7 @@ sync: uv
 		exit 1; }
 	@$(UV) sync --all-packages --frozen --quiet
 
-test: sync
+test: lint
 	@n=""; if $(RUN) python -c "import xdist" 2>/dev/null; then n="-n 2"; fi; \
 	$(TEST_ENV) $(RUN) pytest -q --tb=short $$n $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
@@ -50,9 +50,11 @@ test: sync
 demo: sync
 	@$(RUN) synth demo
 
+# ruff, then the layer contracts of DESIGN §1 (import-linter, [tool.importlinter] in pyproject.toml)
 lint: sync
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports
 
 format: sync
 	$(RUN) ruff check --fix .

@@ -32,7 +32,7 @@ import harness
 import torch
 
 import synth
-import synth.trainer
+import synth.train
 from synth_cimle import select_codes
 from synth_cimle.data import DemoSuperResolution, bicubic_upsample, psnr
 from synth_cimle.objective import _mix
@@ -107,7 +107,7 @@ def sr_quality(args: argparse.Namespace) -> dict:
     }
     model = synth.compose(spec)
     train = DemoSuperResolution(32, 4, "train", length=512)
-    cfg = synth.trainer.TrainerConfig(
+    cfg = synth.train.TrainerConfig(
         steps=args.sr_steps,
         batch_size=16,
         optimizer={"lr": args.sr_lr, "betas": (0.9, 0.999)},
@@ -119,7 +119,7 @@ def sr_quality(args: argparse.Namespace) -> dict:
         device="cpu",
     )
     t0 = time.perf_counter()
-    synth.trainer.Trainer(model, train, cfg).fit()
+    synth.train.Trainer(model, train, cfg).fit()
     seconds = time.perf_counter() - t0
     test = DemoSuperResolution(32, 4, "test", length=64, seed=1)
     b = make_collate(test)([test[i] for i in range(len(test))])
@@ -209,7 +209,7 @@ def run(
 
     # training throughput: Trainer + cimle.imle (batch = S = images, m codes, inner steps)
     model.train()
-    cfg = synth.trainer.TrainerConfig(
+    cfg = synth.train.TrainerConfig(
         steps=train_steps,
         batch_size=images,
         sample_every=None,
@@ -218,7 +218,7 @@ def run(
         progress=False,
         device=device.type,
     )
-    trainer = synth.trainer.Trainer(model, data, cfg)
+    trainer = synth.train.Trainer(model, data, cfg)
     t0 = time.perf_counter()
     trainer.fit()
     train_s = time.perf_counter() - t0

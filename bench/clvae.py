@@ -44,7 +44,7 @@ from tests.clvae.official import (  # noqa: E402
 )
 
 import synth  # noqa: E402
-from synth.layers import label_conv2d  # noqa: E402
+from synth.nn.layers import label_conv2d  # noqa: E402
 from synth_clvae import from_official_clvae, from_official_spade  # noqa: E402
 
 K = 151
@@ -67,7 +67,7 @@ def run(
     torch.manual_seed(0)
     s, d = size, K
     g = torch.Generator().manual_seed(0)
-    labels = synth.ops.resize_labels(torch.randint(0, K, (1, 16, 16), generator=g), (s, s))
+    labels = synth.nn.ops.resize_labels(torch.randint(0, K, (1, 16, 16), generator=g), (s, s))
     present = int(labels.unique().numel())
     image = torch.rand(1, 3, s, s, generator=g) * 2 - 1
     labels, image = labels.to(device), image.to(device)

@@ -33,8 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synth import Condition, ops
-from synth.layers import label_conv2d
+from synth import Condition
+from synth.nn import ops
+from synth.nn.layers import label_conv2d
 from synth_pix2pixhd import GlobalGenerator, LocalEnhancer, instance_average
 
 
@@ -79,7 +80,7 @@ def overfit(steps: int, run_dir: str) -> dict[str, object]:
 
     import synth
     import synth.data
-    from synth.trainer import Trainer
+    from synth.train import Trainer
     from synth_pix2pixhd import recipe, training_config
 
     k = 8

@@ -41,7 +41,7 @@ import torch
 
 import synth
 import synth.data
-import synth.visual
+import synth.viz
 from synth_cimle.injectors import NOISE_KEY
 
 #: Classes of the demo label maps used by the composed (untrained) model.
@@ -128,9 +128,9 @@ def main(argv: list[str] | None = None) -> dict:
     codes = draw_codes(model.injector, layouts, args.codes, args.seed)
     images = render(model, layouts, codes)
 
-    header = list(synth.visual.condition_tiles(layouts, palette))
-    grid = synth.visual.image_grid([header, *(list(row) for row in images)])
-    path = synth.visual.save_image(grid, args.out)
+    header = list(synth.viz.condition_tiles(layouts, palette))
+    grid = synth.viz.image_grid([header, *(list(row) for row in images)])
+    path = synth.viz.save_image(grid, args.out)
     print(f"wrote {path}: {args.codes} codes × {args.layouts} layouts at {args.size} px")
     return {"path": path, "images": images, "codes": codes, "model": model, "layouts": layouts}
 

@@ -50,7 +50,7 @@ def render() -> str:
     entry points; raises ``RuntimeError`` when one of them is missing or fails to load."""
     import synth
     from synth.cli import main
-    from synth.plugins import ENTRY_POINT_GROUP, discover
+    from synth.registry import ENTRY_POINT_GROUP, discover
 
     others = sorted(
         {ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)} - {"core", *PLUGINS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from synth.backbones import FeatureExtractor
+from synth.nn.backbones import FeatureExtractor
 from synth_cimle import CIMLEDistance
 from synth_cimle.distance import PRESETS
 

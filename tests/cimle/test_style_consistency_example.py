@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import synth
-import synth.visual
+import synth.viz
 from synth_cimle.injectors import NOISE_KEY
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "cimle_style_consistency.py"
@@ -40,8 +40,8 @@ def test_style_consistency_grid(tmp_path):
     # header row of layouts + one row per code, one column per layout
     png = np.asarray(Image.open(out).convert("RGB"))
     assert png.shape == ((n + 1) * size + (n + 2) * pad, m * size + (m + 1) * pad, 3)
-    pixels = synth.visual.to_uint8(images.flatten(0, 1)).reshape(n, m, size, size, 3)
-    tiles = synth.visual.to_uint8(synth.visual.condition_tiles(layouts))
+    pixels = synth.viz.to_uint8(images.flatten(0, 1)).reshape(n, m, size, size, 3)
+    tiles = synth.viz.to_uint8(synth.viz.condition_tiles(layouts))
     for j in range(m):
         x = pad + j * (size + pad)
         assert png[pad : pad + size, x : x + size].any()  # the header tile is drawn
@@ -60,7 +60,7 @@ def test_style_consistency_grid(tmp_path):
 
     # one code twice -> identical rows: render reuses the given z̃, it draws nothing new
     twice = script.render(model, layouts, torch.cat([codes[:1], codes[:1]]))
-    np.testing.assert_array_equal(synth.visual.to_uint8(twice[0]), synth.visual.to_uint8(twice[1]))
+    np.testing.assert_array_equal(synth.viz.to_uint8(twice[0]), synth.viz.to_uint8(twice[1]))
     torch.testing.assert_close(twice[0], images[0], atol=1e-5, rtol=0)
 
     # each batched cell (i, j) is code i's z̃ encoded with layout j alone

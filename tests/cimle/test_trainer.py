@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-import synth.trainer
+import synth.train
 from synth.data.base import SynthDataset
 
 from .conftest import tiny_sr_model
@@ -32,7 +32,7 @@ class _RandomSR(SynthDataset):
 
 def _fit(run_dir, steps: int, stop_at: int | None = None):
     model = tiny_sr_model()
-    cfg = synth.trainer.TrainerConfig(
+    cfg = synth.train.TrainerConfig(
         steps=steps,
         batch_size=4,
         sample_every=None,
@@ -42,7 +42,7 @@ def _fit(run_dir, steps: int, stop_at: int | None = None):
         device="cpu",
         log_every=1,
     )
-    trainer = synth.trainer.Trainer(model, _RandomSR(), cfg)
+    trainer = synth.train.Trainer(model, _RandomSR(), cfg)
     trainer.fit()
     return model
 

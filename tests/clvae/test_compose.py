@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import synth
-from synth.composer import check_spec, load_spec
+from synth.compose import check_spec, load_spec
 from synth_clvae.plugin import RECIPES
 
 

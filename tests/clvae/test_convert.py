@@ -28,7 +28,7 @@ K, NGF, HID, S = 5, 4, 8, 64
 
 def _labels(b=2, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return synth.ops.resize_labels(torch.randint(0, K, (b, 8, 8), generator=g), (S, S))
+    return synth.nn.ops.resize_labels(torch.randint(0, K, (b, 8, 8), generator=g), (S, S))
 
 
 def _same_state(a: dict, b: dict) -> None:
@@ -66,7 +66,7 @@ def test_clvae_generator_equals_official_loops(clvae_registry, mode):
     assert ours.config.upsampling == mode
     assert ours.conversion_report.unmapped == [] and ours.conversion_report.missing == []
     g = torch.Generator().manual_seed(1)
-    labels = synth.ops.resize_labels(torch.randint(0, K, (2, 8, 8), generator=g), (size, size))
+    labels = synth.nn.ops.resize_labels(torch.randint(0, K, (2, 8, 8), generator=g), (size, size))
     z, codes = torch.randn(2, 8), torch.randn(2, 5, K, d)
     with torch.no_grad():
         want = off(one_hot(labels, K), z, codes)
@@ -96,7 +96,7 @@ def test_discriminator_equals_official(clvae_registry):
 def _instances(b=2, seed=0):
     """Instance ids in 4x4 blocks (some blocks share ids across class borders)."""
     g = torch.Generator().manual_seed(seed + 100)
-    return synth.ops.resize_labels(torch.randint(0, 6, (b, 16, 16), generator=g), (S, S))
+    return synth.nn.ops.resize_labels(torch.randint(0, 6, (b, 16, 16), generator=g), (S, S))
 
 
 @pytest.mark.parametrize("z_dim", [0, 8])

@@ -16,7 +16,7 @@ from .official import OfficialSPADE, get_edges, nearest, one_hot, paint_loop
 def _labels(b: int, h: int, w: int, k: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     coarse = torch.randint(0, k, (b, h // 4, w // 4), generator=g)
-    lab = synth.ops.resize_labels(coarse, (h, w))
+    lab = synth.nn.ops.resize_labels(coarse, (h, w))
     lab[:, 0, 0] = torch.randint(0, k, (b,), generator=g)  # some single-pixel regions
     return lab
 
@@ -144,14 +144,14 @@ def test_discriminator_gather_equals_dense(use_instances):
     d = MultiscaleDiscriminator(num_classes=k, ndf=4, n_layers=3, use_instances=use_instances)
     d = d.double().eval()  # fp64; no spectral-norm power iteration between the forwards
     labels = _labels(2, 20, 28, k, seed=1)  # resized nearest to the image size inside
-    inst = synth.ops.resize_labels(torch.randint(0, 4, (2, 5, 7)), (20, 28))
+    inst = synth.nn.ops.resize_labels(torch.randint(0, 4, (2, 5, 7)), (20, 28))
     cond = synth.Condition(label_map=labels, instance_map=inst, num_classes=k)
     image = torch.randn(2, 3, 38, 54, dtype=torch.float64, requires_grad=True)
-    big = synth.ops.resize_labels(labels, (38, 54))
+    big = synth.nn.ops.resize_labels(labels, (38, 54))
     maps = [one_hot(big, k).double()]
     if use_instances:
         # edges at the map's size, then resized nearest (synth.Context.instance_edges)
-        maps.append(synth.ops.resize_labels(get_edges(inst[:, None]), (38, 54)).double())
+        maps.append(synth.nn.ops.resize_labels(get_edges(inst[:, None]), (38, 54)).double())
     dense_in = torch.cat([*maps, image], 1)
     rest = dense_in[:, k:]
     net = d.discriminators[0]

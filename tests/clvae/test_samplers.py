@@ -10,7 +10,7 @@ from synth_clvae.samplers import tiny_clvae_model
 
 def _cond(seed: int, high: int = 4) -> synth.Condition:
     g = torch.Generator().manual_seed(seed)
-    lab = synth.ops.resize_labels(torch.randint(0, high, (2, 4, 4), generator=g), (64, 64))
+    lab = synth.nn.ops.resize_labels(torch.randint(0, high, (2, 4, 4), generator=g), (64, 64))
     return synth.Condition(label_map=lab, num_classes=4)
 
 

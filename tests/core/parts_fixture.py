@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import synth
-from synth.plugins import discover
+from synth.registry import discover
 
 BUILT: list[str] = []  # class names whose __init__ ran (to prove checks come first)
 
@@ -124,7 +124,7 @@ class FMLoss(synth.Loss):
         return batch.disc_fake.features[0][0].mean()
 
 
-class Obj(synth.TrainingObjective):
+class Obj(synth.Objective):
     """Needs a discriminator."""
 
     requires_parts = frozenset({"discriminator"})
@@ -144,7 +144,7 @@ def _register(registry):
         ("t.gray_disc", "discriminator", GrayDisc),
         ("t.pyramid_loss", "loss", PyramidLoss),
         ("t.fm", "loss", FMLoss),
-        ("t.obj", "trainer", Obj),
+        ("t.obj", "objective", Obj),
     ]:
         registry.add(name, kind=kind, target=cls)
     registry.add_recipe(

@@ -1,4 +1,4 @@
-"""synth.backbones.FeatureExtractor: VGG layer names, truncation, weights loading, freezing."""
+"""synth.nn.backbones.FeatureExtractor: VGG layer names, truncation, weights loading, freezing."""
 
 import pytest
 import torch
@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from synth import WeightsNotFoundError
-from synth.backbones import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
-from synth.weights import weights_dir
+from synth.io.weights import weights_dir
+from synth.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
 
 SHALLOW = ["relu1_1", "relu2_1", "relu3_1"]  # vgg11 indices 1, 4, 7
 

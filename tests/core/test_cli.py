@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 import synth
 from synth.cli import format_markdown, format_table, main, markdown_summary, summary_line
-from synth.plugins import PluginInfo, discover
-from synth.visual import to_uint8
+from synth.registry import PluginInfo, discover
+from synth.viz import to_uint8
 
 
 class LabelScale(synth.ConditioningBlock):
@@ -443,12 +443,12 @@ def test_strict_plugin_failure_is_an_error_line(monkeypatch, capsys):
 
 @pytest.fixture
 def trainer_module(monkeypatch):
-    """``synth.trainer`` (a stub module when the real one is absent), whose ``train`` records
+    """``synth.train`` (a stub module when the real one is absent), whose ``train`` records
     its arguments and writes a small run directory."""
     try:
-        import synth.trainer as module
+        import synth.train as module
     except ImportError:
-        module = types.ModuleType("synth.trainer")
+        module = types.ModuleType("synth.train")
 
         class TrainingDiverged(FloatingPointError):
             def __init__(self, message, **kwargs):
@@ -456,7 +456,7 @@ def trainer_module(monkeypatch):
 
         module.TrainingDiverged = TrainingDiverged
         module.train = None
-        monkeypatch.setitem(sys.modules, "synth.trainer", module)
+        monkeypatch.setitem(sys.modules, "synth.train", module)
         monkeypatch.setattr(synth, "trainer", module, raising=False)
     calls: list[tuple] = []
 

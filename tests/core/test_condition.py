@@ -1,11 +1,12 @@
-"""Condition validation (every error path names field, bad value and fix) and synth.ops."""
+"""Condition validation (every error path names field, bad value and fix) and synth.nn.ops."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import synth
-from synth import Condition, ops
+from synth import Condition
+from synth.nn import ops
 
 
 def labels(b=2, h=8, w=8, k=5, seed=0):
@@ -141,14 +142,14 @@ def test_instance_edges_by_hand():
 def test_slerp_endpoints_norm_and_parallel_fallback():
     torch.manual_seed(0)
     a, b = torch.randn(3, 8), torch.randn(3, 8)
-    assert torch.allclose(synth.ops.slerp(a, b, 0.0), a, atol=1e-5)
-    assert torch.allclose(synth.ops.slerp(a, b, 1.0), b, atol=1e-5)
+    assert torch.allclose(synth.nn.ops.slerp(a, b, 0.0), a, atol=1e-5)
+    assert torch.allclose(synth.nn.ops.slerp(a, b, 1.0), b, atol=1e-5)
     # unit vectors stay on the sphere
     an, bn = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
-    mid = synth.ops.slerp(an, bn, 0.5)
+    mid = synth.nn.ops.slerp(an, bn, 0.5)
     assert torch.allclose(mid.norm(dim=-1), torch.ones(3), atol=1e-5)
     # parallel inputs fall back to lerp instead of dividing by zero
-    out = synth.ops.slerp(a, 2 * a, 0.5)
+    out = synth.nn.ops.slerp(a, 2 * a, 0.5)
     assert torch.isfinite(out).all() and torch.allclose(out, 1.5 * a, atol=1e-4)
 
 

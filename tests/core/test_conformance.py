@@ -14,14 +14,8 @@ from torch import nn
 
 import synth
 import synth.registry
-from synth.plugins import discover
-from synth.testing import (
-    CHECKS,
-    ConformanceError,
-    ConformanceReport,
-    check_part,
-    fresh_registry,
-)
+from synth.registry import discover
+from synth.testing import CHECKS, ConformanceError, ConformanceReport, check_part, fresh_registry
 from synth.testing._tiny import TinyGenerator, TinyInjector
 
 from .fid_weights import FIDKitParams
@@ -349,7 +343,7 @@ class NoSettings(MeanAbs):
         return {"mae": self.total / max(self.count, 1)}
 
 
-class Objective(synth.TrainingObjective):
+class Objective(synth.Objective):
     """Logs a loss but never applies it."""
 
     class Config(synth.PartConfig):
@@ -416,15 +410,15 @@ def test_metric_and_objective(kinds):
 
 
 def test_fresh_registry_swaps_and_restores():
-    before = synth.registry._default
+    before = synth.registry.default._default
     with fresh_registry(("bad", _BrokenPlugin())) as reg:
         assert synth.get_registry() is reg
         assert "core.adain" in reg and "bad.good" in reg
         assert [i.name for i in reg.plugin_infos] == ["core", "bad"]
-    assert synth.registry._default is before
+    assert synth.registry.default._default is before
     with pytest.raises(RuntimeError), fresh_registry():
         raise RuntimeError("boom")
-    assert synth.registry._default is before
+    assert synth.registry.default._default is before
 
 
 def test_fresh_registry_raises_for_a_failing_plugin():
@@ -474,7 +468,7 @@ def test_synth_registry_fixture_has_core_but_no_entry_points(installed_ext, synt
 def test_synth_registry_fixture_is_an_installed_pytest_plugin(pytester):
     """Loaded through the ``pytest11`` entry point (no import in the test file) and restores
     the previous registry after each test."""
-    before = synth.registry._default
+    before = synth.registry.default._default
     pytester.makepyfile(
         textwrap.dedent(
             """
@@ -489,4 +483,4 @@ def test_synth_registry_fixture_is_an_installed_pytest_plugin(pytester):
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=1)
-    assert synth.registry._default is before
+    assert synth.registry.default._default is before

@@ -1,4 +1,4 @@
-"""synth.convert: the helpers official-checkpoint converters share."""
+"""synth.io.convert: the helpers official-checkpoint converters share."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from synth.convert import (
+from synth.io.convert import (
     ConversionReport,
     load_converted,
     read_checkpoint,

@@ -187,7 +187,7 @@ def test_transform_keeps_image_and_labels_aligned():
         out = t.apply({"real": image, "label_map": labels}, params)
         lab, img = out["label_map"], out["real"]
         interior = torch.ones_like(lab, dtype=torch.bool)
-        edges = synth.ops.instance_edges(lab[None])[0, 0].bool()
+        edges = synth.nn.ops.instance_edges(lab[None])[0, 0].bool()
         edges[[0, -1], :] = edges[:, [0, -1]] = True  # a class border may lie just outside
         interior &= ~torch.nn.functional.max_pool2d(edges[None, None].float(), 5, 1, 2)[0, 0].bool()
         pred = torch.cdist(img.permute(1, 2, 0).reshape(-1, 3), colours).argmin(1)

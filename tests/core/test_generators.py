@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 import synth
-from synth.discriminators import PatchDiscriminator
-from synth.generators import SimpleGenerator
+from synth.parts.discriminators import PatchDiscriminator
+from synth.parts.generators import SimpleGenerator
 
 K = 4
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import synth
-from synth.injectors import Gaussian, SpatialNoise
+from synth.parts.injectors import Gaussian, SpatialNoise
 
 
 def _cond(b: int = 2, size: int = 16) -> synth.Condition:

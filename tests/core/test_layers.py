@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synth import ops
-from synth.layers import LabelConv2d, label_conv2d
+from synth.nn import ops
+from synth.nn.layers import LabelConv2d, label_conv2d
 
 
 def labels(b=2, h=9, w=7, k=5, seed=0):

@@ -6,7 +6,7 @@ from torch.distributions import Normal, kl_divergence
 
 import synth
 from synth import Condition, DiscriminatorOutput, Latents, LossInputs, SynthesisOutput
-from synth.losses import KL, L1, LPIPS, LSGAN, Hinge, NonSaturating, Perceptual, gaussian_kl
+from synth.parts.losses import KL, L1, LPIPS, LSGAN, Hinge, NonSaturating, Perceptual, gaussian_kl
 
 
 def cond(b=2, size=32):
@@ -303,7 +303,7 @@ def test_lpips_failed_download_says_which_file_to_place(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("weighting", ["pix2pixhd", "spade"])
 def test_feature_matching_weights_by_hand(weighting):
-    from synth.losses import FeatureMatching
+    from synth.parts.losses import FeatureMatching
 
     g = torch.Generator().manual_seed(0)
     # two scales with 4 and 3 feature maps

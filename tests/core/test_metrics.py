@@ -16,15 +16,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import synth
-from synth.metrics import (
-    FID,
-    FID_WEIGHTS_FILE,
-    IdentityRecovery,
-    LPIPSDiversity,
-    frechet_distance,
-)
+from synth.io.weights import weights_dir
+from synth.metrics import FID, FID_WEIGHTS_FILE, IdentityRecovery, LPIPSDiversity, frechet_distance
 from synth.testing import check_part
-from synth.weights import weights_dir
 
 from .fid_weights import random_fid_weights, random_inception, random_state_dict
 

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import synth
-from synth.norms import AdaIN, BatchNorm, InstanceNorm, instance_normalize
+from synth.nn.norms import instance_normalize
+from synth.parts.conditioning import AdaIN, BatchNorm, InstanceNorm
 
 
 def _ctx(b: int = 2, styles=None, stage: int = 0) -> synth.Context:

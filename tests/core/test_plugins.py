@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import synth
-from synth.plugins import PLUGIN_API_VERSION, api_compatible, discover
+from synth.registry import PLUGIN_API_VERSION, api_compatible, discover
 
 EXT_PARTS = '''
 import torch
@@ -196,7 +196,7 @@ import synth
 
 @synth.hookimpl
 def synth_register(registry):
-    registry.add("badhook.half", kind="loss", target="synth.losses:L1")
+    registry.add("badhook.half", kind="loss", target="synth.parts.losses:L1")
     raise ValueError("boom in hook")
 """
 WRONG_NAMESPACE = """
@@ -204,7 +204,7 @@ import synth
 
 @synth.hookimpl
 def synth_register(registry):
-    registry.add("core.stolen", kind="loss", target="synth.losses:L1")
+    registry.add("core.stolen", kind="loss", target="synth.parts.losses:L1")
 """
 OLD_API = """
 import synth
@@ -212,7 +212,7 @@ SYNTH_API = ">=7"
 
 @synth.hookimpl
 def synth_register(registry):
-    registry.add("oldapi.part", kind="loss", target="synth.losses:L1")
+    registry.add("oldapi.part", kind="loss", target="synth.parts.losses:L1")
 """
 BAD_HOOK_SIGNATURE = """
 import synth
@@ -226,7 +226,7 @@ import synth
 
 @synth.hookimpl
 def synth_register(registry):
-    registry.add("goodplug.l1", kind="loss", target="synth.losses:L1")
+    registry.add("goodplug.l1", kind="loss", target="synth.parts.losses:L1")
 """
 
 
@@ -332,7 +332,7 @@ def test_register_plugin_in_process_and_rollback():
     discover(reg, entry_points=False)
     mod = types.ModuleType("inproc")
     mod.synth_register = synth.hookimpl(
-        lambda registry: registry.add("inproc.l1", kind="loss", target="synth.losses:L1")
+        lambda registry: registry.add("inproc.l1", kind="loss", target="synth.parts.losses:L1")
     )
     info = synth.register_plugin(reg, mod, "inproc")
     assert info.status == "ok" and "inproc.l1" in reg
@@ -340,8 +340,8 @@ def test_register_plugin_in_process_and_rollback():
     bad = types.ModuleType("inbad")
 
     def hook(registry):
-        registry.add("inbad.a", kind="loss", target="synth.losses:L1")
-        registry.add("inbad.a", kind="loss", target="synth.losses:L1")
+        registry.add("inbad.a", kind="loss", target="synth.parts.losses:L1")
+        registry.add("inbad.a", kind="loss", target="synth.parts.losses:L1")
 
     bad.synth_register = synth.hookimpl(hook)
     with warnings.catch_warnings(record=True):

@@ -149,7 +149,7 @@ def test_spec_example_composes(synth_registry):
 
 
 def test_run_config_example_trains(synth_registry, tmp_path):
-    from synth.trainer import RunConfig, train
+    from synth.train import RunConfig, train
 
     (block,) = blocks("run-config")
     config = yaml.safe_load(block.code)
@@ -180,9 +180,9 @@ def test_real_data_run_configs_fit(index, tmp_path):
     """The Cityscapes and ADE20K run configs: valid, their model checks, the data set reads its
     documented layout (a two-photo copy) and gives the fields and class ids the model reads,
     and the training settings are the papers' (as the recipes state them)."""
-    from synth.composer import check_spec, load_spec
+    from synth.compose import check_spec, load_spec
     from synth.data import build_dataset
-    from synth.trainer import RunConfig
+    from synth.train import RunConfig
 
     from .test_data import _ade_tree, _cityscapes_tree
 

@@ -4,7 +4,7 @@ import pytest
 
 import synth
 from synth import RegistryError, UnknownPartError
-from synth.plugins import discover
+from synth.registry import discover
 
 
 @pytest.fixture
@@ -17,12 +17,12 @@ def reg():
 @pytest.mark.parametrize("name", ["hinge", "Core.Hinge", "core.", ".x", "my-plugin.part"])
 def test_bad_names(reg, name):
     with pytest.raises(RegistryError, match="must look like '<plugin>.<part>'"):
-        reg.add(name, kind="loss", target="synth.losses:L1")
+        reg.add(name, kind="loss", target="synth.parts.losses:L1")
 
 
 def test_unknown_kind(reg):
     with pytest.raises(RegistryError, match="unknown kind 'norm'; kinds are conditioning"):
-        reg.add("x.norm", kind="norm", target="synth.norms:AdaIN")
+        reg.add("x.norm", kind="norm", target="synth.parts.conditioning:AdaIN")
 
 
 def test_collision_names_both_owners(reg):
@@ -36,9 +36,9 @@ def test_collision_names_both_owners(reg):
 
 def test_lazy_target_errors_surface_on_use_only(reg):
     reg.add("x.missing", kind="loss", target="no_such_module_xyz:Thing")
-    reg.add("x.noattr", kind="loss", target="synth.losses:NoSuchLoss")
-    reg.add("x.badform", kind="loss", target="synth.losses.L1")
-    reg.add("x.wrongkind", kind="generator", target="synth.losses:L1")
+    reg.add("x.noattr", kind="loss", target="synth.parts.losses:NoSuchLoss")
+    reg.add("x.badform", kind="loss", target="synth.parts.losses.L1")
+    reg.add("x.wrongkind", kind="generator", target="synth.parts.losses:L1")
     assert "x.missing" in reg.list()  # registering imports nothing
     with pytest.raises(RegistryError, match="could not be imported from 'no_such_module_xyz"):
         reg.resolve("x.missing")

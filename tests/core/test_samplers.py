@@ -9,8 +9,8 @@ import torch
 from einops import rearrange
 
 import synth
-from synth.plugins import discover
-from synth.samplers import BestOfN, Interpolate, Prior
+from synth.parts.samplers import BestOfN, Interpolate, Prior
+from synth.registry import discover
 
 K = 3
 
@@ -231,7 +231,7 @@ def test_best_of_n_errors(registry):
 
 @torch.no_grad()
 def test_best_of_n_with_core_l1():
-    pytest.importorskip("synth.losses")
+    pytest.importorskip("synth.parts.losses")
     model, cond = _model(), _cond(2)
     samples = model.sample(cond, 4, generator=_seed(6))
     target = samples.image[[2, 5]]

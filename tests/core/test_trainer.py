@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file
 
 import synth
-from synth.plugins import discover
-from synth.trainer import Trainer, TrainingDiverged, epoch_order
+from synth.registry import discover
+from synth.train import Trainer, TrainingDiverged, epoch_order
 
 K = 4
 
@@ -130,7 +130,7 @@ KILL_SCRIPT = """
 import sys, torch, synth
 sys.path.insert(0, {tests!r})
 from core.test_trainer import SPEC, ToyData
-from synth.trainer import Trainer
+from synth.train import Trainer
 torch.manual_seed(0)
 model = synth.compose(SPEC)
 slow = float(sys.argv[2])
@@ -279,7 +279,7 @@ DDP_SCRIPT = """
 import os, sys, torch, synth
 sys.path.insert(0, {tests!r})
 from core.test_trainer import SPEC, ToyData
-from synth.trainer import Trainer
+from synth.train import Trainer
 torch.manual_seed(0)
 model = synth.compose(SPEC)
 t = Trainer(model, ToyData(n=8), dict(steps=4, batch_size=2, run_dir=sys.argv[1],
@@ -558,7 +558,7 @@ def test_synth_train_cli_on_the_demo_set(tmp_path):
 
 
 def test_objective_setup_and_state_are_checkpointed(tmp_path):
-    from synth.objectives import GAN
+    from synth.parts.objectives import GAN
 
     class Counting(GAN):
         def setup(self, model, dataset, device):
@@ -588,7 +588,7 @@ def test_objective_setup_and_state_are_checkpointed(tmp_path):
 def test_time_limit_ends_the_run_like_reaching_steps(tmp_path, monkeypatch):
     """A fake clock: every step takes 10 s, the limit is 35 s -> 4 steps, then the normal end
     (checkpoint, exported model, loss curve), and the bar's total became the expected end."""
-    import synth.trainer as tr
+    import synth.train as tr
 
     clock = {"t": 0.0}
     real_step = tr.Trainer._apply_schedule
@@ -597,7 +597,7 @@ def test_time_limit_ends_the_run_like_reaching_steps(tmp_path, monkeypatch):
         clock["t"] += 10.0
         return real_step(self)
 
-    monkeypatch.setattr(tr.time, "perf_counter", lambda: clock["t"])
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["t"])
     monkeypatch.setattr(tr.Trainer, "_apply_schedule", slow_schedule)
     t = make(tmp_path, steps=1000, time_limit=35.0, checkpoint_every=1000, log_every=1000)
     summary = t.fit()

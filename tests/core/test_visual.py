@@ -1,4 +1,4 @@
-"""synth.visual: palettes, label-map colours, grids, condition tiles, sample grids, loss curves."""
+"""synth.viz: palettes, label-map colours, grids, condition tiles, sample grids, loss curves."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 import synth
-from synth import ops
-from synth import visual as sv
+from synth import viz as sv
+from synth.nn import ops
 
 BLUE = (31, 119, 180)  # first loss-curve line colour
 

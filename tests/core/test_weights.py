@@ -1,4 +1,4 @@
-"""synth.weights: safe state-dict reading (never unpickles code) and the weights lookup policy."""
+"""synth.io.weights: safe state-dict reading (never unpickles code) and the weights lookup policy."""
 
 import os
 import pickle
@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from synth import WeightsNotFoundError
-from synth.weights import read_state_dict, resolve_weights, weights_dir
+from synth.io.weights import read_state_dict, resolve_weights, weights_dir
 
 
 def _sd(seed=0):

@@ -14,7 +14,7 @@ import torch
 
 import synth
 import synth.data
-from synth.trainer import Trainer, TrainerConfig
+from synth.train import Trainer, TrainerConfig
 
 SIZE, K = 32, 8
 

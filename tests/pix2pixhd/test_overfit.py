@@ -9,7 +9,7 @@ import torch
 
 import synth
 from synth import Condition
-from synth.trainer import Trainer
+from synth.train import Trainer
 from synth_pix2pixhd import recipe, training_config
 
 from .helpers import OnePair, demo_pair

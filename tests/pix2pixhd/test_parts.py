@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import synth
 import synth.testing
 from synth import Condition, Latents
-from synth.layers import label_conv2d
+from synth.nn.layers import label_conv2d
 from synth_pix2pixhd import GlobalGenerator, LocalEnhancer, MultiscaleDiscriminator
 from synth_pix2pixhd.generators import InputConv
 
@@ -119,7 +119,7 @@ def test_label_conv_path_equals_dense_conv():
     feat = torch.randn(2, 3, 32, 64)
     x = official_input(cond.label_map, cond.instance_map, 5, feat)
     dense = F.conv2d(F.pad(x, (3, 3, 3, 3), mode="reflect"), conv.weight, conv.bias)
-    edges = synth.ops.instance_edges(cond.instance_map)
+    edges = synth.nn.ops.instance_edges(cond.instance_map)
     ours = conv(labels=cond.label_map, extra=torch.cat([edges, feat], 1))
     torch.testing.assert_close(ours, dense, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(conv(dense=x), dense, rtol=1e-5, atol=1e-5)
@@ -157,7 +157,7 @@ def test_instance_edges_equal_official_and_core():
     inst = torch.randint(0, 3, (2, 9, 13), generator=g) * 1000
     ours = instance_edges(inst)
     assert torch.equal(ours, get_edges(inst[:, None]))
-    assert torch.equal(ours, synth.ops.instance_edges(inst))
+    assert torch.equal(ours, synth.nn.ops.instance_edges(inst))
 
 
 @pytest.mark.parametrize("use_instances", [True, False])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import synth
-from synth.trainer import Trainer, TrainerConfig
+from synth.train import Trainer, TrainerConfig
 from synth_pix2pixhd import recipe, training_config
 
 from .helpers import OnePair, demo_pair

@@ -7,10 +7,9 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import warnings
 
-from . import ops
-from .composer import ModelSpec, check_spec, compose, load_spec
+from .compose import ModelSpec, check_spec, compose, load_spec
 from .condition import CONDITION_FIELDS, Condition
 from .config import RUNTIME_ARGS, PartConfig, PartSpec
 from .context import Context
@@ -23,9 +22,10 @@ from .errors import (
     UnknownPartError,
     WeightsNotFoundError,
 )
-from .hookspecs import hookimpl
+from .io import read_state_dict, resolve_weights
 from .latents import LATENT_FIELDS, Latents
-from .model import SynthesisModel, load
+from .model import SynthesisModel
+from .nn import ops
 from .outputs import DiscriminatorOutput, LossInputs, SynthesisOutput
 from .parts import (
     KINDS,
@@ -36,23 +36,43 @@ from .parts import (
     Loss,
     LossConfig,
     Metric,
+    Objective,
     Part,
     Sampler,
-    TrainingObjective,
     Updater,
 )
-from .plugins import PLUGIN_API_VERSION, PluginInfo, SynthPluginWarning, register_plugin
+from .pretrained import load
 from .registry import (
+    PLUGIN_API_VERSION,
+    PluginInfo,
     Registry,
+    SynthPluginWarning,
     build,
     describe,
     get_registry,
+    hookimpl,
     list_parts,
     plugins,
     recipes,
+    register_plugin,
     set_registry,
 )
-from .weights import read_state_dict, resolve_weights
+from .train import RunConfig, Trainer, TrainerConfig
+from .version import __version__
+
+_DEPRECATED = {"TrainingObjective": ("Objective", Objective)}
+
+
+def __getattr__(name: str) -> object:
+    """Names of earlier releases, kept for one release with a DeprecationWarning."""
+    if name in _DEPRECATED:
+        new, value = _DEPRECATED[name]
+        warnings.warn(
+            f"synth.{name} is deprecated; use synth.{new}", DeprecationWarning, stacklevel=2
+        )
+        return value
+    raise AttributeError(f"module 'synth' has no attribute {name!r}")
+
 
 __all__ = [
     "CONDITION_FIELDS",
@@ -76,6 +96,7 @@ __all__ = [
     "LossInputs",
     "Metric",
     "ModelSpec",
+    "Objective",
     "Part",
     "PartConfig",
     "PartSpec",
@@ -83,11 +104,13 @@ __all__ = [
     "PluginInfo",
     "Registry",
     "RegistryError",
+    "RunConfig",
     "Sampler",
     "SynthPluginWarning",
     "SynthesisModel",
     "SynthesisOutput",
-    "TrainingObjective",
+    "Trainer",
+    "TrainerConfig",
     "UnknownPartError",
     "Updater",
     "WeightsNotFoundError",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from . import ops
+from .nn import ops
 
 __all__ = ["CONDITION_FIELDS", "Condition"]
 
@@ -135,7 +135,7 @@ class Condition:
             if t is not None and self.size is not None and tuple(t.shape[-2:]) != self.size:
                 raise ValueError(
                     f"Condition.{name} is {tuple(t.shape[-2:])} but size is {self.size}: spatial "
-                    "maps are given at the output size; resize them with synth.ops.resize_labels "
+                    "maps are given at the output size; resize them with synth.nn.ops.resize_labels "
                     "(ids) or F.interpolate (weights), or fix `size`"
                 )
         return self

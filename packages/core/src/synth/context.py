@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
-from . import ops
 from .condition import Condition
 from .latents import Latents
+from .nn import ops
 
 __all__ = ["Context"]
 

@@ -309,7 +309,7 @@ def _write_inputs(out: Path, cond: Condition, names: list[str]) -> list[Path]:
     """The inputs as PNG files ``synth sample`` reads (8-bit class ids, or RGB images)."""
     from PIL import Image
 
-    from .visual import to_uint8
+    from .viz import to_uint8
 
     folder = out / "inputs"
     folder.mkdir(parents=True, exist_ok=True)
@@ -348,12 +348,12 @@ def run_demo(
 ) -> DemoResult:
     """Compose ``recipe`` at demo size, train it ``minutes`` on the demo photos, write the
     pictures, metrics and model to ``out_dir`` (see the module docstring)."""
-    from .composer import compose
+    from .compose import compose
     from .data import make_collate
     from .metrics import LPIPSDiversity, lpips_weights_info
-    from .samplers import BestOfN
-    from .trainer import Trainer, TrainerConfig
-    from .visual import image_grid, sample_grid, save_image
+    from .parts.samplers import BestOfN
+    from .train import Trainer, TrainerConfig
+    from .viz import image_grid, sample_grid, save_image
 
     if minutes <= 0:
         raise ValueError(f"minutes = {minutes}: give a positive training time")
@@ -439,7 +439,7 @@ def run_demo(
                     "`synth demo --recipe clvae.ade20k`, whose CLVAE encoder gives them)"
                 )
             else:
-                from .visual import condition_tiles
+                from .viz import condition_tiles
 
                 base, resampled = got
                 tiles = (condition_tiles(shown, palette) + 1) / 2
@@ -468,7 +468,7 @@ def run_demo(
     trunk = lpips_weights_info("alex", "imagenet")
     lpips_weights = "imagenet" if isinstance(trunk, dict) and trunk.get("file") else "none"
     if lpips_weights == "none":
-        from .weights import weights_dir
+        from .io.weights import weights_dir
 
         url = trunk.get("url", "") if isinstance(trunk, dict) else ""
         notes.append(

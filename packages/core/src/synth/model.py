@@ -1,27 +1,34 @@
-"""`SynthesisModel`: the composed model, and saving/loading it (``synth.json`` + safetensors)."""
+"""`SynthesisModel`: the composed model, and saving it (``synth.json`` + safetensors); :mod:`synth.pretrained` loads it back."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .condition import Condition
-from .errors import CapabilityError, UnknownPartError
+from .errors import CapabilityError
+from .io.files import atomic_write, unshare_storage
 from .latents import Latents
 from .outputs import SynthesisOutput
-from .parts import Discriminator, Generator, LatentInjector, Loss, Sampler, TrainingObjective
+from .parts.base import Discriminator, Generator, LatentInjector, Loss, Objective, Sampler
 from .registry import KNOWN_PLUGINS, Registry, get_registry
+from .version import __version__
 
-__all__ = ["FORMAT_VERSION", "SynthesisModel", "load"]
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "SAMPLER_PREFIX",
+    "WEIGHTS_NAME",
+    "SynthesisModel",
+    "part_names",
+]
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "synth.json"
@@ -43,7 +50,7 @@ class SynthesisModel(nn.Module):
         injector: LatentInjector | None = None,
         discriminator: Discriminator | None = None,
         losses: Mapping[str, Loss] | None = None,
-        objective: TrainingObjective | None = None,
+        objective: Objective | None = None,
         sampler: Sampler | None = None,
         data_fields: frozenset[str] = frozenset(),
         registry: Registry | None = None,
@@ -144,7 +151,7 @@ class SynthesisModel(nn.Module):
     def plugin_versions(self) -> dict[str, dict[str, str | None]]:
         """Dist and version of each plugin whose parts this model uses."""
         reg = self._registry or get_registry()
-        used = {n.split(".", 1)[0] for n in _part_names(self.spec.model_dump())}
+        used = {n.split(".", 1)[0] for n in part_names(self.spec.model_dump())}
         infos = {i.name: i for i in reg.plugin_infos if i.status == "ok"}
         return {
             p: {
@@ -159,8 +166,6 @@ class SynthesisModel(nn.Module):
 
         Both files are written to temporaries and renamed, so a crash never leaves half a model.
         """
-        from . import __version__
-
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -170,9 +175,9 @@ class SynthesisModel(nn.Module):
             "plugins": self.plugin_versions(),
             "spec": self.spec.model_dump(mode="json"),
         }
-        state = _unshare({**self.checkpoint_state(), **self.sampler_state()})
-        _atomic_write(path / WEIGHTS_NAME, lambda f: save_file(state, f, {"format": "pt"}))
-        _atomic_write(path / CONFIG_NAME, lambda f: Path(f).write_text(json.dumps(meta, indent=2)))
+        state = unshare_storage({**self.checkpoint_state(), **self.sampler_state()})
+        atomic_write(path / WEIGHTS_NAME, lambda f: save_file(state, f, {"format": "pt"}))
+        atomic_write(path / CONFIG_NAME, lambda f: Path(f).write_text(json.dumps(meta, indent=2)))
         return path
 
 
@@ -180,133 +185,15 @@ class SynthesisModel(nn.Module):
 SAMPLER_PREFIX = "sampler."
 
 
-def _part_names(obj: Any) -> set[str]:
+def part_names(obj: Any) -> set[str]:
     """Every ``type`` value in a nested spec."""
     out: set[str] = set()
     if isinstance(obj, Mapping):
         if isinstance(obj.get("type"), str):
             out.add(obj["type"])
         for v in obj.values():
-            out |= _part_names(v)
+            out |= part_names(v)
     elif isinstance(obj, list):
         for v in obj:
-            out |= _part_names(v)
+            out |= part_names(v)
     return out
-
-
-def _unshare(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """safetensors refuses tensors that share storage: copy the second and later sharers."""
-    seen: set[tuple[int, int]] = set()
-    out = {}
-    for k, v in state.items():
-        v = v.detach()
-        key = (v.untyped_storage().data_ptr(), v.untyped_storage().nbytes())
-        if key in seen or not v.is_contiguous():
-            v = v.clone().contiguous()
-        seen.add(key)
-        out[k] = v
-    return out
-
-
-def _atomic_write(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load(
-    path: str | os.PathLike,
-    *,
-    registry: Registry | None = None,
-    map_location: str | torch.device = "cpu",
-    for_training: bool = True,
-) -> SynthesisModel:
-    """Rebuild a model saved by :meth:`SynthesisModel.save_pretrained` and load it strictly.
-
-    Reads only JSON and safetensors: nothing is unpickled. A plugin the model needs that is not
-    installed is an error naming the dist (and version) to install.
-
-    ``for_training=False`` builds what generates and leaves out the ``losses`` and the
-    ``objective`` (their weights in the file are skipped): sampling a model trained with a
-    pretrained perceptual loss then needs neither the backbone's weights file nor the plugin
-    that only contributed a loss. ``synth sample`` loads this way.
-    """
-    from .composer import compose
-
-    path = Path(path)
-    config_file = path / CONFIG_NAME if path.is_dir() else path
-    weights_file = config_file.parent / WEIGHTS_NAME
-    if not config_file.is_file():
-        raise FileNotFoundError(
-            f"{config_file} not found: synth.load expects a directory written by "
-            "model.save_pretrained(dir), holding synth.json and model.safetensors"
-        )
-    try:
-        meta = json.loads(config_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{config_file} is not a synth.json file: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != "synth" or "spec" not in meta:
-        raise ValueError(f"{config_file} is not a synth.json file (no 'format': 'synth')")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(
-            f"{config_file} has format_version {meta['format_version']}, newer than this "
-            f"synth-core understands ({FORMAT_VERSION}); upgrade synth-core"
-        )
-    reg = registry or get_registry()
-    loaded = {i.name for i in reg.plugin_infos if i.status == "ok"} | {
-        e.plugin for e in reg.entries().values()
-    }
-    spec = meta["spec"]
-    training_only = ("losses.", "objective.")
-    if not for_training:
-        spec = {k: v for k, v in spec.items() if k not in ("losses", "objective")}
-    used = {n.split(".", 1)[0] for n in _part_names(spec)}
-    for plugin, info in (meta.get("plugins") or {}).items():
-        if plugin not in loaded and (for_training or plugin in used):
-            dist = info.get("dist") or KNOWN_PLUGINS.get(plugin) or plugin
-            pin = f"=={info['version']}" if info.get("version") else ""
-            raise UnknownPartError(
-                f"{config_file} needs plugin {plugin!r}, which is not installed: "
-                f"pip install {dist}{pin}"
-            )
-    model = compose(spec, registry=reg)
-    if not weights_file.is_file():
-        raise FileNotFoundError(f"{weights_file} not found next to {config_file}")
-    try:
-        state = load_file(str(weights_file), device=str(map_location))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(
-            f"{weights_file} is not a valid safetensors file ({e}); synth never unpickles "
-            "weights — re-save the model with save_pretrained"
-        ) from None
-    if not for_training:
-        state = {k: v for k, v in state.items() if not k.startswith(training_only)}
-    # the sampler's state exists only once it was fitted: it is not part of the strict check
-    sampler_state = {
-        k[len(SAMPLER_PREFIX) :]: state.pop(k) for k in list(state) if k.startswith(SAMPLER_PREFIX)
-    }
-    if sampler_state:
-        if not callable(getattr(model.sampler, "load_state_dict", None)):
-            raise ValueError(
-                f"{weights_file} holds sampler state {sorted(sampler_state)} but the model's "
-                f"sampler ({model.spec.sampler}) cannot load state"
-            )
-        model.sampler.load_state_dict(sampler_state)
-    expected = model.checkpoint_state()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{weights_file} does not match the model of {config_file}: "
-            f"missing keys {missing[:10]}{'...' if len(missing) > 10 else ''}, unexpected keys "
-            f"{unexpected[:10]}{'...' if len(unexpected) > 10 else ''}"
-        )
-    model.load_state_dict(state, strict=False)
-    return model

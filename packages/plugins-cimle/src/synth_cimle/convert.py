@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import Tensor
 
-from synth.convert import load_converted, read_checkpoint, strip_key_prefixes
+from synth.io.convert import load_converted, read_checkpoint, strip_key_prefixes
 
 from .generators import RRDBGenerator
 
@@ -83,7 +83,7 @@ def from_official_srim(
     """Build a ready :class:`RRDBGenerator` from official SRIM weights.
 
     Args:
-        path_or_state_dict: a checkpoint file (read with :func:`synth.weights.read_state_dict`,
+        path_or_state_dict: a checkpoint file (read with :func:`synth.io.weights.read_state_dict`,
             never unpickling code) or a state dict.
         options: further :class:`RRDBGenerator` config (e.g. ``upsample="bilinear"``);
             inferred fields may be given only if they agree.

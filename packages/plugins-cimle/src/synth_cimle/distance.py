@@ -1,7 +1,7 @@
 """``cimle.distance``: eq. (1) and its rarity-masked form (§5.2.4).
 
 ``L(ỹ, y) = Σ_i λ_i ‖M̂_i ∘ (Φ_i(ỹ) − Φ_i(y))‖`` where ``Φ_0`` may be the raw pixels and the
-others are backbone feature maps (core's :class:`synth.backbones.FeatureExtractor`), the
+others are backbone feature maps (core's :class:`synth.nn.backbones.FeatureExtractor`), the
 norms are per-element means (ℓ1 or squared ℓ2), and ``M̂_i`` is the optional normalised
 rarity mask resized (area average) to the size of ``Φ_i``.
 
@@ -98,7 +98,7 @@ class CIMLEDistance(Loss):
         self.layer_weights = [float(w) for w in lw]
         self.extractor = None
         if layers:
-            from synth.backbones import FeatureExtractor
+            from synth.nn.backbones import FeatureExtractor
 
             self.extractor = FeatureExtractor(
                 backbone=c.backbone, layers=layers, weights=c.weights, normalize=c.normalize

@@ -47,8 +47,8 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from synth import Condition, Latents, Loss, LossInputs, PartConfig, TrainingObjective
-from synth.objectives import weighted_losses
+from synth import Condition, Latents, Loss, LossInputs, Objective, PartConfig
+from synth.parts.objectives import weighted_losses
 
 from .distance import CIMLEDistance, Target
 from .generators import stage_code_key
@@ -424,7 +424,7 @@ def perturb_codes(codes: Latents, std: float, generator: torch.Generator) -> Lat
     return codes.map(add)
 
 
-class IMLE(TrainingObjective):
+class IMLE(Objective):
     """Conditional IMLE (Algorithm 1; Li, Peng, Zhang & Malik). See the module docstring.
 
     One ``step`` = one outer round on the Trainer batch S: select codes (:func:`select_codes`)
@@ -495,7 +495,7 @@ class IMLE(TrainingObjective):
         """Conformance-kit inputs: the kit's tiny model with core.l1 as the distance."""
         from torch import nn
 
-        from synth.losses import L1
+        from synth.parts.losses import L1
         from synth.testing._tiny import TINY_NUM_CLASSES, tiny_model
         from synth.testing.inputs import make_condition, make_image
 

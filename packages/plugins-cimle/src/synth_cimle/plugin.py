@@ -7,7 +7,7 @@ import synth
 SYNTH_API = ">=1,<2"
 
 _PARTS: dict[str, tuple[str, str]] = {
-    "cimle.imle": ("trainer", "synth_cimle.objective:IMLE"),
+    "cimle.imle": ("objective", "synth_cimle.objective:IMLE"),
     "cimle.distance": ("loss", "synth_cimle.distance:CIMLEDistance"),
     "cimle.rrdb_generator": ("generator", "synth_cimle.generators:RRDBGenerator"),
     "cimle.crn_generator": ("generator", "synth_cimle.generators:CRNGenerator"),

@@ -156,7 +156,7 @@ class RarityModel:
 
     @classmethod
     def load(cls, path: str | Path) -> RarityModel:
-        from synth.weights import read_state_dict
+        from synth.io.weights import read_state_dict
 
         sd = read_state_dict(Path(path))
         return cls(sd["points"], sd["present"].bool(), sd["area"], sd["scores"])
@@ -170,7 +170,7 @@ def _dataset_key(dataset: Any, key: str | None) -> str:
 
 
 def _cache_path(dataset: Any, key: str | None) -> Path:
-    from synth.weights import synth_home
+    from synth.io.weights import synth_home
 
     return synth_home() / "cache" / "cimle" / f"rarity-{_dataset_key(dataset, key)}.safetensors"
 

@@ -1,6 +1,6 @@
 """Conditioning blocks: SPADE (Park et al. 2019) and CLVAE's class-wise semantics embedding.
 
-Both read the label map by *gathering* (:class:`synth.layers.LabelConv2d`): the first MLP conv
+Both read the label map by *gathering* (:class:`synth.nn.layers.LabelConv2d`): the first MLP conv
 of SPADE sees a one-hot map and CSE's sees a class-painted map, so a k×k convolution is an
 ``embedding_bag(sum)`` over (tap, class) indices — exact, and about K× cheaper than the dense
 convolution. Normalisation statistics are computed in fp32, also under autocast.
@@ -17,9 +17,9 @@ from pydantic import Field
 from torch import Tensor, nn
 
 import synth
-from synth import ops
-from synth.layers import LabelConv2d, label_conv2d
-from synth.norms import instance_normalize
+from synth.nn import ops
+from synth.nn.layers import LabelConv2d, label_conv2d
+from synth.nn.norms import instance_normalize
 
 __all__ = ["CSE", "SPADE", "label_edge_conv2d"]
 
@@ -30,7 +30,7 @@ def label_edge_conv2d(conv: LabelConv2d, labels: Tensor, edges: Tensor, num_clas
 
     ``conv.weight: [C_out, K + 1, k, k]`` is the dense conv's weight (official keys load
     unchanged): the one-hot part ``weight[:, :K]`` is gathered by label
-    (:func:`synth.layers.label_conv2d`), the edge part ``weight[:, K:]`` is a dense one-channel
+    (:func:`synth.nn.layers.label_conv2d`), the edge part ``weight[:, K:]`` is a dense one-channel
     conv, the bias is added once. ``labels: LongTensor[B, H, W]``, ``edges: [B, 1, H, W]`` ->
     ``[B, C_out, H, W]`` (stride 1, same padding).
     """
@@ -54,7 +54,7 @@ class SPADE(synth.ConditioningBlock):
         out = x̂ · (1 + γ) + β
 
     With ``use_instances`` (SPADE's Cityscapes models, official ``no_instance=False``) ``M`` is
-    ``cat(one_hot(label), edges)``: the instance boundary map (:func:`synth.ops.instance_edges`
+    ``cat(one_hot(label), edges)``: the instance boundary map (:func:`synth.nn.ops.instance_edges`
     of ``Condition.instance_map``, computed at full size, then resized nearest — the official
     order) is one more input channel of the shared conv, whose weight keeps the dense shape
     ``[hidden, K + 1, k, k]``; the one-hot part is gathered, the edge channel is a dense conv
@@ -179,7 +179,7 @@ class CSE(SPADE):
     pixel of class c carries ``W[:, c] + z_l[b, c]`` (a learned class embedding plus the
     sample's latent code of class c at this stage). It is never materialised: the shared conv
     gathers ``conv_taps · (W + z_l)[b, label]`` by label index
-    (:func:`synth.layers.label_conv2d` with ``class_vectors``), no one-hot matmul and no loop
+    (:func:`synth.nn.layers.label_conv2d` with ``class_vectors``), no one-hot matmul and no loop
     over classes.
 
     Reads ``ctx.latents.class_codes[ctx.stage]: [B, K, D]`` (``D = code_dim``) and the label

@@ -9,7 +9,7 @@ discriminator ``discriminator_{i}.model{j}...``; encoder ``layer{1..6}.0.weight_
 ``fc_mu/fc_var`` (+ ``fc_mu{1..5}/fc_var{1..5}`` for CLVAE). Spectral norm is the old hook
 style (``weight_orig`` + ``weight_u``/``weight_v`` buffers); synth's modules use torch's
 parametrization (``parametrizations.weight.original`` and ``parametrizations.weight.0._u/_v``), mapped one to one.
-Checkpoints are read with :func:`synth.weights.read_state_dict` (never unpickled). With
+Checkpoints are read with :func:`synth.io.weights.read_state_dict` (never unpickled). With
 instance edges (official ``no_instance=False``) the label inputs (``fc``, ``mlp_shared.0``, D's
 ``model0.0``) carry one more channel after the one-hot map; ``num_classes`` tells it from a class.
 """
@@ -25,7 +25,7 @@ from typing import Any, Literal
 from torch import Tensor, nn
 
 import synth
-from synth.convert import (
+from synth.io.convert import (
     ConversionReport,
     load_converted,
     read_checkpoint,
@@ -54,7 +54,7 @@ def _fill(
     cfg: dict[str, Any],
 ) -> nn.Module:
     """Load ``mapped`` (synth keys) into ``part`` (warning on what did not fit), keep the
-    :class:`~synth.convert.ConversionReport` as ``part.conversion_report``; ``part`` in eval
+    :class:`~synth.io.convert.ConversionReport` as ``part.conversion_report``; ``part`` in eval
     mode."""
     report = load_converted(
         part, mapped, unmapped, strict=False, who=who, kind=kind, config=cfg, stacklevel=3

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
-from synth.layers import label_conv2d
-from synth.norms import instance_normalize
+from synth.nn.layers import label_conv2d
+from synth.nn.norms import instance_normalize
 
 __all__ = ["InstanceNorm", "MultiscaleDiscriminator", "NLayerDiscriminator"]
 
@@ -36,7 +36,7 @@ class NLayerDiscriminator(nn.Module):
     ``forward(x, labels)`` instead takes the label map ``labels: LongTensor[B, H, W]`` and ``x``
     = the input without its one-hot channels (``[B, C_in - K, H, W]``, the edges if any, then
     the image): same result, ``model0``'s conv reads the one-hot part by gathering
-    (:func:`synth.layers.label_conv2d` with ``weight[:, :K]``, exact) and the rest densely
+    (:func:`synth.nn.layers.label_conv2d` with ``weight[:, :K]``, exact) and the rest densely
     (``weight[:, K:]``), one weight of the dense conv's shape (the official keys load unchanged).
     """
 

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
-from synth import ops
-from synth.losses import gaussian_kl
+from synth.nn import ops
+from synth.parts.losses import gaussian_kl
 
 from .discriminators import InstanceNorm
 

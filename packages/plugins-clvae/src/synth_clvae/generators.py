@@ -21,7 +21,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
 from synth.config import normalize_spec
-from synth.layers import LabelConv2d
+from synth.nn.layers import LabelConv2d
 from synth.registry import get_registry
 
 from .blocks import label_edge_conv2d
@@ -82,7 +82,7 @@ class SPADEGenerator(synth.Generator):
     most):
 
     - ``z_dim == 0``: ``fc`` = 3x3 conv of the one-hot label map at the base size (computed by
-      gathering, :class:`synth.layers.LabelConv2d`), any size that is a multiple of ``2**n``;
+      gathering, :class:`synth.nn.layers.LabelConv2d`), any size that is a multiple of ``2**n``;
     - ``z_dim > 0`` (GauGAN-VAE): ``fc = Linear(z_dim, 16·ngf·sh·sw)`` of ``latents.z`` reshaped
       to ``[B, 16·ngf, sh, sw]`` with ``sw = crop_size / 2**n``, ``sh = round(sw /
       aspect_ratio)``: the output is then exactly ``(sh·2**n, sw·2**n)``.

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 import synth
-from synth.losses import gaussian_kl
+from synth.parts.losses import gaussian_kl
 
 from .encoders import class_layer_kl
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from synth.convert import ConversionReport, read_checkpoint
+from synth.io.convert import ConversionReport, read_checkpoint
 
 from .discriminators import MultiscaleDiscriminator
 from .encoder import InstanceEncoder

@@ -8,7 +8,7 @@ input average-pooled (3×3, stride 2, pad 1, ``count_include_pad=False``) betwee
 
 The conditional input is the official ``cat(one-hot label map, instance edges, image)``. At the
 full-resolution scale the first conv reads the one-hot part by gathering
-(:func:`synth.layers.label_conv2d`, exact, ~K× fewer multiply-adds) and only the edges and image
+(:func:`synth.nn.layers.label_conv2d`, exact, ~K× fewer multiply-adds) and only the edges and image
 densely; the weight keeps the dense conv's shape, so the official keys load unchanged.
 """
 
@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from synth import Condition, Discriminator, DiscriminatorOutput, PartConfig, ops
-from synth.layers import label_conv2d
-from synth.norms import instance_normalize
+from synth import Condition, Discriminator, DiscriminatorOutput, PartConfig
+from synth.nn import ops
+from synth.nn.layers import label_conv2d
+from synth.nn.norms import instance_normalize
 
 from .generators import instance_edges
 
@@ -43,7 +44,7 @@ def label_first_conv(conv: nn.Conv2d, labels: Tensor, rest: Tensor) -> Tensor:
     ``conv.weight: [C_out, K + E, k, k]`` is the dense conv's weight, ``labels: LongTensor[B, H,
     W]`` ids in ``[0, K)``, ``rest: [B, E, H, W]`` the non-one-hot channels in their official
     order (instance edges if any, then the image). The slice ``weight[:, :K]`` is applied by
-    :func:`synth.layers.label_conv2d` (zero padding = "no class", exact), ``weight[:, K:]`` by
+    :func:`synth.nn.layers.label_conv2d` (zero padding = "no class", exact), ``weight[:, K:]`` by
     a dense conv; the bias is added once. Returns ``[B, C_out, H', W']``.
     """
     w = conv.weight

@@ -22,7 +22,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from synth import Condition, LatentInjector, Latents, PartConfig
-from synth.norms import instance_normalize
+from synth.nn.norms import instance_normalize
 
 __all__ = ["InstanceEncoder", "instance_average", "instance_segments"]
 

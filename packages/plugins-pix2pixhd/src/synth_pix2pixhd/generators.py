@@ -16,7 +16,7 @@ Input (official channel order): one-hot label map ``[B, K, H, W]``, then the ins
 map ``[B, 1, H, W]`` (``use_instances``, §3.3), then the instance features
 ``latents.spatial [B, feat_num, H, W]`` (``feat_num > 0``, §3.4). The first 7×7 convolution
 keeps one weight ``[ngf, K + extra, 7, 7]`` (the official ``model.1.weight``): its one-hot
-slice is applied by gathering (:func:`synth.layers.label_conv2d`, reflect padding, exact) and
+slice is applied by gathering (:func:`synth.nn.layers.label_conv2d`, reflect padding, exact) and
 the extra channels by a dense convolution with the remaining slice; the two are summed.
 """
 
@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from synth import Condition, Context, Generator, Latents, PartConfig, PartSpec, SynthesisOutput, ops
-from synth.layers import label_conv2d
+from synth import Condition, Context, Generator, Latents, PartConfig, PartSpec, SynthesisOutput
+from synth.nn import ops
+from synth.nn.layers import label_conv2d
 
 __all__ = [
     "DownStage",
@@ -50,7 +51,7 @@ __all__ = [
 def instance_edges(instance_map: Tensor) -> Tensor:
     """Instance boundary map (paper §3.3): 1 where any 4-neighbour has another instance id.
 
-    The same values as :func:`synth.ops.instance_edges` (the official ``get_edges``), written
+    The same values as :func:`synth.nn.ops.instance_edges` (the official ``get_edges``), written
     without in-place updates of slices so that ``torch.compile``'s CPU backend (inductor, torch
     2.14) can generate code for it.
 

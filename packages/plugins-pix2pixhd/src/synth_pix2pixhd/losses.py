@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from synth.losses import FeatureMatching as _CoreFeatureMatching
-from synth.losses import FeatureMatchingConfig
+from synth.parts.losses import FeatureMatching as _CoreFeatureMatching
+from synth.parts.losses import FeatureMatchingConfig
 
 __all__ = ["FeatureMatching"]
 

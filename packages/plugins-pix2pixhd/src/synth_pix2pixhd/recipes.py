@@ -1,5 +1,5 @@
 """pix2pixHD recipes (paper §4 and the official training scripts) and the coarse-to-fine
-training schedule as a :class:`synth.trainer.TrainerConfig`.
+training schedule as a :class:`synth.train.TrainerConfig`.
 
 Every recipe is the paper's full objective (eq. 5: Σ_k L_GAN(G, D_k) + λ Σ_k L_FM(G, D_k),
 λ = 10) plus the VGG term of §4: LSGAN (D loss ×0.5), feature matching ×10 with the official
@@ -144,7 +144,7 @@ def training_config(
     lr: float = 2e-4,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """The pix2pixHD training settings as a ``synth.trainer.TrainerConfig`` dict.
+    """The pix2pixHD training settings as a ``synth.train.TrainerConfig`` dict.
 
     Adam ``lr`` (2e-4) with β = (0.5, 0.999) for every network; constant until
     ``decay_start`` (default: half of ``steps``, the official 100 + 100 epochs), then linear

@@ -25,13 +25,7 @@ import torch
 
 from .base import SynthDataset
 from .folders import match_stems
-from .transforms import (
-    PairedTransform,
-    list_images,
-    load_image,
-    load_label_map,
-    transform_item,
-)
+from .transforms import PairedTransform, list_images, load_image, load_label_map, transform_item
 
 __all__ = ["ADE20K"]
 

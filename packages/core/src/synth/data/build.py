@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .ade20k import ADE20K
+from .base import SynthDataset
 from .cityscapes import Cityscapes
 from .demo import demo
 from .folders import Outpainting, PairedFolder, SuperResolution
@@ -32,7 +33,7 @@ def _parameters(target: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     return params
 
 
-def build_dataset(spec: Mapping[str, Any]) -> Any:
+def build_dataset(spec: Mapping[str, Any]) -> SynthDataset:
     """Build ``DATASETS[spec["type"]](**rest)``.
 
     Raises:

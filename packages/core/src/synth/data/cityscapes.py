@@ -28,13 +28,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from .base import SynthDataset
-from .transforms import (
-    PairedTransform,
-    check_ids,
-    load_image,
-    load_label_map,
-    transform_item,
-)
+from .transforms import PairedTransform, check_ids, load_image, load_label_map, transform_item
 
 __all__ = ["CITYSCAPES_LABELS", "Cityscapes", "CityscapesLabel", "train_id_table"]
 

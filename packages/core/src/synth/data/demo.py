@@ -269,7 +269,7 @@ def _derive(work: int, num_classes: int, names: tuple[str, ...]) -> _Derived:
 def _cache_file(work: int, num_classes: int, names: tuple[str, ...]) -> Path:
     import skimage
 
-    from ..weights import synth_home
+    from ..io.weights import synth_home
 
     key = repr(
         (

@@ -8,7 +8,7 @@ instance id is never blended with its neighbours and ids of any size survive.
 Nearest neighbour here is *centre-aligned*, as PIL's ``Image.NEAREST`` (what the pix2pixHD and
 SPADE data loaders use) and ``F.interpolate(mode="nearest-exact")``: output pixel ``i`` takes
 source pixel ``floor((i + 0.5) * in / out)``. That keeps a resized label map on the same pixel
-grid as the (centre-aligned) bicubic photo. :func:`synth.ops.resize_labels` instead matches
+grid as the (centre-aligned) bicubic photo. :func:`synth.nn.ops.resize_labels` instead matches
 ``F.interpolate(mode="nearest")`` (``floor(i * in / out)``, up to half a source pixel
 up-left), which is what networks use inside a forward pass.
 Crop offsets and flips are drawn from the ``torch.Generator`` given to the call, never from the

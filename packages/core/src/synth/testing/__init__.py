@@ -107,13 +107,7 @@ pytest plugin (:mod:`synth.testing.pytest_plugin`, installed as entry point ``sy
 from __future__ import annotations
 
 from .conformance import CHECKS, CheckResult, ConformanceError, ConformanceReport, check_part
-from .inputs import (
-    make_condition,
-    make_disc_output,
-    make_image,
-    make_latents,
-    make_loss_inputs,
-)
+from .inputs import make_condition, make_disc_output, make_image, make_latents, make_loss_inputs
 from .registries import TestRegistry, fresh_registry, plugin_name, register_plugin
 
 __all__ = [

@@ -18,7 +18,7 @@ from ..config import PartConfig
 from ..context import Context
 from ..latents import Latents
 from ..outputs import DiscriminatorOutput, SynthesisOutput
-from ..parts import Discriminator, Generator, LatentInjector
+from ..parts.base import Discriminator, Generator, LatentInjector
 
 __all__ = [
     "TINY_NUM_CLASSES",
@@ -86,7 +86,7 @@ class TinyGenerator(Generator):
 
 def tiny_model(seed: int = 0):
     """A :class:`synth.SynthesisModel` with the tiny generator and injector (K = 4 classes)."""
-    from ..composer import ModelSpec
+    from ..compose import ModelSpec
     from ..model import SynthesisModel
 
     with torch.random.fork_rng(devices=[]):
@@ -118,7 +118,7 @@ class TinyDiscriminator(Discriminator):
 def tiny_gan_model(seed: int = 0):
     """:func:`tiny_model` plus a tiny discriminator and core's hinge + L1 losses: what the kit
     trains one step of to check a training objective."""
-    from ..losses import L1, Hinge
+    from ..parts.losses import L1, Hinge
 
     model = tiny_model(seed)
     with torch.random.fork_rng(devices=[]):

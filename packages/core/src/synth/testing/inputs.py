@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import ops
 from ..condition import CONDITION_FIELDS, Condition
 from ..latents import LATENT_FIELDS, Latents
+from ..nn import ops
 from ..outputs import DiscriminatorOutput, LossInputs, SynthesisOutput
 
 __all__ = [

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from synth.testing import TestRegistry
+    from . import TestRegistry
 
 __all__ = ["synth_registry"]
 
@@ -43,7 +43,7 @@ __all__ = ["synth_registry"]
 @pytest.fixture
 def synth_registry() -> Iterator[TestRegistry]:
     """A core-only registry installed as ``synth``'s process-wide registry for one test."""
-    from synth.testing import fresh_registry
+    from . import fresh_registry
 
     with fresh_registry() as reg:
         yield reg

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import PluginError
-from ..plugins import ENTRY_POINT_GROUP, PluginInfo, SynthPluginWarning, discover
-from ..plugins import register_plugin as _register_plugin
-from ..registry import Registry, set_registry
+from ..registry import ENTRY_POINT_GROUP, PluginInfo, Registry, discover, set_registry
+from ..registry import register_plugin as _register_plugin
+from ..registry.discovery import SynthPluginWarning
 
 __all__ = ["TestRegistry", "fresh_registry", "plugin_name", "register_plugin"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ...parts import Part
+from ...parts.base import Part
 from ...registry import Registry, get_registry, using_registry
 from .checks import _CHECK_FUNCS, _check_build
 from .constants import CHECKS

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ...condition import CONDITION_FIELDS
 from ...config import PartConfig
 from ...latents import LATENT_FIELDS
-from ...parts import KINDS, Part
+from ...parts.base import KINDS, Part
 from .constants import COMPILE_ATOL, COMPILE_RTOL, LOSS_NEEDS
 from .harness import _Harness, _requirements, _Setup
 from .report import _fail, _NotApplicable, _Problems, _Skipped
@@ -165,7 +165,7 @@ def _check_gradients(s: _Setup, h: _Harness, part: Part) -> None:
         for n, p in (part.named_parameters() if isinstance(part, nn.Module) else ())
         if p.requires_grad
     ]
-    if h.kind in ("sampler", "metric", "trainer") and not trainable:
+    if h.kind in ("sampler", "metric", "objective") and not trainable:
         raise _NotApplicable(f"no trainable parameters ({h.kind})")
     leaves, ran = _backprop(s, h, part)
     probs = _Problems()

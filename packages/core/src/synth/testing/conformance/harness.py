@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ...parts import Part
+from ...parts.base import Part
 from ...registry import Registry
 from ..inputs import config_value
 from .constants import CHECKS

@@ -3,7 +3,7 @@ and which tensors to compare."""
 
 from __future__ import annotations
 
-from ....parts import KINDS
+from ....parts.base import KINDS
 from ..harness import _Harness
 from .conditioning import _Conditioning
 from .discriminator import _Discriminator
@@ -11,8 +11,8 @@ from .generator import _Generator
 from .injector import _Injector
 from .loss import _Loss
 from .metric import _Metric
+from .objective import _Objective
 from .sampler import _Sampler
-from .trainer import _Trainer
 
 HARNESSES: dict[str, type[_Harness]] = {
     h.kind: h
@@ -24,7 +24,7 @@ HARNESSES: dict[str, type[_Harness]] = {
         _Loss,
         _Sampler,
         _Metric,
-        _Trainer,
+        _Objective,
     )
 }
 assert set(HARNESSES) == set(KINDS)

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ....config import RUNTIME_ARGS, normalize_spec, slot_fields
 from ....latents import LATENT_FIELDS, Latents
 from ....outputs import SynthesisOutput
-from ....parts import Part
+from ....parts.base import Part
 from ...inputs import make_condition, make_latents
 from ..constants import IMAGE_BOUND
 from ..harness import _Harness, _num_classes, _requirements

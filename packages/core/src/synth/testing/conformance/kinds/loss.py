@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ....outputs import LossInputs
-from ....parts import Loss, Part
+from ....parts.base import Loss, Part
 from ...inputs import make_loss_inputs
 from ..constants import PHASES
 from ..harness import _Harness, _num_classes, _requirements

@@ -13,10 +13,10 @@ from typing import ClassVar
 import torch
 from pydantic import Field
 
-from .condition import Condition
-from .config import PartConfig
-from .latents import Latents
-from .parts import LatentInjector
+from ..condition import Condition
+from ..config import PartConfig
+from ..latents import Latents
+from .base import LatentInjector
 
 __all__ = ["Gaussian", "SpatialNoise"]
 

@@ -23,12 +23,12 @@ from einops import repeat
 from pydantic import Field
 from torch import Tensor, nn
 
-from .condition import Condition
-from .config import PartConfig, PartSpec
-from .context import Context
-from .latents import Latents
-from .outputs import SynthesisOutput
-from .parts import ConditioningBlock, Generator
+from ..condition import Condition
+from ..config import PartConfig, PartSpec
+from ..context import Context
+from ..latents import Latents
+from ..outputs import SynthesisOutput
+from .base import ConditioningBlock, Generator
 
 __all__ = ["SimpleBlock", "SimpleGenerator"]
 

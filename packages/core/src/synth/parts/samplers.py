@@ -19,16 +19,16 @@ from einops import rearrange
 from pydantic import Field
 from torch import Tensor
 
-from . import ops
-from .condition import Condition
-from .config import PartConfig, PartSpec
-from .errors import CapabilityError
-from .latents import Latents
-from .outputs import SynthesisOutput
-from .parts import Loss, Sampler
+from ..condition import Condition
+from ..config import PartConfig, PartSpec
+from ..errors import CapabilityError
+from ..latents import Latents
+from ..nn import ops
+from ..outputs import SynthesisOutput
+from .base import Loss, Sampler, build_part
 
 if TYPE_CHECKING:
-    from .model import SynthesisModel
+    from ..model import SynthesisModel
 
 __all__ = ["BestOfN", "Interpolate", "Prior"]
 
@@ -240,10 +240,9 @@ class BestOfN(Sampler):
     def distance_part(self, model: SynthesisModel | None = None) -> Loss:
         """The distance loss, built on first use (from ``model``'s registry) and kept."""
         if self._distance is None:
-            from .registry import get_registry
-
-            registry = getattr(model, "_registry", None) or get_registry()
-            part = registry.build(self.config.distance)
+            registry = getattr(model, "_registry", None)
+            spec = self.config.distance
+            part = registry.build(spec) if registry is not None else build_part(spec)
             if not isinstance(part, Loss):
                 raise TypeError(
                     f"core.best_of_n: distance {self.config.distance['type']!r} is a {part.kind}, "

@@ -5,7 +5,7 @@ friends) all read a checkpoint safely, strip wrapper prefixes from its keys, ren
 norm entries, load the mapped tensors and report what did not map. The helpers here do that
 once:
 
-- :func:`read_checkpoint`: a file (read with :func:`synth.weights.read_state_dict`, never
+- :func:`read_checkpoint`: a file (read with :func:`synth.io.weights.read_state_dict`, never
   unpickling code) or a mapping, as a plain ``dict`` with wrapper prefixes stripped;
   :func:`strip_key_prefixes` does the stripping alone.
 - :func:`spectral_norm_key_to_torch` / :func:`spectral_norm_key_to_official`: the old hook
@@ -111,7 +111,7 @@ def read_checkpoint(
     """A checkpoint's tensors as a plain ``dict``, wrapper prefixes stripped.
 
     Args:
-        path_or_state_dict: a file, read with :func:`synth.weights.read_state_dict` (never
+        path_or_state_dict: a file, read with :func:`synth.io.weights.read_state_dict` (never
             unpickling code; it also unwraps ``state_dict``-style nesting and strips a
             ``module.`` prefix), or a mapping of names to tensors (copied, not changed).
         strip_prefixes: key prefixes removed where present, in order (see
@@ -119,7 +119,7 @@ def read_checkpoint(
         only_if_all: remove a prefix only when every key has it.
 
     Raises:
-        FileNotFoundError, ValueError: as :func:`synth.weights.read_state_dict`.
+        FileNotFoundError, ValueError: as :func:`synth.io.weights.read_state_dict`.
     """
     if isinstance(path_or_state_dict, Mapping):
         state = dict(path_or_state_dict)

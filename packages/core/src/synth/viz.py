@@ -4,7 +4,7 @@ Everything here draws with PIL only (no matplotlib) and works on CPU tensors; in
 devices or in other float dtypes are moved and cast first. Images are ``float`` tensors in
 ``[-1, 1]`` (the library's convention) until they are written.
 
->>> import synth.visual as sv
+>>> import synth.viz as sv
 >>> tiles = sv.condition_tiles(cond)                                  # doctest: +SKIP
 >>> sv.sample_grid(cond, samples, real=batch.real, path="grid.png")  # doctest: +SKIP
 >>> sv.loss_curve("runs/x/log.jsonl", "runs/x/loss.png", smooth=20)  # doctest: +SKIP
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from . import ops
 from .condition import Condition
+from .nn import ops
 
 __all__ = [
     "CITYSCAPES_COLORS",
@@ -136,7 +136,7 @@ def _as_palette(pal: Any, num_classes: int) -> Tensor:
     if t.shape[0] < num_classes:
         raise ValueError(
             f"palette has {t.shape[0]} colours but num_classes = {num_classes}: give one colour "
-            "per class (synth.visual.palette(num_classes) makes them)"
+            "per class (synth.viz.palette(num_classes) makes them)"
         )
     if t.is_floating_point() and float(t.max()) <= 1.0:
         t = t * 255  # colours given in [0, 1]

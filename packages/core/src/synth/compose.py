@@ -21,7 +21,8 @@ from .condition import CONDITION_FIELDS
 from .config import PartSpec, format_validation_error, normalize_spec, slot_fields
 from .errors import ComposeError, ConfigError, RegistryError
 from .latents import LATENT_FIELDS
-from .parts import KINDS, Part
+from .model import SynthesisModel
+from .parts.base import KINDS, Part
 from .registry import Registry, get_registry, using_registry
 
 __all__ = ["ModelSpec", "check_spec", "compose", "load_spec"]
@@ -30,7 +31,7 @@ _SECTIONS = {
     "generator": "generator",
     "injector": "injector",
     "discriminator": "discriminator",
-    "objective": "trainer",
+    "objective": "objective",
     "sampler": "sampler",
 }
 
@@ -346,7 +347,7 @@ def check_spec(spec: ModelSpec, registry: Registry | None = None) -> dict[str, A
 
 def compose(
     spec: ModelSpec | Mapping[str, Any] | str | Path, *, registry: Registry | None = None
-) -> Any:
+) -> SynthesisModel:
     """Build a :class:`synth.SynthesisModel` from a spec (dict, file, recipe name or ModelSpec).
 
     The graph is checked first (:func:`check_spec`); then the generator is built and offers its
@@ -358,9 +359,7 @@ def compose(
         return _compose(load_spec(spec, reg), reg)
 
 
-def _compose(spec: ModelSpec, reg: Registry) -> Any:
-    from .model import SynthesisModel
-
+def _compose(spec: ModelSpec, reg: Registry) -> SynthesisModel:
     checked = check_spec(spec, reg)
 
     def build(section: str, part_spec: Mapping[str, Any], **offered: Any) -> Part:

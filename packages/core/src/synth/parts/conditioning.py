@@ -15,27 +15,12 @@ from einops import rearrange
 from pydantic import Field
 from torch import Tensor, nn
 
-from .config import PartConfig
-from .context import Context
-from .parts import ConditioningBlock
+from ..config import PartConfig
+from ..context import Context
+from ..nn.norms import instance_normalize
+from .base import ConditioningBlock
 
-__all__ = ["AdaIN", "BatchNorm", "InstanceNorm", "instance_normalize"]
-
-
-def instance_normalize(x: Tensor, eps: float = 1e-5) -> Tensor:
-    """Normalise each sample and channel over its spatial positions, in fp32.
-
-    ``(x - mean) / sqrt(var + eps)`` with the biased variance, as ``F.instance_norm``.
-
-    Args:
-        x: ``[B, C, H, W]`` in any float dtype.
-        eps: added to the variance.
-    Returns:
-        ``[B, C, H, W]`` in **fp32** (callers cast back to ``x.dtype`` after modulating).
-    """
-    xf = x.float()
-    var, mean = torch.var_mean(xf, dim=(-2, -1), correction=0, keepdim=True)
-    return (xf - mean) * torch.rsqrt(var + eps)
+__all__ = ["AdaIN", "BatchNorm", "InstanceNorm"]
 
 
 class InstanceNorm(ConditioningBlock):

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import WeightsNotFoundError
+from ..errors import WeightsNotFoundError
 
 __all__ = [
     "SAFE_LOAD_HINT",

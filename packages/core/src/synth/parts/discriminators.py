@@ -17,12 +17,12 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from . import ops
-from .condition import Condition
-from .config import PartConfig
-from .norms import instance_normalize
-from .outputs import DiscriminatorOutput
-from .parts import Discriminator
+from ..condition import Condition
+from ..config import PartConfig
+from ..nn import ops
+from ..nn.norms import instance_normalize
+from ..outputs import DiscriminatorOutput
+from .base import Discriminator
 
 __all__ = ["PatchDiscriminator"]
 

@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from pydantic import model_validator
 from torch import Tensor, nn
 
-from .outputs import DiscriminatorOutput, LossInputs
-from .parts import Loss, LossConfig
+from ..outputs import DiscriminatorOutput, LossInputs
+from .base import Loss, LossConfig
 
 if TYPE_CHECKING:
-    from .backbones import FeatureExtractor
+    from ..nn.backbones import FeatureExtractor
 
 __all__ = [
     "KL",
@@ -330,7 +330,7 @@ class Perceptual(Loss):
 
     def __init__(self, config: Any = None, **kwargs: Any):
         super().__init__(config, **kwargs)
-        from .backbones import FeatureExtractor
+        from ..nn.backbones import FeatureExtractor
 
         c = self.config
         self.extractor: FeatureExtractor = FeatureExtractor(
@@ -395,7 +395,7 @@ class LPIPS(Loss):
     Uses the ``lpips`` package's network. Its calibrated linear layers ship inside the lpips
     wheel and are read from there (with ``weights_only=True``); the trunk's ImageNet weights
     are torchvision's file (``alexnet-owt-7be5be79.pth``, ``vgg16-397923af.pth``,
-    ``squeezenet1_1-b8a52dc0.pth``), found by :func:`synth.weights.resolve_weights`.
+    ``squeezenet1_1-b8a52dc0.pth``), found by :func:`synth.io.weights.resolve_weights`.
     ``forward`` is the batch mean; ``distance`` the per-sample value ``[B]``. Frozen, eval.
     """
 
@@ -420,7 +420,7 @@ class LPIPS(Loss):
         self.model = net
 
     def _load_linear(self, net: nn.Module, root: Path) -> None:
-        from .weights import read_state_dict
+        from ..io.weights import read_state_dict
 
         path = root / "weights" / f"v{self.config.version}" / f"{self.config.net}.pth"
         if not path.is_file():
@@ -439,8 +439,8 @@ class LPIPS(Loss):
     def _load_trunk(trunk: nn.Module, net: str, weights: str) -> None:
         from torchvision.models import get_model_weights
 
-        from .errors import WeightsNotFoundError
-        from .weights import read_state_dict, resolve_weights
+        from ..errors import WeightsNotFoundError
+        from ..io.weights import read_state_dict, resolve_weights
 
         arch = _LPIPS_TRUNKS[net]
         url = get_model_weights(arch).IMAGENET1K_V1.url
@@ -457,7 +457,7 @@ class LPIPS(Loss):
                     url, map_location="cpu", progress=False, weights_only=True
                 )
             except Exception as e:
-                from .weights import weights_dir
+                from ..io.weights import weights_dir
 
                 raise WeightsNotFoundError(
                     f"{name}: no local file and the download failed ({type(e).__name__}: {e}). "

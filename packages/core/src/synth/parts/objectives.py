@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from .condition import Condition
-from .config import PartConfig
-from .latents import Latents
-from .outputs import DiscriminatorOutput, LossInputs, SynthesisOutput
-from .parts import Discriminator, Loss, TrainingObjective, Updater
+from ..condition import Condition
+from ..config import PartConfig
+from ..latents import Latents
+from ..outputs import DiscriminatorOutput, LossInputs, SynthesisOutput
+from .base import Discriminator, Loss, Objective, Updater
 
 if TYPE_CHECKING:
-    from .model import SynthesisModel
+    from ..model import SynthesisModel
 
 __all__ = ["GAN", "discriminate", "weighted_losses"]
 
@@ -82,7 +82,7 @@ def frozen(module: nn.Module | None) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-class GAN(TrainingObjective):
+class GAN(Objective):
     """Adversarial training with the composed losses; VAE-GAN when the injector has a posterior.
 
     One call is one iteration on one batch:

@@ -39,9 +39,10 @@ import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor, nn
 
-from .config import format_validation_error
-from .errors import ConfigError
-from .model import SynthesisModel, _atomic_write
+from ..config import format_validation_error
+from ..errors import ConfigError
+from ..io.files import atomic_write
+from ..model import SynthesisModel
 
 __all__ = [
     "CheckpointError",
@@ -440,7 +441,7 @@ class Trainer:
     # ------------------------------------------------------------------ data
     def _loader(self) -> Iterator[Any]:
         """Batches from the current (epoch, position) onwards, forever."""
-        from .data import make_collate
+        from ..data import make_collate
 
         collate = make_collate(self.dataset)
         bs, world, rank = self.config.batch_size, self.dist.world, self.dist.rank
@@ -494,7 +495,7 @@ class Trainer:
                 "config": self.config.model_dump(mode="json"),
             }
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, lambda f: torch.save(state, f))
+            atomic_write(path, lambda f: torch.save(state, f))
             for old in self.checkpoints()[: -self.config.keep_last]:
                 old.unlink(missing_ok=True)
         self.dist.barrier()
@@ -615,8 +616,8 @@ class Trainer:
     def generate_grid(self, path: Path) -> Path:
         """Sample grid (condition | real | samples) of fixed inputs, drawn from a fixed seed so
         it never touches the training RNG."""
-        from .data import make_collate
-        from .visual import sample_grid
+        from ..data import make_collate
+        from ..viz import sample_grid
 
         if self._grid_items is None:
             n = min(self.config.sample_inputs, len(self.dataset))
@@ -774,7 +775,7 @@ class Trainer:
             bar.close()
         if self.dist.main:
             self.export(self.run_dir / "model")
-            from .visual import loss_curve
+            from ..viz import loss_curve
 
             loss_curve(self.run_dir / "log.jsonl", self.run_dir / "loss_curve.png")
         self.dist.barrier()
@@ -810,8 +811,8 @@ def train(
     The model is composed after seeding with ``train.seed`` so that a resumed run starts from
     the same initial weights. Returns the run directory. This is ``synth train CONFIG``.
     """
-    from .composer import _read_file, compose
-    from .data import build_dataset
+    from ..compose import _read_file, compose
+    from ..data import build_dataset
 
     data = _read_file(Path(config)) if isinstance(config, (str, Path)) else dict(config)
     run = _validate(RunConfig, data, "run config")

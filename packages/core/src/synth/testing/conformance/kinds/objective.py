@@ -46,8 +46,8 @@ class _SGDUpdater:
         self.updated.extend(n for n, net in nets.items() if isinstance(net, nn.Module))
 
 
-class _Trainer(_Harness):
-    kind = "trainer"
+class _Objective(_Harness):
+    kind = "objective"
     keys = frozenset({"model", "cond", "real"})
     applicable = frozenset({"build", "config_roundtrip", "forward", "determinism"})
     na_reason = "objectives are checked by one step on a tiny model (no own parameters)"

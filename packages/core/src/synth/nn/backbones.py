@@ -10,7 +10,7 @@
 - Any other timm backbone: layers are ints, timm's ``out_indices`` of
   ``timm.create_model(..., features_only=True)``.
 
-Weights follow :func:`synth.weights.resolve_weights`: ``"imagenet"`` (explicit file → local cache
+Weights follow :func:`synth.io.weights.resolve_weights`: ``"imagenet"`` (explicit file → local cache
 → download by timm when allowed → an error naming the file to place), a path, or ``"none"``
 for a random backbone (only when asked for; never as a silent fallback).
 """
@@ -26,8 +26,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .errors import WeightsNotFoundError
-from .weights import read_state_dict, resolve_weights
+from ..errors import WeightsNotFoundError
+from ..io.weights import read_state_dict, resolve_weights
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "FeatureExtractor", "is_vgg", "vgg_layer_names"]
 
@@ -125,7 +125,7 @@ class FeatureExtractor(nn.Module):
             (``"vgg19.tv_in1k"``) picks the pretrained weights.
         layers: VGG layer names (``"relu1_1"``, ``"conv5_4"``, ``"pool3"``, ``"input"``) or
             indices into ``features``; for other backbones, timm feature indices (ints).
-        weights: ``"imagenet"`` (pretrained; see :func:`synth.weights.resolve_weights`), a path
+        weights: ``"imagenet"`` (pretrained; see :func:`synth.io.weights.resolve_weights`), a path
             to a weights file (``.safetensors``/``.pth``/...; for VGG only ``features.*`` keys
             are used, so timm's ``vgg19.tv_in1k`` and torchvision's ``vgg19-dcbb9e9d.pth`` both
             work), or ``"none"`` for a random backbone.
@@ -333,7 +333,7 @@ class FeatureExtractor(nn.Module):
             ) from None
 
     def _download_error(self, filenames: list[str], hint: str, err: Exception):
-        from .weights import weights_dir
+        from ..io.weights import weights_dir
 
         return WeightsNotFoundError(
             f"{self.backbone} ImageNet weights: no local file and the download failed "

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pluggy
 
-if TYPE_CHECKING:
-    from .registry import Registry
+from .registry import Registry
 
 __all__ = ["hookimpl", "hookspec", "synth_register"]
 

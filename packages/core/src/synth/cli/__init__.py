@@ -119,8 +119,8 @@ def _err(text: str) -> None:
 
 def _registry(*, quiet_plugins: bool = False):
     """The process-wide registry; plugin warnings printed as ``synth: warning: ...`` lines."""
-    from .plugins import SynthPluginWarning
-    from .registry import get_registry
+    from ..registry import get_registry
+    from ..registry.discovery import SynthPluginWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SynthPluginWarning)
@@ -160,7 +160,7 @@ def _pattern(text: str | None) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .parts import KINDS
+    from ..parts.base import KINDS
 
     if args.kind is not None and args.kind not in KINDS:
         raise CLIError(f"unknown kind {args.kind!r}; kinds are {', '.join(sorted(KINDS))}", 2)
@@ -257,7 +257,7 @@ def _value(v: Any) -> str:
 
 #: Kinds the composer builds at the top level, with nothing offered: their fields are all the
 #: user's, even those named like runtime arguments (a generator's ``num_classes``).
-_UNHOSTED_KINDS = frozenset({"generator", "sampler", "trainer"})
+_UNHOSTED_KINDS = frozenset({"generator", "sampler", "objective"})
 
 
 def _config_rows(cls, runtime: frozenset[str]) -> tuple[list[str], list[list[str]]]:
@@ -306,7 +306,7 @@ def _print_recipe(recipe, as_json: bool) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .errors import RegistryError
+    from ..errors import RegistryError
 
     reg = _registry()
     name = args.name
@@ -438,8 +438,8 @@ def _param_count(model: Any, where: str) -> str:
 def cmd_compose(args: argparse.Namespace) -> int:
     import yaml
 
-    from .composer import check_spec, compose, load_spec
-    from .errors import ComposeError, ConfigError, RegistryError
+    from ..compose import check_spec, compose, load_spec
+    from ..errors import ComposeError, ConfigError, RegistryError
 
     reg = _registry()
     try:
@@ -476,7 +476,7 @@ def _run_dir_listing(run_dir: Path) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
-    from .errors import ComposeError, ConfigError, RegistryError
+    from ..errors import ComposeError, ConfigError, RegistryError
 
     config = Path(args.config)
     if not config.is_file():
@@ -488,9 +488,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise CLIError(f"--steps {args.steps}: give a positive number of steps", 2)
     try:
-        from . import trainer
+        from .. import train as trainer
     except ImportError as e:
-        raise CLIError(f"synth train needs synth.trainer, which could not be imported: {e}") from e
+        raise CLIError(f"synth train needs synth.train, which could not be imported: {e}") from e
     errors: tuple[type[BaseException], ...] = (
         ComposeError,
         ConfigError,
@@ -563,8 +563,8 @@ def _label_map_condition(args: argparse.Namespace, model: Any):
     import numpy as np
     import torch
 
-    from . import ops
-    from .condition import Condition
+    from ..condition import Condition
+    from ..nn import ops
 
     path = args.label_map
     img = _open_image(path)
@@ -595,7 +595,7 @@ def _image_condition(args: argparse.Namespace, model: Any):
     import numpy as np
     import torch
 
-    from .condition import Condition
+    from ..condition import Condition
 
     path = args.image
     img = _open_image(path)
@@ -624,7 +624,7 @@ def _image_condition(args: argparse.Namespace, model: Any):
 
 
 def _data_spec(text: str) -> Any:
-    from .composer import _read_file
+    from ..compose import _read_file
 
     stripped = text.strip()
     if stripped.startswith("{"):
@@ -649,7 +649,7 @@ def _data_spec(text: str) -> Any:
 def _data_condition(args: argparse.Namespace, model: Any):
     spec = _data_spec(args.data)
     try:
-        from . import data
+        from .. import data
     except ImportError as e:
         raise CLIError(f"--data needs synth.data, which could not be imported: {e}") from e
     try:
@@ -695,9 +695,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
     from einops import rearrange
 
-    from .errors import CapabilityError
-    from .model import load
-    from .visual import sample_grid, save_image
+    from ..errors import CapabilityError
+    from ..pretrained import load
+    from ..viz import sample_grid, save_image
 
     if args.label_map is None and args.image is None and args.data is None:
         raise CLIError(
@@ -790,8 +790,8 @@ def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-    from .errors import ComposeError, UnknownPartError
+    from ..demo import run_demo
+    from ..errors import ComposeError, UnknownPartError
 
     try:
         result = run_demo(
@@ -845,7 +845,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ..version import __version__
 
     p = argparse.ArgumentParser(
         prog="synth",
@@ -992,7 +992,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from .errors import PluginError
+    from ..errors import PluginError
 
     try:
         return args.func(args)

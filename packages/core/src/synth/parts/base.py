@@ -9,24 +9,25 @@ parts whose capabilities depend on their config override the matching classmetho
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from pydantic import ValidationError
 from torch import Tensor, nn
 
-from .condition import Condition
-from .config import PartConfig, format_validation_error
-from .context import Context
-from .errors import CapabilityError
-from .latents import Latents
-from .outputs import DiscriminatorOutput, LossInputs, SynthesisOutput
+from ..condition import Condition
+from ..config import PartConfig, format_validation_error
+from ..context import Context
+from ..errors import CapabilityError
+from ..latents import Latents
+from ..outputs import DiscriminatorOutput, LossInputs, SynthesisOutput
 
 if TYPE_CHECKING:
-    from .model import SynthesisModel
+    from ..model import SynthesisModel
 
 __all__ = [
+    "DEPRECATED_KINDS",
     "KINDS",
     "ConditioningBlock",
     "Discriminator",
@@ -35,11 +36,35 @@ __all__ = [
     "Loss",
     "LossConfig",
     "Metric",
+    "Objective",
     "Part",
     "Sampler",
-    "TrainingObjective",
     "Updater",
 ]
+
+
+# --------------------------------------------------------------------------- building slots
+
+#: Builds a part from a spec, offering runtime arguments: ``builder(spec, **offered) -> Part``.
+PartBuilder = Callable[..., "Part"]
+_builder: PartBuilder | None = None
+
+
+def install_builder(builder: PartBuilder) -> None:
+    """Set the function :func:`build_part` delegates to. The registry installs its ``build``
+    when imported: parts sit below the registry and build their slots without importing it."""
+    global _builder
+    _builder = builder
+
+
+def build_part(spec: Mapping[str, Any] | str, /, **offered: Any) -> Part:
+    """Build the part named by ``spec`` in the active registry (slots, a sampler's distance)."""
+    if _builder is None:
+        raise RuntimeError("no part builder installed: import synth before building parts")
+    return _builder(spec, **offered)
+
+
+# --------------------------------------------------------------------------- the base of every kind
 
 
 class Part:
@@ -165,9 +190,7 @@ class Generator(Part, nn.Module, ABC):
 
     def build_slot(self, spec: Mapping[str, Any] | str, **offered: Any) -> Part:
         """Build the part in a slot, offering runtime arguments (only declared ones are passed)."""
-        from .registry import build
-
-        return build(spec, **offered)
+        return build_part(spec, **offered)
 
     def runtime_args(self) -> dict[str, Any]:
         """Values offered to the model's other parts (injector, discriminator, losses).
@@ -343,7 +366,7 @@ class Updater(Protocol):
         """Context manager for the forward passes (mixed precision when enabled)."""
 
 
-class TrainingObjective(Part, ABC):
+class Objective(Part, ABC):
     """One training iteration's logic (GAN, VAE-GAN, IMLE). The Trainer owns the loop.
 
     ``networks`` lists the model attributes that get an optimizer; ``requires_parts`` the parts
@@ -351,7 +374,7 @@ class TrainingObjective(Part, ABC):
     inputs (e.g. ``{"samples"}``).
     """
 
-    kind = "trainer"
+    kind = "objective"
     networks: ClassVar[tuple[str, ...]] = ("generator",)
     requires_parts: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset()
@@ -385,5 +408,8 @@ KINDS: dict[str, type[Part]] = {
     "loss": Loss,
     "sampler": Sampler,
     "metric": Metric,
-    "trainer": TrainingObjective,
+    "objective": Objective,
 }
+
+#: Kind names of earlier releases, accepted (with a DeprecationWarning) for one release.
+DEPRECATED_KINDS: dict[str, str] = {"trainer": "objective"}

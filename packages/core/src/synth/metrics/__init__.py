@@ -31,16 +31,16 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor
 
-from .config import PartConfig, PartSpec
-from .errors import WeightsNotFoundError
-from .losses import LPIPS, LPIPSConfig
-from .outputs import SynthesisOutput
-from .parts import Loss, Metric
-from .weights import read_state_dict, resolve_weights, weights_dir
+from ..config import PartConfig, PartSpec
+from ..errors import WeightsNotFoundError
+from ..io.weights import read_state_dict, resolve_weights, weights_dir
+from ..outputs import SynthesisOutput
+from ..parts.base import Loss, Metric
+from ..parts.losses import LPIPS, LPIPSConfig
 
 if TYPE_CHECKING:
-    from .model import SynthesisModel
-    from .samplers import BestOfN
+    from ..model import SynthesisModel
+    from ..parts.samplers import BestOfN
 
 __all__ = [
     "FID",
@@ -76,7 +76,7 @@ def file_sha256(path: str | Path) -> str:
 def lpips_weights_info(net: str, weights: str) -> str | dict[str, Any]:
     """Which trunk weights file an LPIPS part built with ``net``/``weights`` reads.
 
-    Follows the lookup of :class:`synth.losses.LPIPS` (explicit file → ``$SYNTH_HOME/weights``
+    Follows the lookup of :class:`synth.parts.losses.LPIPS` (explicit file → ``$SYNTH_HOME/weights``
     → torch hub's cache, where a permitted download puts it). Returns ``"none"`` for a random
     trunk, else ``{"file": path, "sha256": hex}`` (``file`` ``None`` and the ``url`` when the
     file cannot be found on disk).
@@ -85,7 +85,7 @@ def lpips_weights_info(net: str, weights: str) -> str | dict[str, Any]:
         return "none"
     from torchvision.models import get_model_weights
 
-    from .losses import _LPIPS_TRUNKS
+    from ..parts.losses import _LPIPS_TRUNKS
 
     url = get_model_weights(_LPIPS_TRUNKS[net]).IMAGENET1K_V1.url
     filename = url.rsplit("/", 1)[-1]
@@ -144,7 +144,7 @@ class LPIPSDiversity(Metric):
     pairs evenly spaced in ``triu`` order are used (deterministic; every sample still takes
     part in about the same number of pairs).
 
-    The distance is the ``core.lpips`` loss part (:class:`synth.losses.LPIPS`, the lpips
+    The distance is the ``core.lpips`` loss part (:class:`synth.parts.losses.LPIPS`, the lpips
     package's network and linear layers) with the same weights policy: ``weights="imagenet"``
     (torchvision's trunk file, explicit → cache → download unless ``SYNTH_OFFLINE=1``), a file
     path, or ``"none"`` (a random trunk, for tests).
@@ -377,7 +377,7 @@ class IdentityRecovery(Metric):
     def sampler(self, model: SynthesisModel | None = None) -> BestOfN:
         """The ``core.best_of_n`` sampler used for models (built on first use, then kept)."""
         if self._sampler is None:
-            from .registry import get_registry
+            from ..registry import get_registry
 
             registry = getattr(model, "_registry", None) or get_registry()
             self._sampler = registry.build(
@@ -410,7 +410,7 @@ class IdentityRecovery(Metric):
         generator: torch.Generator | None = None,
     ) -> None:
         """Record the shortest distances of ``name`` on a batch of inputs (see the class doc)."""
-        from .model import SynthesisModel
+        from ..model import SynthesisModel
 
         who = "core.identity_recovery"
         n = self.config.n
@@ -567,7 +567,7 @@ def _build_torchmetrics_fid(
     torch's loader with ``weights_only`` off, which unpickles whatever the file holds. Neither is acceptable, so
     no path is given and, for the duration of the construction, that module's
     ``load_state_dict_from_url`` is replaced by a function returning ``state`` (already read
-    with :func:`synth.weights.read_state_dict`): nothing is downloaded and nothing is unpickled.
+    with :func:`synth.io.weights.read_state_dict`): nothing is downloaded and nothing is unpickled.
     """
     import torch_fidelity.feature_extractor_inceptionv3 as tfi
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -628,7 +628,7 @@ class FID(Metric):
     ``~/.cache/synth/weights/``). If it is not there, a :class:`~synth.WeightsNotFoundError`
     names the file and where to put it: synth never downloads it and never uses a random
     Inception (an FID from random features is meaningless). The file is read with
-    :func:`synth.weights.read_state_dict` (``weights_only=True``, or safetensors/npz) and handed
+    :func:`synth.io.weights.read_state_dict` (``weights_only=True``, or safetensors/npz) and handed
     to torch-fidelity directly, so nothing is unpickled.
 
     Images: ``update(images [B, 3, H, W] in [-1, 1], real=...)``; they are mapped to uint8 as

@@ -1,6 +1,6 @@
 """The part registry: a thin dict from ``"<plugin>.<part>"`` to a lazily imported class.
 
-Plugins fill it through the ``synth_register`` hook (see :mod:`synth.plugins`); ``build``
+Plugins fill it through the ``synth_register`` hook (see :mod:`synth.registry.discovery`); ``build``
 constructs a part from a spec, offering runtime arguments to the ones that declare them.
 """
 
@@ -13,26 +13,22 @@ import difflib
 import fnmatch
 import importlib
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import RUNTIME_ARGS, normalize_spec
-from .errors import ConfigError, RegistryError, UnknownPartError
-from .parts import KINDS, Part
+from ..config import RUNTIME_ARGS, normalize_spec
+from ..errors import ConfigError, RegistryError, UnknownPartError
+from ..parts.base import DEPRECATED_KINDS, KINDS, Part
 
 __all__ = [
     "KNOWN_PLUGINS",
     "Entry",
+    "PluginInfo",
     "Recipe",
     "Registry",
-    "build",
-    "describe",
-    "get_registry",
-    "list_parts",
-    "plugins",
-    "recipes",
-    "set_registry",
+    "active_registry",
     "using_registry",
 ]
 
@@ -46,6 +42,18 @@ KNOWN_PLUGINS: dict[str, str] = {
 }
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_][a-z0-9_.]*$")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What ``synth.plugins()`` reports for each plugin."""
+
+    name: str
+    dist: str | None
+    version: str | None
+    status: str  # "ok" | "failed" | "incompatible" | "disabled"
+    error: str | None = None
+    module: str | None = None
 
 
 @dataclass
@@ -102,7 +110,7 @@ class Registry:
         self._entries: dict[str, Entry] = {}
         self._recipes: dict[str, Recipe] = {}
         self._plugin: str | None = None  # the plugin whose hook is running
-        self.plugin_infos: list[Any] = []  # synth.plugins.PluginInfo, filled by discovery
+        self.plugin_infos: list[PluginInfo] = []  # filled by discovery
 
     # ------------------------------------------------------------------ registration
     @contextlib.contextmanager
@@ -138,6 +146,14 @@ class Registry:
     def add(self, name: str, *, kind: str, target: str | type) -> None:
         """Register a part. ``target`` is ``"module:Class"`` (imported on first use) or a class."""
         plugin = self._check_name(name, "part")
+        if kind in DEPRECATED_KINDS:
+            warnings.warn(
+                f"{name}: kind {kind!r} is deprecated; register it as kind "
+                f"{DEPRECATED_KINDS[kind]!r}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            kind = DEPRECATED_KINDS[kind]
         if kind not in KINDS:
             raise RegistryError(
                 f"{name}: unknown kind {kind!r}; kinds are {', '.join(sorted(KINDS))}"
@@ -278,14 +294,18 @@ class Registry:
         return info
 
 
-# --------------------------------------------------------------------------- default registry
+# --------------------------------------------------------------------------- active registry
 
-_default: Registry | None = None
 # The registry a build or compose is running in: parts that build their slots (or samplers that
 # build a distance) resolve names there, not in the process-wide registry.
 _active: contextvars.ContextVar[Registry | None] = contextvars.ContextVar(
     "synth_active_registry", default=None
 )
+
+
+def active_registry() -> Registry | None:
+    """The registry a build or compose is running in, if any."""
+    return _active.get()
 
 
 @contextlib.contextmanager
@@ -296,51 +316,3 @@ def using_registry(registry: Registry) -> Iterator[Registry]:
         yield registry
     finally:
         _active.reset(token)
-
-
-def get_registry() -> Registry:
-    """The active registry (inside a build or compose), else the process-wide one, filled from
-    installed plugins on first use."""
-    active = _active.get()
-    if active is not None:
-        return active
-    global _default
-    if _default is None:
-        from .plugins import discover
-
-        reg = Registry()
-        discover(reg)
-        _default = reg
-    return _default
-
-
-def set_registry(registry: Registry | None) -> Registry | None:
-    """Swap the process-wide registry (``None`` rediscovers on next use); returns the old one."""
-    global _default
-    old, _default = _default, registry
-    return old
-
-
-def build(spec_or_name: Mapping[str, Any] | str, /, **params: Any) -> Part:
-    """Build a part from the default registry; see :meth:`Registry.build`."""
-    return get_registry().build(spec_or_name, **params)
-
-
-def list_parts(kind: str | None = None, pattern: str = "*") -> list[str]:
-    """Registered part names, optionally of one kind, matching a wildcard (``"clvae.*"``)."""
-    return get_registry().list(kind, pattern)
-
-
-def describe(name: str) -> dict[str, Any]:
-    """Docstring, config JSON schema, runtime arguments and capabilities of a part."""
-    return get_registry().describe(name)
-
-
-def recipes(pattern: str = "*") -> dict[str, Recipe]:
-    """Registered recipes (named model specs)."""
-    return get_registry().recipes(pattern)
-
-
-def plugins() -> list[Any]:
-    """One :class:`synth.plugins.PluginInfo` per plugin: name, dist, version, status, error."""
-    return list(get_registry().plugin_infos)

@@ -1,6 +1,6 @@
 """Plugin discovery: entry points in group ``synth.plugins``, each loaded in isolation.
 
-A plugin module implements the ``synth_register`` hook (:mod:`synth.hookspecs`). Each plugin is
+A plugin module implements the ``synth_register`` hook (:mod:`synth.registry.hookspecs`). Each plugin is
 imported, version-checked and registered inside its own try/except: a broken one is recorded
 (``synth.plugins()``) and skipped with one warning, and whatever it registered before failing
 is rolled back. ``SYNTH_STRICT_PLUGINS=1`` raises instead; ``SYNTH_DISABLE_PLUGINS=a,b`` skips
@@ -15,13 +15,14 @@ import os
 import re
 import types
 import warnings
-from dataclasses import dataclass
 
 import pluggy
 
+from ..errors import PluginError
+from ..version import __version__
+from . import core as core_plugin
 from . import hookspecs
-from .errors import PluginError
-from .registry import Registry
+from .registry import PluginInfo, Registry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -40,18 +41,6 @@ ENTRY_POINT_GROUP = "synth.plugins"
 
 class SynthPluginWarning(UserWarning):
     """A plugin was skipped (failed to import, failed to register, or incompatible)."""
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    """What ``synth.plugins()`` reports for each plugin."""
-
-    name: str
-    dist: str | None
-    version: str | None
-    status: str  # "ok" | "failed" | "incompatible" | "disabled"
-    error: str | None = None
-    module: str | None = None
 
 
 _CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+)\s*$")
@@ -154,9 +143,6 @@ def discover(registry: Registry, *, entry_points: bool = True) -> list[PluginInf
     """Register core, then every installed plugin of group ``synth.plugins``."""
     pm = pluggy.PluginManager("synth")
     pm.add_hookspecs(hookspecs)
-    from . import __version__
-    from . import plugin as core_plugin
-
     register_plugin(registry, core_plugin, "core", dist="synth-core", version=__version__, pm=pm)
     if not entry_points:
         return list(registry.plugin_infos)
