@@ -35,7 +35,7 @@ import synth
 import synth.train
 from synth_cimle import select_codes
 from synth_cimle.data import DemoSuperResolution, bicubic_upsample, psnr
-from synth_cimle.objective import _mix
+from synth_cimle.objectives import _mix
 
 
 def _max_rss_mb() -> float:

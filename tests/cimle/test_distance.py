@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from synth.nn.backbones import FeatureExtractor
-from synth_cimle import CIMLEDistance
-from synth_cimle.distance import PRESETS
+from synth_cimle import Distance
+from synth_cimle.losses import PRESETS
 
 
 def test_presets_match_the_paper():
@@ -44,7 +44,7 @@ def test_distance_matches_independent_computation():
     mask = torch.rand(2, 1, 16, 16, generator=g)
     layers, weights = ["input", "conv1_2", "conv2_2"], [1.0, 0.5, 2.0]
     torch.manual_seed(0)
-    d = CIMLEDistance(
+    d = Distance(
         preset="none", pixel_weight=0.3, layers=layers, layer_weights=weights, weights="none"
     )
     for m in (None, mask):
@@ -58,7 +58,7 @@ def test_prepared_target_broadcasts_to_candidates():
     y = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
     x = torch.rand(2 * 3, 3, 16, 16, generator=g) * 2 - 1
     torch.manual_seed(0)
-    d = CIMLEDistance(preset="sr", layers=["conv1_2"], layer_weights=[1.0], weights="none")
+    d = Distance(preset="sr", layers=["conv1_2"], layer_weights=[1.0], weights="none")
     got = d.distance_to(x, d.prepare(y))
     ref = d.distance(x, y.repeat_interleave(3, 0)).view(2, 3)
     torch.testing.assert_close(got, ref)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import synth_cimle.objective as obj_mod
+import synth_cimle.objectives as obj_mod
 from synth_cimle import IMLE, select_codes
-from synth_cimle.objective import _LiveBytes, chunk_for_budget
+from synth_cimle.objectives import _LiveBytes, chunk_for_budget
 
 from .conftest import lr_batch, tiny_sr_model
 from .test_objective import _brute_force, _Updater

@@ -10,7 +10,7 @@ from torch import nn
 
 import synth
 from synth_cimle import IMLE, perturb_codes, select_codes, stage_code_key
-from synth_cimle.objective import _mix
+from synth_cimle.objectives import _mix
 
 from .conftest import lr_batch, tiny_sr_model
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import synth
-from synth_clvae.blocks import CSE, SPADE
 from synth_clvae.encoders import class_layer_kl, roi_max_pool
+from synth_clvae.norms import CSE, SPADE
 
 from .official import OfficialSPADE, get_edges, nearest, one_hot, paint_loop
 

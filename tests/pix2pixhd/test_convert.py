@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from synth import Condition, Latents
 from synth_pix2pixhd import convert_state_dict, from_official, to_official
-from synth_pix2pixhd.encoder import InstanceEncoder
+from synth_pix2pixhd.encoders import InstanceEncoder
 
 from . import official as off
 

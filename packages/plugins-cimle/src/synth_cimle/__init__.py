@@ -2,11 +2,11 @@
 
 from .convert import from_official_srim, infer_srim_config
 from .data import DemoSuperResolution, bicubic_upsample, psnr
-from .distance import PRESETS, CIMLEDistance, Target
 from .generators import CRNGenerator, LayerNorm2d, RRDBGenerator, stage_code_key
 from .injectors import NOISE_KEY, NoiseEncoder, SpatialCode
+from .losses import PRESETS, Distance, Target
 from .metrics import FaithfulnessWeightedVariance, faithfulness_weighted_variance
-from .objective import IMLE, Selection, perturb_codes, select_codes
+from .objectives import IMLE, Selection, perturb_codes, select_codes
 from .rebalance import (
     RarityBatchSampler,
     RarityModel,
@@ -20,9 +20,9 @@ __all__ = [
     "IMLE",
     "NOISE_KEY",
     "PRESETS",
-    "CIMLEDistance",
     "CRNGenerator",
     "DemoSuperResolution",
+    "Distance",
     "FaithfulnessWeightedVariance",
     "LayerNorm2d",
     "NoiseEncoder",

@@ -7,8 +7,8 @@ import synth
 SYNTH_API = ">=1,<2"
 
 _PARTS: dict[str, tuple[str, str]] = {
-    "cimle.imle": ("objective", "synth_cimle.objective:IMLE"),
-    "cimle.distance": ("loss", "synth_cimle.distance:CIMLEDistance"),
+    "cimle.imle": ("objective", "synth_cimle.objectives:IMLE"),
+    "cimle.distance": ("loss", "synth_cimle.losses:Distance"),
     "cimle.rrdb_generator": ("generator", "synth_cimle.generators:RRDBGenerator"),
     "cimle.crn_generator": ("generator", "synth_cimle.generators:CRNGenerator"),
     "cimle.noise_encoder": ("injector", "synth_cimle.injectors:NoiseEncoder"),

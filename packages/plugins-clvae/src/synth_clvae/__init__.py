@@ -4,7 +4,6 @@ Parts are registered under ``clvae.*`` (see :mod:`synth_clvae.plugin`); importin
 also gives the classes and the official-checkpoint converters.
 """
 
-from .blocks import CSE, SPADE
 from .convert import (
     ConversionReport,
     from_official_clvae,
@@ -15,12 +14,13 @@ from .convert import (
 from .discriminators import MultiscaleDiscriminator
 from .encoders import ClassLayerEncoder, ConvEncoder, class_layer_kl, roi_max_pool
 from .generators import CLVAEGenerator, SPADEGenerator, SPADEResBlock
-from .losses import CLVAEKL
-from .samplers import MaterialEdit, ObjectEdit, PriorSampler, StyleGuided
+from .losses import KL
+from .norms import CSE, SPADE
+from .samplers import MaterialEdit, ObjectEdit, Prior, StyleGuided
 
 __all__ = [
-    "CLVAEKL",
     "CSE",
+    "KL",
     "SPADE",
     "CLVAEGenerator",
     "ClassLayerEncoder",
@@ -29,7 +29,7 @@ __all__ = [
     "MaterialEdit",
     "MultiscaleDiscriminator",
     "ObjectEdit",
-    "PriorSampler",
+    "Prior",
     "SPADEGenerator",
     "SPADEResBlock",
     "StyleGuided",

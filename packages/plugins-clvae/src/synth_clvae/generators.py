@@ -24,7 +24,7 @@ from synth.config import normalize_spec
 from synth.nn.layers import LabelConv2d
 from synth.registry import get_registry
 
-from .blocks import label_edge_conv2d
+from .norms import label_edge_conv2d
 
 __all__ = ["CLVAEGenerator", "SPADEGenerator", "SPADEResBlock", "num_up_layers"]
 

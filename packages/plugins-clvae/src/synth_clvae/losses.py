@@ -12,10 +12,10 @@ from synth.parts.losses import gaussian_kl
 
 from .encoders import class_layer_kl
 
-__all__ = ["CLVAEKL"]
+__all__ = ["KL"]
 
 
-class CLVAEKL(synth.Loss):
+class KL(synth.Loss):
     """Eq. 18: global KL plus the class codes' KL normalised by the number of classes present.
 
     Reads the posterior parameters the encoder leaves in ``batch.latents.extras``

@@ -9,8 +9,8 @@ import synth
 SYNTH_API = ">=1,<2"
 
 _PARTS: dict[str, tuple[str, str]] = {
-    "clvae.spade": ("conditioning", "synth_clvae.blocks:SPADE"),
-    "clvae.cse": ("conditioning", "synth_clvae.blocks:CSE"),
+    "clvae.spade": ("conditioning", "synth_clvae.norms:SPADE"),
+    "clvae.cse": ("conditioning", "synth_clvae.norms:CSE"),
     "clvae.spade_generator": ("generator", "synth_clvae.generators:SPADEGenerator"),
     "clvae.clvae_generator": ("generator", "synth_clvae.generators:CLVAEGenerator"),
     "clvae.multiscale_discriminator": (
@@ -19,8 +19,8 @@ _PARTS: dict[str, tuple[str, str]] = {
     ),
     "clvae.conv_encoder": ("injector", "synth_clvae.encoders:ConvEncoder"),
     "clvae.class_layer_encoder": ("injector", "synth_clvae.encoders:ClassLayerEncoder"),
-    "clvae.kl": ("loss", "synth_clvae.losses:CLVAEKL"),
-    "clvae.prior": ("sampler", "synth_clvae.samplers:PriorSampler"),
+    "clvae.kl": ("loss", "synth_clvae.losses:KL"),
+    "clvae.prior": ("sampler", "synth_clvae.samplers:Prior"),
     "clvae.style_guided": ("sampler", "synth_clvae.samplers:StyleGuided"),
     "clvae.object_edit": ("sampler", "synth_clvae.samplers:ObjectEdit"),
     "clvae.material_edit": ("sampler", "synth_clvae.samplers:MaterialEdit"),

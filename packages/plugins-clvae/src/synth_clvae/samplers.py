@@ -17,7 +17,7 @@ from synth.errors import CapabilityError
 if TYPE_CHECKING:
     from synth.model import SynthesisModel
 
-__all__ = ["MaterialEdit", "ObjectEdit", "PriorSampler", "StyleGuided", "tiny_clvae_model"]
+__all__ = ["MaterialEdit", "ObjectEdit", "Prior", "StyleGuided", "tiny_clvae_model"]
 
 
 def tiny_clvae_model(seed: int = 0, num_classes: int = 4, size: int = 64) -> SynthesisModel:
@@ -114,7 +114,7 @@ class _Base(synth.Sampler):
         )
 
 
-class PriorSampler(_Base):
+class Prior(_Base):
     """Prior sampling (eqs. 3 and 11): ``z_1`` and every class code of every layer from N(0, I).
 
     Draws them with the injector's prior from ``generator``; ``n`` samples per input.

@@ -11,14 +11,14 @@ checkpoints; :func:`edit_labels`, :func:`add_instance`, :func:`remove_instance` 
 
 from __future__ import annotations
 
-from .cluster import ClusterSampler, batched_kmeans, instance_features
 from .convert import ConversionReport, convert_state_dict, from_official, to_official
 from .discriminators import MultiscaleDiscriminator, PatchDiscriminator, discriminator_input
 from .editing import add_instance, edit_labels, remove_instance
-from .encoder import InstanceEncoder, instance_average, instance_segments
+from .encoders import InstanceEncoder, instance_average, instance_segments
 from .generators import GlobalGenerator, LocalEnhancer, downsample_input, instance_edges
 from .losses import FeatureMatching
 from .recipes import RECIPES, recipe, training_config
+from .samplers import ClusterSampler, batched_kmeans, instance_features
 
 __all__ = [
     "RECIPES",

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from synth.io.convert import ConversionReport, read_checkpoint
 
 from .discriminators import MultiscaleDiscriminator
-from .encoder import InstanceEncoder
+from .encoders import InstanceEncoder
 from .generators import GlobalGenerator, LocalEnhancer
 
 __all__ = ["ConversionReport", "convert_state_dict", "from_official", "to_official"]

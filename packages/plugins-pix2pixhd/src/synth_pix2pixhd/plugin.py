@@ -20,8 +20,8 @@ _PARTS: dict[str, tuple[str, str]] = {
         "synth_pix2pixhd.discriminators:MultiscaleDiscriminator",
     ),
     "pix2pixhd.feature_matching": ("loss", "synth_pix2pixhd.losses:FeatureMatching"),
-    "pix2pixhd.instance_encoder": ("injector", "synth_pix2pixhd.encoder:InstanceEncoder"),
-    "pix2pixhd.cluster_sampler": ("sampler", "synth_pix2pixhd.cluster:ClusterSampler"),
+    "pix2pixhd.instance_encoder": ("injector", "synth_pix2pixhd.encoders:InstanceEncoder"),
+    "pix2pixhd.cluster_sampler": ("sampler", "synth_pix2pixhd.samplers:ClusterSampler"),
 }
 
 

@@ -50,8 +50,8 @@ from torch.utils._pytree import tree_leaves
 from synth import Condition, Latents, Loss, LossInputs, Objective, PartConfig
 from synth.parts.objectives import weighted_losses
 
-from .distance import CIMLEDistance, Target
 from .generators import stage_code_key
+from .losses import Distance, Target
 
 if TYPE_CHECKING:
     from synth import SynthesisModel
@@ -94,18 +94,18 @@ class _Scorer:
 
     def __init__(self, loss: Loss) -> None:
         self.loss = loss
-        self.fast = isinstance(loss, CIMLEDistance)
+        self.fast = isinstance(loss, Distance)
 
     def prepare(self, real: Tensor, cond: Condition) -> Target:
         if self.fast:
-            assert isinstance(self.loss, CIMLEDistance)
+            assert isinstance(self.loss, Distance)
             return self.loss.prepare(real, self.loss.mask_for(real, cond))
         return Target(real, [], None)
 
     def score(self, x: Tensor, target: Target) -> Tensor:
         """``x: [N, 3, H, W]`` against ``target`` with N rows -> ``[N]``."""
         if self.fast:
-            assert isinstance(self.loss, CIMLEDistance)
+            assert isinstance(self.loss, Distance)
             return self.loss.distance_to(x, target)[:, 0]
         return self.loss.distance(x, target.image.to(x.dtype)).float()
 
@@ -115,7 +115,7 @@ def _resize_target(target: Target, scorer: _Scorer, size: tuple[int, int]) -> Ta
     image = F.interpolate(target.image.float(), size=size, mode="area").to(target.image.dtype)
     mask = None if target.mask is None else F.adaptive_avg_pool2d(target.mask.float(), size)
     if scorer.fast:
-        assert isinstance(scorer.loss, CIMLEDistance)
+        assert isinstance(scorer.loss, Distance)
         return scorer.loss.prepare(image, mask)
     return Target(image, [], mask)
 

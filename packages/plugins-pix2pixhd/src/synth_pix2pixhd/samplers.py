@@ -24,7 +24,7 @@ from torch import Tensor
 
 from synth import Condition, Latents, PartConfig, Sampler, SynthesisOutput
 
-from .encoder import instance_segments
+from .encoders import instance_segments
 
 if TYPE_CHECKING:
     from synth import SynthesisModel

@@ -10,8 +10,8 @@ Presets: ``sr`` (official SRIM: pixel L1 × 1e-2 + VGG19 conv5_4 ImageNet-normal
 1/1.8, 1/1.3, 1/2.2, 10/0.62, L1, rarity-masked when a rarity model is given).
 
 For code selection the target's features are computed once per input
-(:meth:`CIMLEDistance.prepare`) and compared with many candidates
-(:meth:`CIMLEDistance.distance_to`).
+(:meth:`Distance.prepare`) and compared with many candidates
+(:meth:`Distance.distance_to`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from torch import Tensor
 
 from synth import Condition, Loss, LossConfig, LossInputs
 
-__all__ = ["PRESETS", "CIMLEDistance", "Target"]
+__all__ = ["PRESETS", "Distance", "Target"]
 
 #: name -> (pixel weight, layers, layer weights)
 PRESETS: dict[str, tuple[float, list[str | int], list[float]]] = {
@@ -56,7 +56,7 @@ class Target:
         )
 
 
-class CIMLEDistance(Loss):
+class Distance(Loss):
     """Weighted pixel + backbone-feature distance, eq. (1) (§3.7, §5.1.1, §5.2.1, §5.2.4).
 
     ``distance(x, y, mask=None) -> [B]``; ``forward(batch)`` is its batch mean (the inner-loop
@@ -109,7 +109,7 @@ class CIMLEDistance(Loss):
 
             self.rarity_model = RarityModel.load(c.rarity)
 
-    def train(self, mode: bool = True) -> CIMLEDistance:
+    def train(self, mode: bool = True) -> Distance:
         super().train(mode)
         if self.extractor is not None:
             self.extractor.train(False)
