@@ -240,6 +240,10 @@ class RRDBGenerator(Generator):
             "latents": Latents(spatial=torch.randn(batch_size, c, h, w, generator=generator)),
         }
 
+    def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """``input size × scale``: the LR image fixes the output size."""
+        return (input_size[0] * self.config.scale, input_size[1] * self.config.scale)
+
     def check_condition(self, cond: Condition) -> None:
         """The LR image must be given and ``size == image size × scale``."""
         if cond.image is None:
@@ -248,7 +252,7 @@ class RRDBGenerator(Generator):
                 "missing: use a super-resolution dataset (synth.data.SuperResolution)"
             )
         h, w = cond.image.shape[-2:]
-        want = (h * self.config.scale, w * self.config.scale)
+        want = self.output_size((h, w))
         if cond.size is not None and tuple(cond.size) != want:
             raise ValueError(
                 f"cimle.rrdb_generator (scale {self.config.scale}) makes {want} from an LR image "

@@ -208,6 +208,11 @@ class Generator(Part, nn.Module, ABC):
             out["stage_scales"] = list(self.stage_scales)
         return out
 
+    def output_size(self, input_size: tuple[int, int]) -> tuple[int, int] | None:
+        """The output size for an input image of ``input_size`` when the generator fixes it
+        (super-resolution by a set factor); ``None`` when the caller chooses the size."""
+        return None
+
     def check_condition(self, cond: Condition) -> None:
         """Raise ``ValueError`` if the generator cannot produce ``cond.size``."""
         m = self.size_multiple

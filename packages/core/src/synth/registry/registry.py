@@ -95,12 +95,22 @@ class Entry:
 
 @dataclass
 class Recipe:
-    """A named full model spec."""
+    """A named full model spec, with how to train it.
+
+    ``train``: the paper's trainer settings (``synth.TrainerConfig`` fields: ``optimizer`` /
+    ``optimizers`` with lrs and betas, ``decay_start``, ``steps``, ``batch_size``, ``d_steps``,
+    ...), used by ``synth train`` and :class:`synth.Trainer` when a run names this recipe.
+    ``demo``: the settings ``synth demo`` uses to train it at CPU size in minutes (see
+    :mod:`synth.demo`). Both are validated where they are used, so a plugin's typo is an error
+    naming the recipe.
+    """
 
     name: str
     spec: dict[str, Any]
     plugin: str
     description: str = ""
+    train: dict[str, Any] = field(default_factory=dict)
+    demo: dict[str, Any] = field(default_factory=dict)
 
 
 class Registry:
@@ -166,8 +176,17 @@ class Registry:
             )
         self._entries[name] = Entry(name, kind, target, plugin)
 
-    def add_recipe(self, name: str, spec: Mapping[str, Any], *, description: str = "") -> None:
-        """Register a named model spec (validated when composed)."""
+    def add_recipe(
+        self,
+        name: str,
+        spec: Mapping[str, Any],
+        *,
+        description: str = "",
+        train: Mapping[str, Any] | None = None,
+        demo: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Register a named model spec (validated when composed), with the paper's trainer
+        settings (``train``) and its CPU demo settings (``demo``); see :class:`Recipe`."""
         plugin = self._check_name(name, "recipe")
         if name in self._recipes:
             old = self._recipes[name]
@@ -175,7 +194,14 @@ class Registry:
                 f"recipe {name!r} is registered twice: by plugin {old.plugin!r} and by "
                 f"plugin {plugin!r}"
             )
-        self._recipes[name] = Recipe(name, copy.deepcopy(dict(spec)), plugin, description)
+        self._recipes[name] = Recipe(
+            name,
+            copy.deepcopy(dict(spec)),
+            plugin,
+            description,
+            copy.deepcopy(dict(train or {})),
+            copy.deepcopy(dict(demo or {})),
+        )
 
     # ------------------------------------------------------------------ lookup
     def __contains__(self, name: str) -> bool:
