@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .condition import CONDITION_FIELDS
-from .config import PartSpec, format_validation_error, normalize_spec, slot_fields
+from .config import PartConfig, PartSpec, format_validation_error, normalize_spec, slot_fields
 from .errors import ComposeError, ConfigError, RegistryError
 from .latents import LATENT_FIELDS
 from .model import SynthesisModel
@@ -183,166 +184,227 @@ def _providers(reg: Registry, field: str) -> list[str]:
     return names
 
 
-def check_spec(spec: ModelSpec, registry: Registry | None = None) -> dict[str, Any]:
-    """Check the whole graph from classes and configs; raise one ComposeError listing all
-    problems. Returns the resolved classes, validated top-level configs and the data fields."""
-    reg = registry or get_registry()
-    problems: list[str] = []
+def _resolve_classes(spec: ModelSpec, reg: Registry, problems: list[str]) -> dict[str, type[Part]]:
+    """``{"generator": cls, "losses.gan": cls, ...}`` for every part whose name resolves to a
+    class of its section's kind; the others are reported in ``problems``."""
+    wanted = [(s, getattr(spec, s), k) for s, k in _SECTIONS.items() if getattr(spec, s)]
+    wanted += [(f"losses.{k}", v, "loss") for k, v in spec.losses.items()]
     classes: dict[str, type[Part]] = {}
-    configs: dict[str, Any] = {}
-
-    def resolve(section: str, part_spec: Mapping[str, Any], kind: str) -> type[Part] | None:
+    for section, part_spec, kind in wanted:
         name = part_spec["type"]
         try:
             entry = reg.get(name)
             cls = entry.load()
         except RegistryError as e:
             problems.append(f"{section}: {e}")
-            return None
+            continue
         if entry.kind != kind:
             choices = ", ".join(reg.list(kind)) or "(none registered)"
             problems.append(
                 f"{section}: {name!r} is a {entry.kind}, not a {kind}; registered {kind} parts: "
                 f"{choices}"
             )
-            return None
-        return cls
+            continue
+        classes[section] = cls
+    return classes
 
-    for section, kind in _SECTIONS.items():
-        part_spec = getattr(spec, section)
-        if part_spec is not None:
-            cls = resolve(section, part_spec, kind)
-            if cls is not None:
-                classes[section] = cls
-    for key, part_spec in spec.losses.items():
-        cls = resolve(f"losses.{key}", part_spec, "loss")
-        if cls is not None:
-            classes[f"losses.{key}"] = cls
 
-    # The generator is configured by the user alone, so its config can be validated now.
-    gen_cls = classes.get("generator")
+@dataclass
+class _Graph:
+    """What the checks read: the spec, its resolved classes, and the fields each side offers.
+
+    ``data_fields``: Condition fields the data gives; ``provided``: latents the injector fills;
+    ``produced``: what the generator, discriminator, posterior and objective put in the loss
+    inputs; ``slot_reads``: what each slot block reads, by a label naming the slot.
+    """
+
+    spec: ModelSpec
+    reg: Registry
+    classes: dict[str, type[Part]]
+    gen_config: PartConfig | None
+    slot_reads: dict[str, frozenset[str]]
+    data_fields: frozenset[str]
+    provided: frozenset[str]
+    produced: frozenset[str]
+
+    def cls(self, section: str) -> type[Part] | None:
+        return self.classes.get(section)
+
+    def label(self, section: str) -> str:
+        return f"{section} ({self._spec_of(section)['type']})"
+
+    def _spec_of(self, section: str) -> Mapping[str, Any]:
+        if section.startswith("losses."):
+            return self.spec.losses[section.split(".", 1)[1]]
+        return getattr(self.spec, section)
+
+    def missing(self, who: str, reads: frozenset[str], available: frozenset[str]) -> list[str]:
+        """One problem naming every field ``who`` reads that ``available`` lacks, with the fix."""
+        missing = sorted(set(reads) - available)
+        if not missing:
+            return []
+        return [f"{who} requires " + "; ".join(self._missing_one(f) for f in missing)]
+
+    def _missing_one(self, field: str) -> str:
+        if field in LATENT_FIELDS:
+            prov = _providers(self.reg, field)
+            hint = "add an injector that provides it" + (f" ({', '.join(prov)})" if prov else "")
+            inj = self.spec.injector
+            have = (
+                f"the injector {inj['type']!r} provides {sorted(self.provided)}"
+                if inj
+                else "the spec has no injector"
+            )
+            return f"latent {field!r}: {have}; {hint}"
+        fix = (
+            "declare the fields your data set has with `condition: [...]` in the spec"
+            if self.spec.condition is None
+            else "add the field to `condition` if your data set has it"
+        )
+        return f"Condition field {field!r}: the data provides {sorted(self.data_fields)}; {fix}"
+
+
+def _graph(spec: ModelSpec, reg: Registry, problems: list[str]) -> _Graph:
+    classes = _resolve_classes(spec, reg, problems)
+    gen_cls, gen_cfg = classes.get("generator"), None
     if gen_cls is not None:
+        # the generator is configured by the user alone, so its config can be validated now
         try:
-            configs["generator"] = gen_cls.coerce_config(spec.generator)
+            gen_cfg = gen_cls.coerce_config(spec.generator)
         except ConfigError as e:
             problems.append(f"generator: {e}")
-
-    # ---- what the data and the injector make available
-    gen_cfg = configs.get("generator")
     gen_reads = gen_cls.requirements(gen_cfg) if gen_cls is not None else frozenset()
     slot_reads = (
-        _slot_requirements(reg, gen_cls, spec.generator, "generator", problems)
-        if gen_cls is not None
-        else {}
+        _slot_requirements(reg, gen_cls, spec.generator, "generator", problems) if gen_cls else {}
     )
     if spec.condition is not None:
         data_fields = frozenset(spec.condition)
     else:
         data_fields = frozenset(gen_reads) & frozenset(CONDITION_FIELDS)
-    inj_cls = classes.get("injector")
-    provided = inj_cls.provided(None) if inj_cls is not None else frozenset()
-    available = data_fields | provided
-    fix_data = (
-        "declare the fields your data set has with `condition: [...]` in the spec"
-        if spec.condition is None
-        else "add the field to `condition` if your data set has it"
+    inj_cls, disc_cls, obj_cls = (
+        classes.get(s) for s in ("injector", "discriminator", "objective")
+    )
+    produced = {"image"}
+    produced |= gen_cls.produces(gen_cfg) if gen_cls is not None else set()
+    produced |= disc_cls.produces(None) if disc_cls is not None else set()
+    produced |= {"kl"} if inj_cls is not None and inj_cls.has_posterior else set()
+    produced |= obj_cls.provides if obj_cls is not None else set()
+    return _Graph(
+        spec=spec,
+        reg=reg,
+        classes=classes,
+        gen_config=gen_cfg,
+        slot_reads=slot_reads,
+        data_fields=data_fields,
+        provided=inj_cls.provided(None) if inj_cls is not None else frozenset(),
+        produced=frozenset(produced),
     )
 
-    def missing_msg(who: str, missing: set[str]) -> str:
-        parts = []
-        for f in sorted(missing):
-            if f in LATENT_FIELDS:
-                prov = _providers(reg, f)
-                hint = (
-                    f"add an injector that provides it ({', '.join(prov)})"
-                    if prov
-                    else "add an injector that provides it"
-                )
-                have = (
-                    f"the injector {spec.injector['type']!r} provides {sorted(provided)}"
-                    if spec.injector
-                    else "the spec has no injector"
-                )
-                parts.append(f"latent {f!r}: {have}; {hint}")
-            else:
-                parts.append(
-                    f"Condition field {f!r}: the data provides {sorted(data_fields)}; {fix_data}"
-                )
-        return f"{who} requires " + "; ".join(parts)
 
-    if gen_cls is not None:
-        missing = set(gen_reads) - available
-        if missing:
-            problems.append(missing_msg(f"generator ({spec.generator['type']})", missing))
-    for label, reads in slot_reads.items():
-        missing = set(reads) - available
-        if missing:
-            problems.append(missing_msg(label, missing))
-    disc_cls = classes.get("discriminator")
-    if disc_cls is not None:
-        missing = set(disc_cls.requirements(None)) - data_fields
-        if missing:
-            problems.append(missing_msg(f"discriminator ({spec.discriminator['type']})", missing))
-        if gen_cls is not None and disc_cls.image_channels != gen_cls.image_channels:
-            problems.append(
-                f"discriminator ({spec.discriminator['type']}) reads {disc_cls.image_channels}-"
-                f"channel images but the generator makes {gen_cls.image_channels}-channel ones"
-            )
-    if inj_cls is not None and spec.injector is not None:
-        missing = set(inj_cls.requirements(None)) - data_fields
-        if missing:
-            problems.append(missing_msg(f"injector ({spec.injector['type']})", missing))
+# --------------------------------------------------------------------------- the checks
+# Each check reads the graph and returns its problems; check_spec runs them all, so one
+# ComposeError lists everything that does not fit.
 
-    # ---- what losses need vs what the graph produces
-    produced: set[str] = {"image"}
-    if gen_cls is not None:
-        produced |= gen_cls.produces(gen_cfg)
-    if disc_cls is not None:
-        produced |= disc_cls.produces(None)
-    if inj_cls is not None and inj_cls.has_posterior:
-        produced.add("kl")
-    obj_cls = classes.get("objective")
-    if obj_cls is not None:
-        produced |= obj_cls.provides
-    for key, part_spec in spec.losses.items():
-        cls = classes.get(f"losses.{key}")
+
+def _check_generator_reads(g: _Graph) -> list[str]:
+    """The generator and every block in its slots get what they read (data or latents)."""
+    cls = g.cls("generator")
+    if cls is None:
+        return []
+    available = g.data_fields | g.provided
+    problems = g.missing(g.label("generator"), cls.requirements(g.gen_config), available)
+    for label, reads in g.slot_reads.items():
+        problems += g.missing(label, reads, available)
+    return problems
+
+
+def _check_discriminator(g: _Graph) -> list[str]:
+    """The discriminator reads only data fields, and images of the generator's channels."""
+    cls, gen = g.cls("discriminator"), g.cls("generator")
+    if cls is None:
+        return []
+    label = g.label("discriminator")
+    problems = g.missing(label, cls.requirements(None), g.data_fields)
+    if gen is not None and cls.image_channels != gen.image_channels:
+        problems.append(
+            f"{label} reads {cls.image_channels}-channel images but the generator makes "
+            f"{gen.image_channels}-channel ones"
+        )
+    return problems
+
+
+def _check_injector_reads(g: _Graph) -> list[str]:
+    """The injector reads only data fields (it makes the latents, so none are available)."""
+    cls = g.cls("injector")
+    return g.missing(g.label("injector"), cls.requirements(None), g.data_fields) if cls else []
+
+
+#: What to tell the user when a loss needs something no part produces.
+_NEED_FIXES: dict[str, str] = {
+    "pyramid": "needs a per-scale RGB pyramid but generator {gen!r} does not produce one; wrap "
+    "the generator with a pyramid adapter (per-scale RGB heads) or use a generator with "
+    "has_pyramid",
+    "kl": "needs a KL term: use an injector with a posterior (an encoder)",
+    "samples": "needs several samples per input: use an objective that provides 'samples'",
+}
+
+
+def _check_loss_needs(g: _Graph) -> list[str]:
+    """Every loss's ``needs`` is produced, and a discriminator loss has a discriminator."""
+    problems = []
+    for key in g.spec.losses:
+        cls = g.cls(f"losses.{key}")
         if cls is None:
             continue
-        label = f"losses.{key} ({part_spec['type']})"
-        for need in sorted(cls.needs - produced):
-            if need == "pyramid":
-                problems.append(
-                    f"{label} needs a per-scale RGB pyramid but generator "
-                    f"{spec.generator['type']!r} does not produce one; wrap the generator with a "
-                    "pyramid adapter (per-scale RGB heads) or use a generator with has_pyramid"
-                )
-            elif need.startswith("disc_"):
+        label = g.label(f"losses.{key}")
+        for need in sorted(cls.needs - g.produced):
+            if need.startswith("disc_"):
                 problems.append(f"{label} needs {need!r}: add a `discriminator` to the spec")
-            elif need == "kl":
+            elif need in _NEED_FIXES:
                 problems.append(
-                    f"{label} needs a KL term: use an injector with a posterior (an encoder)"
-                )
-            elif need == "samples":
-                problems.append(
-                    f"{label} needs several samples per input: use an objective that provides "
-                    "'samples'"
+                    f"{label} " + _NEED_FIXES[need].format(gen=g.spec.generator["type"])
                 )
             else:
                 problems.append(f"{label} needs {need!r}, which no part of the spec produces")
-        if "discriminator" in cls.roles and disc_cls is None and "disc_logits" not in cls.needs:
+        trains_d = "discriminator" in cls.roles and "disc_logits" not in cls.needs
+        if trains_d and g.cls("discriminator") is None:
             problems.append(f"{label} trains a discriminator: add a `discriminator` to the spec")
-    if obj_cls is not None:
-        for part in sorted(obj_cls.requires_parts):
-            if getattr(spec, part, None) is None:
-                problems.append(
-                    f"objective ({spec.objective['type']}) needs a {part!r} in the spec"
-                )
+    return problems
 
+
+def _check_objective_parts(g: _Graph) -> list[str]:
+    """The parts an objective requires (e.g. a discriminator for a GAN) are in the spec."""
+    cls = g.cls("objective")
+    if cls is None:
+        return []
+    return [
+        f"objective ({g.spec.objective['type']}) needs a {part!r} in the spec"
+        for part in sorted(cls.requires_parts)
+        if getattr(g.spec, part, None) is None
+    ]
+
+
+CHECKS: tuple[Callable[[_Graph], list[str]], ...] = (
+    _check_generator_reads,
+    _check_discriminator,
+    _check_injector_reads,
+    _check_loss_needs,
+    _check_objective_parts,
+)
+
+
+def check_spec(spec: ModelSpec, registry: Registry | None = None) -> dict[str, Any]:
+    """Check the whole graph from classes and configs (every check in :data:`CHECKS`); raise
+    one ComposeError listing all problems. Returns the resolved classes and the data fields."""
+    problems: list[str] = []
+    graph = _graph(spec, registry or get_registry(), problems)
+    for check in CHECKS:
+        problems += check(graph)
     if problems:
         raise ComposeError(
             "the model spec does not fit together:\n" + "\n".join(f"  - {p}" for p in problems)
         )
-    return {"classes": classes, "data_fields": data_fields}
+    return {"classes": graph.classes, "data_fields": graph.data_fields}
 
 
 def compose(
