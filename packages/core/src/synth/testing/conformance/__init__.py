@@ -21,7 +21,7 @@ from .constants import IMAGE_BOUND as IMAGE_BOUND
 from .constants import LOSS_NEEDS as LOSS_NEEDS
 from .constants import PHASES as PHASES
 from .constants import STATUSES as STATUSES
-from .harness import _Setup
+from .harness import _Harness, _Setup
 from .kinds import HARNESSES
 from .report import (
     CheckResult,
@@ -78,12 +78,7 @@ def check_part(
             ``size`` or ``seed`` field), merged with ``params``.
         **params: the part's config (and runtime arguments).
     """
-    skip = tuple(skip)
-    unknown = sorted(set(skip) - set(CHECKS))
-    if unknown:
-        raise ValueError(f"unknown check(s) {unknown} in skip; checks are {list(CHECKS)}")
-    if "build" in skip:
-        raise ValueError("the 'build' check cannot be skipped: every other check needs the part")
+    skip = _checked_skip(skip)
     params = {**dict(config or {}), **params}
     reg = registry if registry is not None else get_registry()
     kind = reg.get(name).kind
@@ -93,58 +88,85 @@ def check_part(
     )
     harness = HARNESSES[kind](setup)
     report = ConformanceReport(name, kind, dict(params))
-
-    def record(check: str, fn: Callable[[], Any]) -> Any:
-        try:
-            value = fn()
-        except _Failed as e:
-            observed = "; ".join(o for o, _ in e.problems)
-            fixes = []
-            for _, f in e.problems:
-                if f and f not in fixes:
-                    fixes.append(f)
-            report.checks[check] = CheckResult(check, "failed", observed, "; ".join(fixes))
-            return None
-        except _NotApplicable as e:
-            report.checks[check] = CheckResult(check, "n/a", str(e))
-            return None
-        except _Skipped as e:
-            report.checks[check] = CheckResult(check, "skipped", str(e))
-            return None
-        except Exception as e:
-            report.checks[check] = CheckResult(
-                check,
-                "failed",
-                f"raised {_brief(e)}",
-                harness.input_hint(holder[0]) if holder else "see the error",
-            )
-            return None
-        report.checks[check] = CheckResult(check, "passed")
-        return value
-
     with torch.random.fork_rng(devices=[]), using_registry(reg):
         holder: list[Part] = []
-        record("build", lambda: _check_build(setup, harness, kind, holder))
+        _record(
+            report,
+            "build",
+            lambda: _check_build(setup, harness, kind, holder),
+            lambda: harness.input_hint(holder[0]) if holder else "see the error",
+        )
         part = holder[0] if holder else None
-        forward_ok = True
         for check in CHECKS[1:]:
-            if check in skip:
-                report.checks[check] = CheckResult(check, "skipped", f"skip={skip!r}")
+            reason = _not_run(report, check, skip, harness, part)
+            if reason is not None:
+                report.checks[check] = reason
                 continue
-            if check not in harness.applicable:
-                report.checks[check] = CheckResult(check, "n/a", harness.na_reason)
-                continue
-            if part is None:
-                report.checks[check] = CheckResult(check, "skipped", "not run: build failed")
-                continue
-            if not forward_ok and check != "config_roundtrip":
-                report.checks[check] = CheckResult(
-                    check, "skipped", "not run: forward raised an error"
-                )
-                continue
-            record(check, lambda check=check: _CHECK_FUNCS[check](setup, harness, part))
-            if check == "forward" and report.checks[check].status == "failed":
-                forward_ok = not report.checks[check].detail.startswith("raised ")
+            run = _CHECK_FUNCS[check]
+            _record(
+                report,
+                check,
+                lambda run=run: run(setup, harness, part),
+                lambda: harness.input_hint(part),
+            )
     if raise_on_failure:
         report.raise_for_failures()
     return report
+
+
+def _checked_skip(skip: Iterable[str]) -> tuple[str, ...]:
+    skip = tuple(skip)
+    unknown = sorted(set(skip) - set(CHECKS))
+    if unknown:
+        raise ValueError(f"unknown check(s) {unknown} in skip; checks are {list(CHECKS)}")
+    if "build" in skip:
+        raise ValueError("the 'build' check cannot be skipped: every other check needs the part")
+    return skip
+
+
+def _not_run(
+    report: ConformanceReport,
+    check: str,
+    skip: tuple[str, ...],
+    harness: _Harness,
+    part: Part | None,
+) -> CheckResult | None:
+    """Why ``check`` is not run (skipped by the caller, not applicable to the kind, or an
+    earlier failure it depends on), or ``None`` to run it."""
+    if check in skip:
+        return CheckResult(check, "skipped", f"skip={skip!r}")
+    if check not in harness.applicable:
+        return CheckResult(check, "n/a", harness.na_reason)
+    if part is None:
+        return CheckResult(check, "skipped", "not run: build failed")
+    forward = report.checks.get("forward")
+    # a forward that raised leaves nothing to compare; one that ran with wrong values does
+    forward_raised = (
+        forward is not None
+        and forward.status == "failed"
+        and (forward.detail.startswith("raised "))
+    )
+    if forward_raised and check != "config_roundtrip":
+        return CheckResult(check, "skipped", "not run: forward raised an error")
+    return None
+
+
+def _record(
+    report: ConformanceReport, check: str, fn: Callable[[], Any], hint: Callable[[], str]
+) -> None:
+    """Run one check and file its result: passed, failed (what was observed, the fix), n/a or
+    skipped; an unexpected exception is a failure with a hint about the inputs."""
+    try:
+        fn()
+    except _Failed as e:
+        observed = "; ".join(o for o, _ in e.problems)
+        fixes = list(dict.fromkeys(f for _, f in e.problems if f))
+        report.checks[check] = CheckResult(check, "failed", observed, "; ".join(fixes))
+    except _NotApplicable as e:
+        report.checks[check] = CheckResult(check, "n/a", str(e))
+    except _Skipped as e:
+        report.checks[check] = CheckResult(check, "skipped", str(e))
+    except Exception as e:
+        report.checks[check] = CheckResult(check, "failed", f"raised {_brief(e)}", hint())
+    else:
+        report.checks[check] = CheckResult(check, "passed")
