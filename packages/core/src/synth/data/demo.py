@@ -69,6 +69,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..extras import require
 from .base import SynthDataset
 from .transforms import resize_ids, resize_image
 
@@ -142,7 +143,8 @@ _FORMAT = 1
 
 
 def _image_dir() -> Path:
-    return Path(str(files("skimage.data")))
+    data = require("skimage.data", extra="demo", needed_by="the demo photos (synth.data.demo)")
+    return Path(str(files(data)))
 
 
 def _read_photo(image: DemoImage, work: int) -> np.ndarray:
@@ -206,9 +208,10 @@ class _Derived:
 
 
 def _derive(work: int, num_classes: int, names: tuple[str, ...]) -> _Derived:
-    from scipy import ndimage
-    from skimage.color import rgb2lab
-    from skimage.segmentation import slic
+    who = "the demo label maps (synth.data.demo)"
+    ndimage = require("scipy.ndimage", extra="demo", needed_by=who)
+    rgb2lab = require("skimage.color", extra="demo", needed_by=who).rgb2lab
+    slic = require("skimage.segmentation", extra="demo", needed_by=who).slic
 
     table = {im.name: im for im in DEMO_IMAGES}
     photos = np.stack([_read_photo(table[n], work) for n in names])
@@ -267,9 +270,9 @@ def _derive(work: int, num_classes: int, names: tuple[str, ...]) -> _Derived:
 
 
 def _cache_file(work: int, num_classes: int, names: tuple[str, ...]) -> Path:
-    import skimage
-
     from ..io.weights import synth_home
+
+    skimage = require("skimage", extra="demo", needed_by="the demo photos (synth.data.demo)")
 
     key = repr(
         (

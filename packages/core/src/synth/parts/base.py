@@ -8,6 +8,8 @@ parts whose capabilities depend on their config override the matching classmetho
 
 from __future__ import annotations
 
+import copy
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -330,7 +332,13 @@ class Sampler(Part, ABC):
 
 
 class Metric(Part, ABC):
-    """Accumulates over batches; ``compute()`` returns values plus the settings used."""
+    """Accumulates over batches; ``compute()`` returns values plus the settings used.
+
+    State is declared once: ``__init__`` calls ``self.add_state(name, default)`` for each
+    accumulator, and :meth:`reset` sets every declared one back to a copy of its default,
+    leaving networks, settings and caches as they are. A metric with state held elsewhere (a
+    wrapped torchmetrics metric, say) overrides ``reset`` and calls ``super().reset()``.
+    """
 
     kind = "metric"
 
@@ -341,12 +349,36 @@ class Metric(Part, ABC):
     def compute(self) -> dict[str, Any]:
         """Values and a ``"settings"`` entry (backbone, weights, resolution, n, ...)."""
 
+    def add_state(self, name: str, default: Any) -> None:
+        """Declare the accumulator ``self.<name>``, set now and by every :meth:`reset` to a
+        (deep) copy of ``default``, e.g. ``self.add_state("total", 0.0)``."""
+        declared = self.__dict__.setdefault("_state_defaults", {})
+        declared[name] = copy.deepcopy(default)
+        setattr(self, name, copy.deepcopy(default))
+
     def reset(self) -> None:
-        """Forget accumulated state. The default rebuilds from the config; metrics that hold a
-        pretrained network override it to keep the network."""
-        name = self.name
-        self.__init__(self.config)
-        self.name = name
+        """Forget accumulated state: each attribute declared with :meth:`add_state` gets a copy
+        of its default; nothing else changes (networks are kept)."""
+        declared: dict[str, Any] | None = self.__dict__.get("_state_defaults")
+        if declared is None:
+            self._rebuild_undeclared()
+            return
+        for name, default in declared.items():
+            setattr(self, name, copy.deepcopy(default))
+
+    def _rebuild_undeclared(self) -> None:
+        """Deprecated path for metrics written before :meth:`add_state`: adopt the state of a
+        fresh instance built from the same config (its networks too, which is slow)."""
+        warnings.warn(
+            f"{type(self).__name__} declares no state, so reset() rebuilds it from its config; "
+            "declare accumulators with self.add_state(name, default) in __init__ (or override "
+            "reset()): the rebuild goes in plugin API 2",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        fresh = type(self)(self.config)
+        fresh.name = self.name
+        vars(self).update(vars(fresh))
 
 
 # --------------------------------------------------------------------------- objectives

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from pydantic import model_validator
 from torch import Tensor, nn
 
+from ..extras import require
 from ..outputs import DiscriminatorOutput, LossInputs
 from .base import Loss, LossConfig
 
@@ -404,7 +405,7 @@ class LPIPS(Loss):
 
     def __init__(self, config: Any = None, **kwargs: Any):
         super().__init__(config, **kwargs)
-        import lpips as lpips_pkg
+        lpips_pkg = require("lpips", extra="metrics", needed_by="the core.lpips loss")
 
         c = self.config
         with warnings.catch_warnings():  # torchvision's deprecation of `pretrained=`

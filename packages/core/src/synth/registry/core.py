@@ -34,9 +34,9 @@ _PARTS: dict[str, tuple[str, str]] = {
     "core.interpolate": ("sampler", "synth.parts.samplers:Interpolate"),
     "core.best_of_n": ("sampler", "synth.parts.samplers:BestOfN"),
     # metrics (synth.metrics)
-    "core.lpips_diversity": ("metric", "synth.metrics:LPIPSDiversity"),
-    "core.identity_recovery": ("metric", "synth.metrics:IdentityRecovery"),
-    "core.fid": ("metric", "synth.metrics:FID"),
+    "core.lpips_diversity": ("metric", "synth.metrics.diversity:LPIPSDiversity"),
+    "core.identity_recovery": ("metric", "synth.metrics.identity:IdentityRecovery"),
+    "core.fid": ("metric", "synth.metrics.fid:FID"),
 }
 
 
