@@ -1,8 +1,11 @@
 """Pictures people would rather look at than read: label maps, sample grids, loss curves.
 
-Everything here draws with PIL only (no matplotlib) and works on CPU tensors; inputs on other
-devices or in other float dtypes are moved and cast first. Images are ``float`` tensors in
-``[-1, 1]`` (the library's convention) until they are written.
+Grids are :func:`torchvision.utils.make_grid`, written as PNG with Pillow (both required: a
+training run writes sample grids); column headers and class tiles use PIL's default font. Loss
+curves are matplotlib charts (the ``[viz]`` extra), drawn with its object API on the Agg canvas,
+never through pyplot's global state. Everything works on CPU tensors; inputs on other devices
+or in other float dtypes are moved and cast first. Images are ``float`` tensors in ``[-1, 1]``
+(the library's convention) until they are written.
 
 >>> import synth.viz as sv
 >>> tiles = sv.condition_tiles(cond)                                  # doctest: +SKIP
@@ -26,8 +29,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+from torchvision.utils import make_grid
 
 from .condition import Condition
+from .extras import require
 from .nn import ops
 
 __all__ = [
@@ -71,19 +76,6 @@ CITYSCAPES_COLORS: tuple[tuple[int, int, int], ...] = (
 #: whose first ``/``-separated component is one of these (learning rates, timings, epochs, memory).
 LOSS_CURVE_EXCLUDE: frozenset[str] = frozenset({"step", "lr", "time", "epoch", "mem", "memory"})
 
-#: Line colours of :func:`loss_curve` (the "tab10" colours).
-_LINE_COLORS = (
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (127, 127, 127),
-    (188, 189, 34),
-    (23, 190, 207),
-)
 _GOLDEN = 0.6180339887498949
 
 
@@ -204,10 +196,6 @@ def to_uint8(images: Tensor) -> np.ndarray:
     return ((t + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def _to_pil(image: Tensor) -> Image.Image:
-    return Image.fromarray(to_uint8(image)[0], "RGB")
-
-
 def _from_pil(img: Image.Image) -> Tensor:
     arr = np.asarray(img.convert("RGB"), dtype=np.float32)
     return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1
@@ -223,7 +211,7 @@ def save_image(image: Tensor, path: str | os.PathLike, pad: int = 2) -> Path:
     single = batch[0] if batch.shape[0] == 1 else image_grid([list(batch)], pad=pad)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _to_pil(single).save(path)
+    Image.fromarray(to_uint8(single)[0], "RGB").save(path)
     return path
 
 
@@ -236,12 +224,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    return right - left, bottom - top
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
     """``text``, cut with an ellipsis so it is at most ``width`` px wide."""
     if draw.textlength(text, font=font) <= width:
         return text
@@ -250,13 +233,35 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     return text + "…" if text else ""
 
 
+def _cells(rows: Sequence[Sequence[Tensor]], pad_value: float) -> tuple[Tensor, int]:
+    """Every cell of the grid, row by row, as one batch ``[R·C, 3, h, w]`` of the largest size
+    (smaller images centred, missing cells blank), and the number of columns ``C``."""
+    cells = [[_rgb(im)[0] for im in row] for row in rows]
+    flat = [c for row in cells for c in row]
+    if not flat:
+        raise ValueError("image_grid: no images; give a list of rows of [3, H, W] tensors")
+    h = max(c.shape[1] for c in flat)
+    w = max(c.shape[2] for c in flat)
+    n_cols = max(len(row) for row in cells)
+    blank = torch.full((3, h, w), float(pad_value))
+
+    def centred(c: Tensor) -> Tensor:
+        top, left = (h - c.shape[1]) // 2, (w - c.shape[2]) // 2
+        border = (left, w - c.shape[2] - left, top, h - c.shape[1] - top)
+        return F.pad(c, border, value=float(pad_value))
+
+    grid = [centred(c) for row in cells for c in (*row, *[blank] * (n_cols - len(row)))]
+    return torch.stack(grid), n_cols
+
+
 def image_grid(
     rows: Sequence[Sequence[Tensor]],
     pad: int = 2,
     pad_value: float = 1.0,
     labels: Sequence[str] | None = None,
 ) -> Tensor:
-    """Images laid out in a grid: ``[3, H', W']`` in ``[-1, 1]``.
+    """Images laid out in a grid (:func:`torchvision.utils.make_grid`): ``[3, H', W']`` in
+    ``[-1, 1]``.
 
     Args:
         rows: a list of rows, each a list of images ``[3, H, W]`` (or ``[1, H, W]``) in
@@ -269,45 +274,34 @@ def image_grid(
 
     ``H' = header + n_rows·H + (n_rows + 1)·pad`` and ``W' = n_cols·W + (n_cols + 1)·pad``.
     """
-    cells = [[_rgb(im)[0] for im in row] for row in rows]
-    flat = [c for row in cells for c in row]
-    if not flat:
-        raise ValueError("image_grid: no images; give a list of rows of [3, H, W] tensors")
-    cell_h = max(c.shape[1] for c in flat)
-    cell_w = max(c.shape[2] for c in flat)
-    n_rows = len(cells)
-    n_cols = max(len(row) for row in cells)
+    cells, n_cols = _cells(rows, pad_value)
     if labels is not None and len(labels) > n_cols:
         raise ValueError(
             f"image_grid: {len(labels)} labels for {n_cols} columns; give one label per column"
         )
-    height = n_rows * cell_h + (n_rows + 1) * pad
-    width = n_cols * cell_w + (n_cols + 1) * pad
-    canvas = torch.full((3, height, width), float(pad_value))
-    for i, row in enumerate(cells):
-        for j, c in enumerate(row):
-            y = pad + i * (cell_h + pad) + (cell_h - c.shape[1]) // 2
-            x = pad + j * (cell_w + pad) + (cell_w - c.shape[2]) // 2
-            canvas[:, y : y + c.shape[1], x : x + c.shape[2]] = c
+    if cells.shape[0] == 1:  # make_grid returns a lone image without its border
+        grid = F.pad(cells[0], (pad,) * 4, value=float(pad_value))
+    else:
+        grid = make_grid(cells, nrow=n_cols, padding=pad, pad_value=float(pad_value))
     if not labels:
-        return canvas
-    return torch.cat([_header(labels, cell_w, width, pad, pad_value), canvas], dim=1)
+        return grid
+    header = _header(labels, int(cells.shape[-1]), int(grid.shape[-1]), pad, pad_value)
+    return torch.cat([header, grid], dim=1)
 
 
 def _header(labels: Sequence[str], cell_w: int, width: int, pad: int, pad_value: float) -> Tensor:
+    """A strip ``[3, h, width]`` with each label centred over its column."""
     font = _font(int(min(22, max(11, cell_w / 6))))
     bg = round((min(max(float(pad_value), -1.0), 1.0) + 1) * 127.5)
     fg = (0, 0, 0) if bg >= 128 else (255, 255, 255)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    _, text_h = _text_size(probe, "Hg", font)
-    strip = Image.new("RGB", (width, text_h + 2 * max(pad, 3) + 2), (bg, bg, bg))
+    _, top, _, bottom = font.getbbox("Hg")
+    margin = max(pad, 3)
+    strip = Image.new("RGB", (width, bottom - top + 2 * margin + 2), (bg, bg, bg))
     draw = ImageDraw.Draw(strip)
     for j, text in enumerate(labels):
         text = _fit(draw, str(text), font, cell_w)
-        if not text:
-            continue
         x = pad + j * (cell_w + pad) + cell_w / 2
-        draw.text((x, strip.height - max(pad, 3)), text, fill=fg, font=font, anchor="md")
+        draw.text((x, strip.height - margin), text, fill=fg, font=font, anchor="md")
     return _from_pil(strip)
 
 
@@ -521,79 +515,31 @@ def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
-def _nice_step(span: float, target: int) -> float:
-    raw = span / max(target, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    for m in (1, 2, 2.5, 5, 10):
-        if m * mag >= raw:
-            return m * mag
-    return 10 * mag  # pragma: no cover
+def _matplotlib(module: str) -> Any:
+    """``matplotlib.<module>``, or an error naming the ``[viz]`` extra."""
+    return require(f"matplotlib.{module}", extra="viz", needed_by="synth.viz.loss_curve")
 
 
-def _linear_ticks(
-    lo: float, hi: float, target: int = 6, min_step: float = 0.0
-) -> tuple[list[float], float]:
-    step = max(_nice_step(hi - lo, target), min_step)
-    first = math.ceil(lo / step - 1e-9)
-    ticks = [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
-    return ticks, step
+def _figure(size: tuple[int, int]) -> tuple[Any, Any]:
+    """A matplotlib ``Figure`` of ``size`` pixels on its own Agg canvas (no pyplot state)."""
+    dpi = 100
+    fig = _matplotlib("figure").Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    return fig, _matplotlib("backends.backend_agg").FigureCanvasAgg(fig)
 
 
-def _fmt_number(v: float, step: float) -> str:
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e5 or abs(v) < 1e-3:
-        return f"{v:.2g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 3
-    if step > 0 and round(step / 10 ** math.floor(math.log10(step)), 6) == 2.5:
-        decimals += 1
-    return f"{v:.{decimals}f}"
-
-
-def _fmt_step(v: float) -> str:
-    def trim(x: float) -> str:
-        return f"{x:.2f}".rstrip("0").rstrip(".")
-
-    if abs(v) >= 1e6:
-        return trim(v / 1e6) + "M"
-    if abs(v) >= 1e4:
-        return trim(v / 1e3) + "k"
-    return str(int(v)) if v == int(v) else f"{v:.3g}"
-
-
-def _fmt_value(v: float) -> str:
-    return f"{v:.4g}"
-
-
-def _log_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
-    """Ticks for a log10 axis spanning ``[lo, hi]`` (in log10 units)."""
-    decades = range(math.floor(lo), math.ceil(hi) + 1)
-    mults = (1, 2, 5) if hi - lo <= 3 else (1,)
-    out = []
-    for p in decades:
-        for m in mults:
-            e = p + math.log10(m)
-            if lo - 1e-9 <= e <= hi + 1e-9:
-                v = m * 10.0**p
-                text = f"{m}e{p}" if abs(p) >= 4 else f"{v:g}"
-                out.append((e, text))
-    if len(out) > 12:  # too dense: every other decade
-        out = [t for t in out if round(t[0]) % 2 == 0 and abs(t[0] - round(t[0])) < 1e-9]
-    return out
+def _save(canvas: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.print_png(str(path))  # no timestamp in the file: the same chart gives the same bytes
+    return path
 
 
 def _blank_chart(path: Path, size: tuple[int, int], message: str, title: str) -> Path:
-    ss = 2
-    img = Image.new("RGB", (size[0] * ss, size[1] * ss), "white")
-    draw = ImageDraw.Draw(img)
-    cx, cy = img.width / 2, img.height / 2
-    draw.text((cx, cy), "no data", fill=(60, 60, 60), font=_font(28 * ss), anchor="mm")
-    draw.text((cx, cy + 30 * ss), message, fill=(120, 120, 120), font=_font(13 * ss), anchor="mm")
-    if title:
-        draw.text((cx, 12 * ss), title, fill=(0, 0, 0), font=_font(15 * ss), anchor="mt")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.resize(size, Image.LANCZOS).save(path)
-    return path
+    """A chart with no axes that says "no data" and why."""
+    fig, canvas = _figure(size)
+    fig.text(0.5, 0.55, "no data", ha="center", va="center", fontsize=24, color="0.25")
+    fig.text(0.5, 0.42, message, ha="center", va="center", fontsize=11, color="0.45")
+    fig.suptitle(title)
+    return _save(canvas, path)
 
 
 def loss_curve(
@@ -606,7 +552,7 @@ def loss_curve(
     size: tuple[int, int] = (800, 480),
     title: str | None = None,
 ) -> Path:
-    """Draw training curves from a JSONL log as a PNG line chart; returns ``path``.
+    """Draw training curves from a JSONL log as a PNG line chart (matplotlib); returns ``path``.
 
     Args:
         log: a JSONL file (one JSON object per line, with ``"step"`` and numeric entries such as
@@ -617,13 +563,13 @@ def loss_curve(
             and those under :data:`LOSS_CURVE_EXCLUDE` (``lr/*``, ``time/*``, ``epoch``, ...).
         smooth: trailing moving-average window in points; when > 1 the raw curve is drawn faint
             behind the smoothed one.
-        log_scale: log10 y axis; default: on when every value is positive and they span more
+        log_scale: log y axis; default: on when every value is positive and they span more
             than two decades.
         size: ``(width, height)`` in pixels.
         title: the chart's title (default: the log's file name).
 
     NaN/inf values are skipped (and counted in a note); a single point is drawn as a dot; a log
-    with nothing to draw gives a PNG that says "no data".
+    with nothing to draw gives a PNG that says "no data". Needs matplotlib (``[viz]`` extra).
     """
     path = Path(path)
     records, name = _read_log(log)
@@ -634,22 +580,14 @@ def loss_curve(
         log_scale = bool(values.size and (values > 0).all() and values.max() / values.min() > 100.0)
     nonpositive = 0
     if log_scale:
-        for k in list(series):
-            s, v = series[k]
+        for k, (s, v) in list(series.items()):
             ok = v > 0
             nonpositive += int((~ok).sum())
-            series[k] = (s[ok], np.log10(v[ok]))
+            series[k] = (s[ok], v[ok])
             if not ok.any():
                 del series[k]
     if not series:
-        if not records:
-            why = "the log is empty"
-        elif keys is not None:
-            why = f"no finite values for {', '.join(keys)}"
-        else:
-            why = "no numeric loss entries"
-        return _blank_chart(path, size, why, title)
-    smooth = max(1, int(smooth))
+        return _blank_chart(path, size, _why_empty(records, keys), title)
     notes = []
     if dropped:
         notes.append(f"{dropped} NaN/inf value{'s' if dropped > 1 else ''} skipped")
@@ -657,7 +595,16 @@ def loss_curve(
         notes.append(
             f"{nonpositive} value{'s' if nonpositive > 1 else ''} <= 0 not drawn on log scale"
         )
+    smooth = max(1, int(smooth))
     return _draw_chart(path, series, size, title, smooth, log_scale, "; ".join(notes))
+
+
+def _why_empty(records: list, keys: Sequence[str] | None) -> str:
+    if not records:
+        return "the log is empty"
+    if keys is not None:
+        return f"no finite values for {', '.join(keys)}"
+    return "no numeric loss entries"
 
 
 def _draw_chart(
@@ -669,142 +616,33 @@ def _draw_chart(
     log_scale: bool,
     note: str,
 ) -> Path:
-    ss = 2  # drawn at twice the size and downsampled: smooth lines
-    W, H = size[0] * ss, size[1] * ss
-    img = Image.new("RGB", (W, H), "white")
-    draw = ImageDraw.Draw(img)
-    f_tick, f_title, f_legend = _font(11 * ss), _font(14 * ss), _font(11 * ss)
-
-    xs = np.concatenate([s for s, _ in series.values()])
-    ys = np.concatenate([v for _, v in series.values()])
-    x0, x1 = float(xs.min()), float(xs.max())
-    if x1 - x0 < 1e-12:
-        x0, x1 = x0 - 1, x1 + 1
-    y0, y1 = float(ys.min()), float(ys.max())
-    if y1 - y0 < 1e-12:
-        half = 0.5 if log_scale else max(abs(y0) * 0.1, 1e-3)
-        y0, y1 = y0 - half, y1 + half
-    else:
-        y0, y1 = y0 - 0.05 * (y1 - y0), y1 + 0.05 * (y1 - y0)
-
-    if log_scale:
-        yticks = _log_ticks(y0, y1)
-        if len(yticks) < 2:
-            lin, st = _linear_ticks(10**y0, 10**y1, 5)
-            yticks = [(math.log10(t), _fmt_number(t, st)) for t in lin if t > 0]
-    else:
-        lin, st = _linear_ticks(y0, y1, 6)
-        yticks = [(t, _fmt_number(t, st)) for t in lin]
-    integer_steps = bool(np.all(xs == np.round(xs)))
-    xlin, _ = _linear_ticks(x0, x1, 7, min_step=1.0 if integer_steps else 0.0)
-    xticks = [(t, _fmt_step(t)) for t in xlin]
-
-    label_w = max((_text_size(draw, t, f_tick)[0] for _, t in yticks), default=0)
-    _, tick_h = _text_size(draw, "0123456789", f_tick)
-    left = label_w + 18 * ss
-    right = W - 22 * ss
-    top = 36 * ss
-    bottom = H - (tick_h + 34 * ss)
-
-    def px(x: np.ndarray | float) -> np.ndarray | float:
-        return left + (np.asarray(x) - x0) / (x1 - x0) * (right - left)
-
-    def py(y: np.ndarray | float) -> np.ndarray | float:
-        return bottom - (np.asarray(y) - y0) / (y1 - y0) * (bottom - top)
-
-    # grid, ticks and their numbers
-    grid_c, axis_c, text_c = (228, 228, 228), (40, 40, 40), (50, 50, 50)
-    for t, text in yticks:
-        y = float(py(t))
-        draw.line([(left, y), (right, y)], fill=grid_c, width=ss)
-        draw.line([(left - 5 * ss, y), (left, y)], fill=axis_c, width=ss)
-        draw.text((left - 8 * ss, y), text, fill=text_c, font=f_tick, anchor="rm")
-    for t, text in xticks:
-        x = float(px(t))
-        draw.line([(x, top), (x, bottom)], fill=grid_c, width=ss)
-        draw.line([(x, bottom), (x, bottom + 5 * ss)], fill=axis_c, width=ss)
-        draw.text((x, bottom + 8 * ss), text, fill=text_c, font=f_tick, anchor="mt")
-    draw.line([(left, top), (left, bottom), (right, bottom)], fill=axis_c, width=ss)
-    draw.text(((left + right) / 2, H - 6 * ss), "step", fill=text_c, font=f_tick, anchor="mb")
-    head = title + ("  (log scale)" if log_scale else "")
-    if smooth > 1:
-        head += f"  (smoothed over {smooth})"
-    draw.text(((left + right) / 2, 12 * ss), head, fill=(0, 0, 0), font=f_title, anchor="mt")
-    if note:
-        draw.text((left, H - 6 * ss), note, fill=(190, 40, 40), font=f_tick, anchor="lb")
-
-    # lines (also drawn on an occupancy mask, so that the legend can avoid them)
-    occupied = Image.new("L", (W, H), 0)
-    targets = (draw, ImageDraw.Draw(occupied))
-    legend = []
+    """One line per series (tab10 colours; raw values faint behind their moving average when
+    ``smooth > 1``), legend with each series' last value, step on the x axis."""
+    fig, canvas = _figure(size)
+    ax = fig.add_subplot()
+    tab10 = list(_matplotlib("colors").TABLEAU_COLORS.values())
     for i, (key, (steps, vals)) in enumerate(series.items()):
-        color = _LINE_COLORS[i % len(_LINE_COLORS)]
-        faint = tuple(round(c + (255 - c) * 0.7) for c in color)
-        sm = _moving_average(vals, smooth)
-        layers = [(vals, faint, ss), (sm, color, 2 * ss)] if smooth > 1 else [(vals, color, 2 * ss)]
-        for v, c, width in layers:
-            pts = _decimate(np.asarray(px(steps)), np.asarray(py(v)), right - left)
-            for d, fill in zip(targets, (c, 255)):
-                if len(pts) == 1 or len(steps) <= 30:
-                    r = 2.5 * ss if len(pts) > 1 else 4 * ss
-                    for x, y in pts:
-                        d.ellipse([x - r, y - r, x + r, y + r], fill=fill)
-                if len(pts) > 1:
-                    d.line([tuple(p) for p in pts], fill=fill, width=width, joint="curve")
-        last = vals[-1] if not log_scale else 10 ** vals[-1]
-        legend.append((f"{key}  {_fmt_value(float(last))}", color))
-
-    box = (left, top, right, bottom)
-    _draw_legend(draw, legend, f_legend, box, np.asarray(occupied) > 0, ss)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.resize(size, Image.LANCZOS).save(path)
-    return path
-
-
-def _decimate(x: np.ndarray, y: np.ndarray, width_px: float) -> np.ndarray:
-    """Points ``[N, 2]``; when there are many more points than pixel columns, each column keeps
-    its min and max, so spikes stay visible."""
-    pts = np.stack([x, y], axis=1)
-    cols = max(int(width_px), 1)
-    if len(x) <= 2 * cols:
-        return pts
-    bucket = np.clip(
-        ((x - x.min()) / max(x.max() - x.min(), 1e-12) * (cols - 1)).astype(int), 0, None
-    )
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    lo = np.minimum.reduceat(y, starts)
-    hi = np.maximum.reduceat(y, starts)
-    xb = x[starts]
-    return np.stack([np.repeat(xb, 2), np.stack([lo, hi], 1).reshape(-1)], axis=1)
-
-
-def _draw_legend(draw, entries, font, box, occupied: np.ndarray, ss: int) -> None:
-    """A legend where it hides the least of the lines (``occupied``: bool ``[H, W]``), a corner
-    of the plot when one is as good as any other place."""
-    pad, swatch, gap = 6 * ss, 18 * ss, 5 * ss
-    sizes = [_text_size(draw, text, font) for text, _ in entries]
-    line_h = max(h for _, h in sizes) + gap
-    w = max(tw for tw, _ in sizes) + swatch + 3 * pad
-    h = line_h * len(entries) + 2 * pad - gap
-    left, top, right, bottom = box
-    m = 8 * ss
-    # candidate places: the corners first (top right preferred), then the edges' middles
-    xs = (right - m - w, left + m, (left + right - w) / 2)
-    ys = (top + m, bottom - m - h, (top + bottom - h) / 2)
-    places = [(x, y) for y in ys for x in xs]
-    places.sort(key=lambda p: (p[0] == xs[2]) + (p[1] == ys[2]))  # stable: corners first
-    summed = np.pad(occupied.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-
-    def covered(place: tuple[float, float]) -> int:
-        x0 = int(min(max(place[0], 0), occupied.shape[1]))
-        y0 = int(min(max(place[1], 0), occupied.shape[0]))
-        x1 = int(min(x0 + w, occupied.shape[1]))
-        y1 = int(min(y0 + h, occupied.shape[0]))
-        return int(summed[y1, x1] - summed[y0, x1] - summed[y1, x0] + summed[y0, x0])
-
-    x, y = min(places, key=covered)
-    draw.rectangle([x, y, x + w, y + h], fill=(255, 255, 255), outline=(170, 170, 170), width=ss)
-    for i, (text, color) in enumerate(entries):
-        cy = y + pad + i * line_h + (line_h - gap) / 2
-        draw.line([(x + pad, cy), (x + pad + swatch, cy)], fill=color, width=3 * ss)
-        draw.text((x + 2 * pad + swatch, cy), text, fill=(30, 30, 30), font=font, anchor="lm")
+        color = tab10[i % len(tab10)]
+        if smooth > 1:
+            ax.plot(steps, vals, color=color, alpha=0.3, linewidth=1)
+        ax.plot(
+            steps,
+            _moving_average(vals, smooth),
+            color=color,
+            linewidth=1.8,
+            marker="o" if len(steps) <= 30 else None,  # few points: show where they are
+            markersize=3.5,
+            label=f"{key}  {vals[-1]:.4g}",
+        )
+    if log_scale:
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(_matplotlib("ticker").MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    ax.set_xlabel("step")
+    ax.grid(True, color="0.9")
+    ax.legend(loc="best", fontsize="small")
+    head = title + ("  (log scale)" if log_scale else "")
+    ax.set_title(head + (f"  (smoothed over {smooth})" if smooth > 1 else ""))
+    if note:
+        fig.text(0.01, 0.01, note, color=(0.75, 0.15, 0.15), fontsize=9)
+    fig.tight_layout()
+    return _save(canvas, path)

@@ -775,9 +775,13 @@ class Trainer:
             bar.close()
         if self.dist.main:
             self.export(self.run_dir / "model")
+            from ..extras import MissingExtraError
             from ..viz import loss_curve
 
-            loss_curve(self.run_dir / "log.jsonl", self.run_dir / "loss_curve.png")
+            try:
+                loss_curve(self.run_dir / "log.jsonl", self.run_dir / "loss_curve.png")
+            except MissingExtraError as e:  # charts are the [viz] extra; training needs none
+                warnings.warn(f"no loss_curve.png: {e}", stacklevel=2)
         self.dist.barrier()
         return {"step": self.step, "run_dir": str(self.run_dir), "losses": last}
 
