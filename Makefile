@@ -36,11 +36,12 @@ uv:
 		|| python3 -m pip install --quiet uv; \
 	}
 
+# The workspace installs every extra of synth-core (metrics, demo, viz, app): tests and the demo use them.
 sync: uv
 	@command -v $(UV) >/dev/null 2>&1 || { \
 		echo "uv is not at $(UV) after installing it; install uv and run 'make UV=/path/to/uv ...'" >&2; \
 		exit 1; }
-	@$(UV) sync --all-packages --frozen --quiet
+	@$(UV) sync --all-packages --all-extras --frozen --quiet
 
 test: lint
 	@n=""; if $(RUN) python -c "import xdist" 2>/dev/null; then n="-n 2"; fi; \
