@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import synth
@@ -106,3 +107,27 @@ def test_material_edit_moves_one_class_one_layer(clvae_registry):
     torch.testing.assert_close(codes[:3, 1], want)
     other = model.injector.config.stage_layers.index(3)
     assert torch.equal(out.latents.class_codes[other][:3], p["class_mu"][:1, 3].expand(3, -1, -1))
+
+
+def test_plugin_sampler_keywords_are_checked_from_the_signature(clvae_registry):
+    """A misspelt keyword of a plugin sampler names the sampler, the wrong and missing
+    keywords and what it takes (types, defaults) -- before any encoding runs."""
+    model = tiny_clvae_model(0)
+    cond = _cond(1)
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    with pytest.raises(TypeError) as err:
+        model.sample(
+            cond, 2, sampler="clvae.style_guided", reference=image, ref_labels=cond.label_map
+        )
+    msg = str(err.value)
+    assert "sampler clvae.style_guided got unexpected argument(s) 'ref_labels'" in msg
+    assert "is missing required argument(s) 'reference_labels'" in msg
+    assert "reference: Tensor (required), reference_labels: Tensor (required)" in msg
+    with pytest.raises(TypeError, match=r"clvae.material_edit is missing .* 'layer'"):
+        model.sample(cond, 2, sampler="clvae.material_edit", image=image, class_id=1)
+    with pytest.raises(TypeError, match=r"'class' \(did you mean 'classes'\?\)"):
+        model.sample(cond, 2, sampler="clvae.object_edit", image=image, **{"class": [1]})
+    keywords = synth.build("clvae.object_edit").keywords()
+    assert list(keywords) == ["classes", "image", "layer_codes", "codes"]
+    assert keywords["classes"].annotation == "Sequence[int]"
+    assert keywords["classes"].default is keywords["classes"].empty

@@ -1,4 +1,5 @@
-"""core.prior / core.interpolate / core.best_of_n: ordering, chunking, formulas, errors."""
+"""core.prior / core.interpolate / core.best_of_n: ordering, chunking, formulas, errors; a
+sampler's keywords checked from its signature (core and third-party samplers)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from einops import rearrange
 
 import synth
+import synth.testing
 from synth.parts.samplers import BestOfN, Interpolate, Prior
 from synth.registry import discover
 
@@ -175,11 +177,39 @@ class _SquaredDistance(synth.Loss):
         return (x - y).square().flatten(1).mean(1)
 
 
+class _Scaled(synth.Sampler):
+    """Prior samples times ``gain`` plus ``shift``: a third-party sampler's own typed keywords,
+    one required, with no code to check them."""
+
+    def sample(
+        self,
+        model: synth.SynthesisModel,
+        cond: synth.Condition,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        gain: float,
+        shift: float = 0.0,
+    ) -> synth.SynthesisOutput:
+        out = Prior()(model, cond, n, generator=generator)
+        out.image = out.image * gain + shift
+        return out
+
+
+class _Loose(synth.Sampler):
+    """The pattern the contract forbids: keywords parsed by hand from ``**kwargs``."""
+
+    def sample(self, model, cond, n, *, generator=None, **kwargs):
+        return Prior()(model, cond, n, generator=generator)
+
+
 @pytest.fixture
 def registry() -> synth.Registry:
     reg = synth.Registry()
     discover(reg, entry_points=False)
     reg.add("test.sq", kind="loss", target=_SquaredDistance)
+    reg.add("test.scaled", kind="sampler", target=_Scaled)
+    reg.add("test.loose", kind="sampler", target=_Loose)
     return reg
 
 
@@ -239,3 +269,61 @@ def test_best_of_n_with_core_l1():
     assert out.extras["index"].tolist() == [2, 1]
     hand = (samples.image - target.repeat_interleave(4, 0)).abs().flatten(1).mean(1)
     torch.testing.assert_close(out.extras["distances"], hand.view(2, 4))
+
+
+# --------------------------------------------------------------------------- keywords
+
+
+def test_wrong_keyword_names_the_sampler_and_what_it_takes(registry):
+    model, cond = _model(registry), _cond(2)
+    spec = {"type": "core.best_of_n", "distance": "test.sq"}
+    with pytest.raises(TypeError) as err:
+        model.sample(cond, 2, sampler=spec, targt=torch.zeros(2, 3, 16, 16))
+    msg = str(err.value)
+    assert "sampler core.best_of_n got unexpected argument(s) 'targt'" in msg
+    assert "(did you mean 'target'?)" in msg
+    assert "BestOfN.sample(model, cond, n, *, generator=None, target: Tensor | None = None)" in msg
+    # calling a sampler directly checks the same way (unregistered: named by its class)
+    with pytest.raises(TypeError, match=r"sampler BestOfN got unexpected argument\(s\) 'targt'"):
+        BestOfN(distance="test.sq")(model, cond, 2, targt=None)
+    # a sampler with no keywords of its own says so
+    with pytest.raises(TypeError, match=r"'start'.*Prior.sample\(.*\): no own keywords"):
+        model.sample(cond, 2, start=None)
+
+
+def test_core_samplers_declare_typed_keywords():
+    assert Prior.keywords() == {}
+    interp = Interpolate.keywords()
+    assert list(interp) == ["start", "end"]
+    assert all(p.kind is p.KEYWORD_ONLY and p.default is None for p in interp.values())
+    assert interp["start"].annotation == "Latents | None"
+    assert BestOfN.keywords()["target"].annotation == "Tensor | None"
+
+
+@torch.no_grad()
+def test_third_party_keywords_are_checked_from_the_signature(registry):
+    """A sampler that only declares its keywords gets the binding and the messages."""
+    model, cond = _model(registry), _cond(2)
+    prior = model.sample(cond, 2, generator=_seed(7)).image
+    out = model.sample(cond, 2, sampler="test.scaled", generator=_seed(7), gain=0.5, shift=1.0)
+    torch.testing.assert_close(out.image, prior * 0.5 + 1.0)
+    out = registry.build("test.scaled")(model, cond, 2, generator=_seed(7), gain=2.0)
+    torch.testing.assert_close(out.image, prior * 2.0)
+    takes = "gain: float (required), shift: float = 0.0"
+    with pytest.raises(TypeError) as err:
+        model.sample(cond, 2, sampler="test.scaled", gian=2.0)
+    msg = str(err.value)
+    assert "sampler test.scaled got unexpected argument(s) 'gian' (did you mean 'gain'?)" in msg
+    assert "is missing required argument(s) 'gain'" in msg and takes in msg
+    with pytest.raises(TypeError, match=r"missing required argument\(s\) 'gain'"):
+        model.sample(cond, 2, sampler="test.scaled", shift=1.0)
+    report = synth.testing.check_part(
+        "test.scaled", registry=registry, example_inputs={"kwargs": {"gain": 0.5}}
+    )
+    assert report.status("forward") == "passed"
+
+
+def test_conformance_flags_keywords_parsed_by_hand(registry):
+    report = synth.testing.check_part("test.loose", registry=registry, raise_on_failure=False)
+    assert report.status("forward") == "failed"
+    assert "**kwargs" in str(report) and "checked from the signature" in str(report)

@@ -9,6 +9,8 @@ parts whose capabilities depend on their config override the matching classmetho
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -305,13 +307,29 @@ class Loss(Part, nn.Module, ABC):
 
 
 class Sampler(Part, ABC):
-    """Draws ``n`` samples per input (k-diffusion style: one signature, pure, seeded).
+    """Draws ``n`` samples per input (k-diffusion style: one shared head, pure, seeded).
+
+    ``sample(model, cond, n, *, generator=None, <own keywords>) -> SynthesisOutput``. After
+    the shared head a sampler declares its own parameters as keyword-only, type-hinted
+    arguments (required ones without a default): ``target: Tensor | None = None``,
+    ``classes: Sequence[int]``, ``reference: Tensor`` -- never ``**kwargs``. Calling the
+    sampler, ``sampler(model, cond, n, generator=g, **keywords)`` (what
+    ``SynthesisModel.sample`` does), binds the keywords against that signature first, so an
+    unknown or missing keyword is a ``TypeError`` naming the sampler and what it takes; a
+    third-party sampler gets this from its signature alone.
 
     Returns a SynthesisOutput with ``image: [B·n, C, H, W]`` ordered ``(b n)`` and the
     ``latents`` used.
+
+    A sampler with fitted state (e.g. k-means centres) also derives ``torch.nn.Module`` and
+    keeps that state in buffers: as a model's sampler it is a submodule, so its state is in
+    ``model.state_dict()`` and saves and loads with the model. Stateless samplers need not be
+    modules.
     """
 
     kind = "sampler"
+    #: The shared head: the parameters every ``sample`` starts with.
+    HEAD: ClassVar[tuple[str, ...]] = ("model", "cond", "n", "generator")
 
     @abstractmethod
     def sample(
@@ -321,11 +339,91 @@ class Sampler(Part, ABC):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        **kwargs: Any,
-    ) -> SynthesisOutput: ...
+    ) -> SynthesisOutput:
+        """``n`` samples per input drawn with ``generator``; subclasses add their keywords."""
 
-    def __call__(self, model, cond, n, **kwargs) -> SynthesisOutput:
-        return self.sample(model, cond, n, **kwargs)
+    @classmethod
+    def keywords(cls) -> dict[str, inspect.Parameter]:
+        """The sampler's own parameters: ``sample``'s signature after the shared head."""
+        params = inspect.signature(cls.sample).parameters
+        return {k: p for k, p in params.items() if k != "self" and k not in cls.HEAD}
+
+    def bind(
+        self,
+        model: SynthesisModel,
+        cond: Condition,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        **keywords: Any,
+    ) -> inspect.BoundArguments:
+        """Bind a call against ``sample``'s signature; a ``TypeError`` names what it takes."""
+        own = type(self).keywords()
+        kinds = {p.kind for p in own.values()}
+        named = {k: p for k, p in own.items() if p.kind in _NAMED}
+        unexpected = [] if _VAR_KEYWORD in kinds else sorted(set(keywords) - set(named))
+        missing = [k for k, p in named.items() if p.default is p.empty and k not in keywords]
+        if unexpected or missing:
+            raise TypeError(_keyword_error(self, unexpected, missing, named))
+        try:
+            return inspect.signature(self.sample).bind(
+                model, cond, n, generator=generator, **keywords
+            )
+        except TypeError as e:
+            raise TypeError(f"{_sampler_name(self)}: {e}; {_takes(self, named)}") from None
+
+    def __call__(
+        self,
+        model: SynthesisModel,
+        cond: Condition,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        **keywords: Any,
+    ) -> SynthesisOutput:
+        """:meth:`sample` after checking ``keywords`` against its signature (:meth:`bind`)."""
+        bound = self.bind(model, cond, n, generator=generator, **keywords)
+        return self.sample(*bound.args, **bound.kwargs)
+
+
+_VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
+_NAMED = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _sampler_name(sampler: Sampler) -> str:
+    return f"sampler {sampler.name or type(sampler).__name__}"
+
+
+def _format_keyword(p: inspect.Parameter) -> str:
+    """``name: Type = default``, or ``name: Type (required)``."""
+    ann = p.annotation
+    text = p.name
+    if ann is not p.empty:
+        text += f": {ann if isinstance(ann, str) else inspect.formatannotation(ann)}"
+    return text + (" (required)" if p.default is p.empty else f" = {p.default!r}")
+
+
+def _takes(sampler: Sampler, named: Mapping[str, inspect.Parameter]) -> str:
+    own = ", ".join(_format_keyword(p) for p in named.values())
+    head = f"{type(sampler).__name__}.sample(model, cond, n, *, generator=None"
+    return f"it takes {head}{', ' + own if own else ''})" + ("" if own else ": no own keywords")
+
+
+def _keyword_error(
+    sampler: Sampler,
+    unexpected: list[str],
+    missing: list[str],
+    named: Mapping[str, inspect.Parameter],
+) -> str:
+    """The message for keywords that do not fit ``sample``'s signature."""
+    problems = []
+    if unexpected:
+        hints = {k: difflib.get_close_matches(k, list(named), n=1) for k in unexpected}
+        shown = [f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items()]
+        problems.append(f"got unexpected argument(s) {', '.join(shown)}")
+    if missing:
+        problems.append(f"is missing required argument(s) {', '.join(map(repr, missing))}")
+    return f"{_sampler_name(sampler)} {' and '.join(problems)}; {_takes(sampler, named)}"
 
 
 # --------------------------------------------------------------------------- metrics

@@ -1,7 +1,8 @@
 """Core samplers (k-diffusion style: one signature, pure, seeded by a ``torch.Generator``).
 
-Each sampler has ``sample(model, cond, n, *, generator=None, **kw) -> SynthesisOutput``. The
-multi-sample ones return ``image: [B·n, C, H, W]`` ordered ``(b n)`` (input ``b``'s samples are
+Each sampler has ``sample(model, cond, n, *, generator=None, <its keywords>) -> SynthesisOutput``,
+its own keywords explicit and typed (``Interpolate``: ``start``, ``end``; ``BestOfN``:
+``target``); calling a sampler checks them against that signature. The multi-sample ones return ``image: [B·n, C, H, W]`` ordered ``(b n)`` (input ``b``'s samples are
 rows ``b·n .. b·n + n - 1``, as ``cond.repeat_interleave(n)``) and the ``latents`` that made
 them, so any sample can be re-made with ``model.generate(cond_n[i], latents[i])``.
 
@@ -31,15 +32,6 @@ if TYPE_CHECKING:
     from ..model import SynthesisModel
 
 __all__ = ["BestOfN", "Interpolate", "Prior"]
-
-
-def _check_kwargs(sampler: Sampler, kwargs: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        takes = f"takes {', '.join(allowed)}" if allowed else "takes no extra arguments"
-        raise TypeError(
-            f"{type(sampler).__name__}.sample got unexpected argument(s) {unknown}; it {takes}"
-        )
 
 
 def _generate(
@@ -96,10 +88,8 @@ class Prior(Sampler):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        **kwargs: Any,
     ) -> SynthesisOutput:
         """``n`` prior samples per input: ``image [B·n, C, H, W]`` ordered ``(b n)``."""
-        _check_kwargs(self, kwargs, ())
         _, latents, image = _prior_samples(model, cond, n, generator, self.config.batch_size)
         return SynthesisOutput(image=image, latents=latents)
 
@@ -152,12 +142,14 @@ class Interpolate(Sampler):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        **kwargs: Any,
+        start: Latents | None = None,
+        end: Latents | None = None,
     ) -> SynthesisOutput:
-        """``n`` images per input from ``start`` (``t=0``) to ``end`` (``t=1``)."""
-        _check_kwargs(self, kwargs, ("start", "end"))
-        start: Latents | None = kwargs.get("start")
-        end: Latents | None = kwargs.get("end")
+        """``n`` images per input from ``start`` (``t=0``) to ``end`` (``t=1``).
+
+        ``start``, ``end``: one code per input (batch ``B``); each defaults to a prior draw
+        from ``generator`` (``start`` first).
+        """
         if (start is None or end is None) and model.injector is None:
             raise CapabilityError(
                 "core.interpolate needs two codes per input: the model has no injector to draw "
@@ -258,11 +250,10 @@ class BestOfN(Sampler):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        **kwargs: Any,
+        target: Tensor | None = None,
     ) -> SynthesisOutput:
-        """The closest of ``n`` prior samples to ``target`` per input: ``image [B, C, H, W]``."""
-        _check_kwargs(self, kwargs, ("target",))
-        target: Tensor | None = kwargs.get("target")
+        """The closest of ``n`` prior samples to ``target [B, 3, H, W]`` (in ``[-1, 1]``, at
+        the output size) per input: ``image [B, C, H, W]``."""
         b = cond.batch_size
         if target is None:
             raise ValueError(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ....outputs import SynthesisOutput
+from ....parts.base import Sampler
 from ...inputs import make_condition
 from ..constants import CHECKS
 from ..harness import _Harness
@@ -45,15 +47,16 @@ class _Sampler(_Harness):
 
     def input_hint(self, part):
         return (
-            "samplers are run as sample(model, cond, n=2, generator=g) on a tiny model (label "
-            "map with 4 classes, injector with a z prior and a posterior); define "
-            "example_inputs() returning 'kwargs' (extra sample() arguments), 'model', 'n' or "
-            "'output_batch' if the sampler needs more"
+            "samplers are called as sampler(model, cond, n=2, generator=g) on a tiny model "
+            "(label map with 4 classes, injector with a z prior and a posterior); define "
+            "example_inputs() returning 'kwargs' (values for sample()'s own keywords), "
+            "'model', 'n' or 'output_batch' if the sampler needs more"
         )
 
     def run(self, part, inp, seed):
         g = torch.Generator().manual_seed(seed)
-        return part.sample(
+        # called, not .sample(...): the keywords are bound against the signature as users' are
+        return part(
             inp["model"], inp["cond"], int(inp["n"]), generator=g, **dict(inp.get("kwargs") or {})
         )
 
@@ -65,7 +68,7 @@ class _Sampler(_Harness):
                     "return SynthesisOutput(image=..., latents=...)",
                 )
             ]
-        probs: list[tuple[str, str]] = []
+        probs = _signature_problems(part)
         nb = int(inp["output_batch"])
         h, w = inp["cond"].size
         img = out.image
@@ -107,3 +110,38 @@ class _Sampler(_Harness):
                     )
                 )
         return probs
+
+
+_HEAD_FIX = (
+    "def sample(self, model, cond, n, *, generator=None, <own keywords, typed>) -> "
+    "SynthesisOutput, e.g. `target: Tensor | None = None` (DESIGN §3)"
+)
+
+
+def _signature_problems(part: Sampler) -> list[tuple[str, str]]:
+    """The shared head, then explicit, typed, keyword-only parameters (no ``*args/**kwargs``)."""
+    params = list(inspect.signature(type(part).sample).parameters.values())[1:]
+    head = [p.name for p in params[: len(Sampler.HEAD)]]
+    probs: list[tuple[str, str]] = []
+    generator = next((p for p in params if p.name == "generator"), None)
+    if head != list(Sampler.HEAD) or generator is None or generator.default is not None:
+        shown = ", ".join(str(p) for p in params[: len(Sampler.HEAD)])
+        probs.append(
+            (f"sample's head is ({shown}), not (model, cond, n, *, generator=None)", _HEAD_FIX)
+        )
+    own = [p for p in params if p.name not in Sampler.HEAD]
+    var = [str(p) for p in own if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if var:
+        probs.append(
+            (
+                f"sample takes {', '.join(var)}: its keywords cannot be checked from the signature",
+                "declare each keyword the sampler reads as its own parameter: " + _HEAD_FIX,
+            )
+        )
+    loose = [p.name for p in own if p.kind is p.POSITIONAL_OR_KEYWORD]
+    if loose:
+        probs.append((f"sample's own parameters {loose} are not keyword-only", _HEAD_FIX))
+    untyped = [p.name for p in own if p.kind is p.KEYWORD_ONLY and p.annotation is p.empty]
+    if untyped:
+        probs.append((f"sample's own parameters {untyped} have no type hint", _HEAD_FIX))
+    return probs
