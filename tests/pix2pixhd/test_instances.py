@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -212,15 +214,7 @@ def test_edit_labels_and_instances():
     assert torch.equal(lat3.spatial[0][:, ~mask], lat2.spatial[0][:, ~mask])
 
 
-def test_fitted_cluster_sampler_travels_with_save_pretrained(reg, tmp_path):
-    """The k-means centres are saved as ``sampler.*`` tensors and restored by ``synth.load``;
-    an unfitted sampler saves nothing and loads as unfitted."""
-    spec = _tiny_model().spec.model_dump()
-    spec["sampler"] = {"type": "pix2pixhd.cluster_sampler", "n_clusters": 2}
-    torch.manual_seed(0)
-    model = synth.compose(spec).eval()
-    unfitted = synth.load(model.save_pretrained(tmp_path / "unfitted"))
-    assert unfitted.sampler.state_dict() == {}
+def _fit_items() -> list[dict]:
     items = []
     for s in range(4):
         labels, inst = _maps(1, 16, 16, 4, s)
@@ -232,13 +226,92 @@ def test_fitted_cluster_sampler_travels_with_save_pretrained(reg, tmp_path):
                 "index": s,
             }
         )
-    model.sampler.fit(model, items, batch_size=2)
-    loaded = synth.load(model.save_pretrained(tmp_path / "fitted"))
-    for key, value in model.sampler.state_dict().items():
-        assert torch.equal(loaded.sampler.state_dict()[key], value), key
+    return items
+
+
+def _cluster_model() -> synth.SynthesisModel:
+    spec = _tiny_model().spec.model_dump()
+    spec["sampler"] = {"type": "pix2pixhd.cluster_sampler", "n_clusters": 2}
+    torch.manual_seed(0)
+    return synth.compose(spec).eval()
+
+
+def _same_samples(a: synth.SynthesisModel, b: synth.SynthesisModel) -> None:
     labels, inst = _maps(2, 16, 16, 4, 9)
     cond = Condition(label_map=labels, num_classes=4, instance_map=inst)
     with torch.no_grad():
-        a = model.sample(cond, 2, generator=torch.Generator().manual_seed(0)).image
-        b = loaded.eval().sample(cond, 2, generator=torch.Generator().manual_seed(0)).image
-    assert torch.equal(a, b)
+        x = a.sample(cond, 2, generator=torch.Generator().manual_seed(0)).image
+        y = b.eval().sample(cond, 2, generator=torch.Generator().manual_seed(0)).image
+    assert torch.equal(x, y)
+
+
+def test_fitted_cluster_sampler_travels_with_save_pretrained(reg, tmp_path):
+    """The k-means centres are buffers of the sampler, a submodule of the model: they are in
+    ``model.state_dict()`` (``sampler.centers``, ``sampler.valid``) and travel through
+    ``save_pretrained``/``synth.load`` like any part's state; an unfitted sampler saves its
+    empty buffers and loads as unfitted (the same keys either way, loaded strictly)."""
+    model = _cluster_model()
+    assert isinstance(model.sampler, torch.nn.Module)
+    assert {"sampler.centers", "sampler.valid"} <= set(model.state_dict())
+    unfitted = synth.load(model.save_pretrained(tmp_path / "unfitted"))
+    assert not unfitted.sampler.fitted
+    assert unfitted.sampler.centers.shape == (0, 2, 0)
+    model.sampler.fit(model, _fit_items(), batch_size=2)
+    assert model.sampler.fitted
+    loaded = synth.load(model.save_pretrained(tmp_path / "fitted"))
+    assert loaded.sampler.fitted
+    for key in ("sampler.centers", "sampler.valid"):
+        value = model.state_dict()[key]
+        assert value.numel() > 0
+        assert torch.equal(loaded.state_dict()[key], value), key
+        assert loaded.state_dict()[key].dtype == value.dtype
+    _same_samples(model, loaded)
+    # plain torch: a strict load_state_dict into a freshly composed (unfitted) model
+    fresh = _cluster_model()
+    fresh.load_state_dict(model.state_dict())
+    _same_samples(model, fresh)
+
+
+def _write_format_1(path, model: synth.SynthesisModel, sampler_state: dict) -> None:
+    """What synth-core wrote before the sampler was a module (format_version 1): the parts'
+    state plus ``sampler.<key>`` tensors only once fitted."""
+    from safetensors.torch import save_file
+
+    path.mkdir()
+    state = {
+        k: v.detach().clone().contiguous()
+        for k, v in model.state_dict().items()
+        if not k.startswith("sampler.")
+    }
+    state.update({f"sampler.{k}": v.clone() for k, v in sampler_state.items()})
+    save_file(state, str(path / "model.safetensors"), {"format": "pt"})
+    meta = {
+        "format": "synth",
+        "format_version": 1,
+        "synth_core": synth.__version__,
+        "plugins": model.plugin_versions(),
+        "spec": model.spec.model_dump(mode="json"),
+    }
+    (path / "synth.json").write_text(json.dumps(meta))
+
+
+def test_format_1_files_with_sampler_keys_still_load(reg, tmp_path):
+    model = _cluster_model()
+    _write_format_1(tmp_path / "unfitted", model, {})
+    assert not synth.load(tmp_path / "unfitted").sampler.fitted
+    model.sampler.fit(model, _fit_items(), batch_size=2)
+    old_state = {"centers": model.sampler.centers, "valid": model.sampler.valid}
+    _write_format_1(tmp_path / "fitted", model, old_state)
+    loaded = synth.load(tmp_path / "fitted")
+    assert torch.equal(loaded.sampler.centers, model.sampler.centers)
+    assert torch.equal(loaded.sampler.valid, model.sampler.valid)
+    _same_samples(model, loaded)
+    # the current format is strict about the sampler's keys like any other part's
+    from safetensors.torch import load_file, save_file
+
+    path = model.save_pretrained(tmp_path / "current")
+    state = load_file(str(path / "model.safetensors"))
+    state.pop("sampler.valid")
+    save_file(state, str(path / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"missing keys \['sampler.valid'\]"):
+        synth.load(path)

@@ -24,13 +24,14 @@ from .version import __version__
 __all__ = [
     "CONFIG_NAME",
     "FORMAT_VERSION",
-    "SAMPLER_PREFIX",
     "WEIGHTS_NAME",
     "SynthesisModel",
     "part_names",
 ]
 
-FORMAT_VERSION = 1
+#: 2: the sampler's fitted state is part of the model's state dict (``sampler.*`` keys are
+#: always present for a sampler that is a module); 1: they were written only once fitted.
+FORMAT_VERSION = 2
 CONFIG_NAME = "synth.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -112,9 +113,15 @@ class SynthesisModel(nn.Module):
         n: int,
         sampler: Sampler | Mapping[str, Any] | str | None = None,
         generator: torch.Generator | None = None,
-        **kwargs: Any,
+        **keywords: Any,
     ) -> SynthesisOutput:
-        """``n`` samples per input: ``image [B·n, C, H, W]`` ordered ``(b n)``."""
+        """``n`` samples per input: ``image [B·n, C, H, W]`` ordered ``(b n)``.
+
+        ``sampler`` (default: the model's) is a Sampler, a part name or spec; ``keywords``
+        are its own parameters (e.g. ``target=`` for ``core.best_of_n``), checked against
+        its ``sample`` signature: an unknown or missing one is a ``TypeError`` saying what it
+        takes.
+        """
         if n < 1:
             raise ValueError(f"n = {n}: ask for at least one sample per input")
         if sampler is None:
@@ -124,7 +131,7 @@ class SynthesisModel(nn.Module):
         if sampler is None:
             raise CapabilityError("this model has no sampler; pass sampler='core.prior'")
         self.check_condition(cond)
-        return sampler.sample(self, cond, n, generator=generator, **kwargs)
+        return sampler(self, cond, n, generator=generator, **keywords)
 
     def encode(self, image: Tensor, cond: Condition) -> Latents:
         """Codes of ``image: [B, 3, H, W]`` from the injector's posterior."""
@@ -140,13 +147,6 @@ class SynthesisModel(nn.Module):
             f"losses.{k}." for k, loss in self.losses.items() if not loss.state_in_checkpoint
         )
         return {k: v for k, v in self.state_dict().items() if not k.startswith(skip)}
-
-    def sampler_state(self) -> dict[str, Tensor]:
-        """The default sampler's fitted state as ``sampler.<key>`` tensors (e.g. pix2pixHD's
-        k-means centres), for :meth:`save_pretrained`; empty when it has none."""
-        get = getattr(self.sampler, "state_dict", None)
-        state = get() if callable(get) else {}
-        return {f"{SAMPLER_PREFIX}{k}": v for k, v in state.items() if isinstance(v, Tensor)}
 
     def plugin_versions(self) -> dict[str, dict[str, str | None]]:
         """Dist and version of each plugin whose parts this model uses."""
@@ -164,6 +164,9 @@ class SynthesisModel(nn.Module):
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write ``synth.json`` (spec + versions) and ``model.safetensors`` into directory ``path``.
 
+        The weights are :meth:`checkpoint_state`: every part that is a module, the default
+        sampler included when it holds fitted state (e.g. k-means cluster centres).
+
         Both files are written to temporaries and renamed, so a crash never leaves half a model.
         """
         path = Path(path)
@@ -175,14 +178,10 @@ class SynthesisModel(nn.Module):
             "plugins": self.plugin_versions(),
             "spec": self.spec.model_dump(mode="json"),
         }
-        state = unshare_storage({**self.checkpoint_state(), **self.sampler_state()})
+        state = unshare_storage(self.checkpoint_state())
         atomic_write(path / WEIGHTS_NAME, lambda f: save_file(state, f, {"format": "pt"}))
         atomic_write(path / CONFIG_NAME, lambda f: Path(f).write_text(json.dumps(meta, indent=2)))
         return path
-
-
-#: Key prefix of the default sampler's state in ``model.safetensors``.
-SAMPLER_PREFIX = "sampler."
 
 
 def part_names(obj: Any) -> set[str]:

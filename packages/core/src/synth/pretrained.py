@@ -9,21 +9,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+from torch import Tensor
 
 from .compose import compose
 from .errors import UnknownPartError
-from .model import (
-    CONFIG_NAME,
-    FORMAT_VERSION,
-    SAMPLER_PREFIX,
-    WEIGHTS_NAME,
-    SynthesisModel,
-    part_names,
-)
+from .model import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, SynthesisModel, part_names
 from .registry import KNOWN_PLUGINS, Registry, get_registry
 
 __all__ = ["load"]
@@ -94,18 +89,24 @@ def load(
         ) from None
     if not for_training:
         state = {k: v for k, v in state.items() if not k.startswith(training_only)}
-    # the sampler's state exists only once it was fitted: it is not part of the strict check
-    sampler_state = {
-        k[len(SAMPLER_PREFIX) :]: state.pop(k) for k in list(state) if k.startswith(SAMPLER_PREFIX)
-    }
-    if sampler_state:
-        if not callable(getattr(model.sampler, "load_state_dict", None)):
-            raise ValueError(
-                f"{weights_file} holds sampler state {sorted(sampler_state)} but the model's "
-                f"sampler ({model.spec.sampler}) cannot load state"
-            )
-        model.sampler.load_state_dict(sampler_state)
+    state = _checked_state(state, model, meta, config_file, weights_file)
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def _checked_state(
+    state: dict[str, Tensor],
+    model: SynthesisModel,
+    meta: dict[str, Any],
+    config_file: Path,
+    weights_file: Path,
+) -> dict[str, Tensor]:
+    """``state`` with exactly the model's keys, or a ``ValueError`` naming the difference."""
     expected = model.checkpoint_state()
+    if meta.get("format_version", 1) < 2:
+        # format 1 wrote a sampler's state only once fitted (as the same ``sampler.*`` keys):
+        # a sampler saved unfitted keeps the state it was built with
+        state = {**{k: v for k, v in expected.items() if k.startswith("sampler.")}, **state}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -114,5 +115,4 @@ def load(
             f"missing keys {missing[:10]}{'...' if len(missing) > 10 else ''}, unexpected keys "
             f"{unexpected[:10]}{'...' if len(unexpected) > 10 else ''}"
         )
-    model.load_state_dict(state, strict=False)
-    return model
+    return state

@@ -61,8 +61,9 @@ def add_instance(
         latents: the instance features ``spatial [B, C, H, W]`` of the scene (or None).
         mask: ``[H, W]`` or ``[B, H, W]`` where the object goes.
         instance_id: its id (default: one more than the largest id in the map).
-        features: ``[C]`` its feature vector (default zeros, e.g. a cluster centre from
-            ``ClusterSampler``); every other pixel keeps its features.
+        features: ``[C]`` its feature vector (default zeros), e.g. a cluster centre
+            ``sampler.centers[class_id, j]`` of a fitted ``ClusterSampler``; every other
+            pixel keeps its features.
     Returns:
         ``(cond, latents)`` edited.
     """

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from einops import rearrange
 from pydantic import Field
-from torch import Tensor
+from torch import Tensor, nn
 
 from synth import Condition, Latents, PartConfig, Sampler, SynthesisOutput
 
@@ -112,7 +112,7 @@ def batched_kmeans(
     return centers, valid
 
 
-class ClusterSampler(Sampler):
+class ClusterSampler(Sampler, nn.Module):
     """Samples instance features from per-class k-means centres (pix2pixHD §3.4).
 
     1. :meth:`fit` runs the model's ``pix2pixhd.instance_encoder`` posterior over a data set,
@@ -124,8 +124,12 @@ class ClusterSampler(Sampler):
        ordered ``(b n)`` and those latents.
     3. :meth:`set_instance_cluster` edits the features of one instance to a chosen centre.
 
-    The fitted state is ``centers [K, k, C]`` and ``valid [K, k]`` (:meth:`state_dict`); as a
-    model's sampler it is saved by ``save_pretrained`` and restored by ``synth.load``.
+    The fitted state is the buffers ``centers [K, k, C]`` and ``valid [K, k]``: the sampler is
+    an ``nn.Module``, so as a model's sampler they are in ``model.state_dict()`` (keys
+    ``sampler.centers``, ``sampler.valid``), move with ``model.to(device)`` and are saved by
+    ``save_pretrained`` and restored by ``synth.load`` like any part's. ``K`` and ``C`` are
+    known only from the data, so an unfitted sampler holds empty ``[0, k, 0]`` / ``[0, k]``
+    buffers and loading takes the saved shapes (as torch's lazy modules do).
     """
 
     class Config(PartConfig):
@@ -136,20 +140,46 @@ class ClusterSampler(Sampler):
 
     config: Config
 
+    centers: Tensor
+    valid: Tensor
+
     def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self.centers: Tensor | None = None
-        self.valid: Tensor | None = None
+        k = self.config.n_clusters
+        self.register_buffer("centers", torch.zeros(0, k, 0))
+        self.register_buffer("valid", torch.zeros(0, k, dtype=torch.bool))
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Tensor]:
-        """``{"centers": [K, k, C], "valid": [K, k]}`` (empty before :meth:`fit`)."""
-        if self.centers is None or self.valid is None:
-            return {}
-        return {"centers": self.centers, "valid": self.valid}
+    @property
+    def fitted(self) -> bool:
+        """Whether the centres were fitted (or loaded)."""
+        return self.centers.numel() > 0
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.centers, self.valid = state["centers"].float(), state["valid"].bool()
+    def set_centers(self, centers: Tensor, valid: Tensor) -> None:
+        """Take ``centers [K, k, C]`` and ``valid [K, k]`` as the fitted state (on the
+        buffers' device, ``centers`` in fp32)."""
+        self.centers = centers.to(self.centers.device, torch.float32)
+        self.valid = valid.to(self.valid.device, torch.bool)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # the fitted shapes depend on the data: take the saved ones, then load as usual
+        for name in ("centers", "valid"):
+            saved = state_dict.get(prefix + name)
+            if isinstance(saved, Tensor):
+                own = getattr(self, name)
+                setattr(self, name, own.new_empty(saved.shape))
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     # ------------------------------------------------------------------ fitting
     def fit_features(self, feats: Tensor, labels: Tensor, num_classes: int) -> ClusterSampler:
@@ -166,8 +196,10 @@ class ClusterSampler(Sampler):
         points[labels, pos] = feats
         mask[labels, pos] = True
         gen = torch.Generator().manual_seed(self.config.seed)
-        self.centers, self.valid = batched_kmeans(
-            points, mask, self.config.n_clusters, iters=self.config.iters, generator=gen
+        self.set_centers(
+            *batched_kmeans(
+                points, mask, self.config.n_clusters, iters=self.config.iters, generator=gen
+            )
         )
         return self
 
@@ -203,10 +235,10 @@ class ClusterSampler(Sampler):
 
     # ------------------------------------------------------------------ sampling
     def _fitted(self) -> tuple[Tensor, Tensor]:
-        if self.centers is None or self.valid is None:
+        if not self.fitted:
             raise ValueError(
                 "pix2pixhd.cluster_sampler has no cluster centres: call "
-                "sampler.fit(model, dataset) (or load_state_dict) first"
+                "sampler.fit(model, dataset) (or set_centers / load a fitted model) first"
             )
         return self.centers, self.valid
 
@@ -235,11 +267,8 @@ class ClusterSampler(Sampler):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        **kwargs: Any,
     ) -> SynthesisOutput:
         """``n`` samples per input, ``image [B·n, 3, H, W]`` ordered ``(b n)``."""
-        if kwargs:
-            raise TypeError(f"ClusterSampler.sample got unexpected arguments {sorted(kwargs)}")
         cond_n = cond.repeat_interleave(n)
         latents = Latents(spatial=self.draw(cond_n, generator))
         image = model.generator(cond_n, latents).image
@@ -302,7 +331,7 @@ class ClusterSampler(Sampler):
             }
         ).eval()
         centers = torch.rand(4, 3, 3, generator=generator) * 2 - 1
-        self.load_state_dict({"centers": centers, "valid": torch.ones(4, 3, dtype=torch.bool)})
+        self.set_centers(centers, torch.ones(4, 3, dtype=torch.bool))
         cond = make_condition(
             {"label_map", "instance_map"},
             batch_size=batch_size,
