@@ -219,6 +219,11 @@ def test_sampler_state_saves_through_the_model_state_dict(offset_model, reg, tmp
     assert torch.equal(a, b)
     report = synth.testing.check_part("t.offset", registry=reg)
     assert report.status("save_load") == "passed"
+    # swapping the default sampler for a stateless one (and back) is plain assignment
+    model.sampler = Prior()
+    assert "sampler.offset" not in model.state_dict() and isinstance(model.sampler, Prior)
+    model.sampler = loaded.sampler
+    assert torch.equal(model.state_dict()["sampler.offset"], loaded.sampler.offset)
 
 
 def test_format_1_files_load_with_or_without_sampler_keys(offset_model, reg, tmp_path):

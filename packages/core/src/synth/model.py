@@ -67,6 +67,13 @@ class SynthesisModel(nn.Module):
         self.data_fields = frozenset(data_fields)
         self._registry = registry
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # the default sampler is a submodule only when it holds state (an nn.Module): replacing
+        # it with a stateless one drops the submodule instead of tripping nn.Module's check
+        if name == "sampler" and not isinstance(value, nn.Module):
+            self._modules.pop("sampler", None)
+        super().__setattr__(name, value)
+
     # ------------------------------------------------------------------ inference
     def check_condition(self, cond: Condition) -> None:
         """Raise ``ValueError`` if ``cond`` lacks a field the model reads or has a size or class
