@@ -34,6 +34,7 @@ __all__ = [
     "TransformParams",
     "check_ids",
     "list_images",
+    "load_alpha_mask",
     "load_image",
     "load_label_map",
     "resize_ids",
@@ -100,6 +101,27 @@ def load_image(path: str | Path) -> Tensor:
     arr = np.asarray(img, dtype=np.uint8)
     x = torch.from_numpy(arr.copy()).permute(2, 0, 1).float()
     return x / 127.5 - 1
+
+
+#: Modes with an alpha channel, read as a known-pixel mask by :func:`load_alpha_mask`.
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA"})
+
+
+def load_alpha_mask(path: str | Path, threshold: int = 128) -> Tensor | None:
+    """The alpha channel of an image file as a known-pixel mask ``FloatTensor[1, H, W]``
+    (1 where alpha >= ``threshold`` of 255, else 0), or ``None`` when the file has no alpha
+    channel. A masked input (inpainting, outpainting) saved as one RGBA PNG thus gives both
+    the image (:func:`load_image`) and ``Condition.mask``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file cannot be decoded (the message names it).
+    """
+    img = _open(Path(path), "image")
+    if img.mode not in _ALPHA_MODES:
+        return None
+    alpha = np.asarray(img.getchannel("A"), dtype=np.uint8)
+    return torch.from_numpy((alpha >= threshold).astype(np.float32))[None]
 
 
 def load_label_map(
