@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
@@ -92,10 +92,6 @@ class _Generator(_Harness):
         return part(inp["cond"], inp.get("latents"), return_features=True)
 
     def validate(self, part, inp, out):
-        probs: list[tuple[str, str]] = []
-        cls = type(part)
-        b = self.s.batch_size
-        h, w = inp["cond"].size
         if not isinstance(out, SynthesisOutput):
             return [
                 (
@@ -103,118 +99,8 @@ class _Generator(_Harness):
                     "return SynthesisOutput(image=..., features=...)",
                 )
             ]
-        img = out.image
-        want = (b, cls.image_channels, h, w)
-        if not isinstance(img, Tensor) or tuple(img.shape) != want:
-            got = tuple(img.shape) if isinstance(img, Tensor) else type(img).__name__
-            probs.append(
-                (
-                    f"image is {got}, expected {want}",
-                    "return image: [B, image_channels, H, W] at Condition.size",
-                )
-            )
-        elif _nonfinite({"image": img}):
-            probs.append(("image has NaN/Inf values", "check the generator's arithmetic"))
-        elif float(img.detach().abs().max()) > IMAGE_BOUND:
-            probs.append(
-                (
-                    f"image reaches {float(img.detach().abs().max()):.3g}, outside [-1, 1]",
-                    "end the generator with tanh (images are in [-1, 1])",
-                )
-            )
-        stages = getattr(part, "stages", None)
-        sc = list(getattr(part, "stage_channels", []) or [])
-        ss = list(getattr(part, "stage_scales", []) or [])
-        if not isinstance(stages, nn.ModuleList):
-            probs.append(
-                (
-                    "the generator has no `stages` nn.ModuleList",
-                    "keep the stages in self.stages = nn.ModuleList([...])",
-                )
-            )
-        elif len(stages) != len(sc):
-            probs.append(
-                (
-                    f"len(stages) = {len(stages)} but len(stage_channels) = {len(sc)}",
-                    "stage i of self.stages produces features[i]: one entry per stage",
-                )
-            )
-        if len(ss) != len(sc):
-            probs.append(
-                (
-                    f"stage_scales has {len(ss)} entries, stage_channels {len(sc)}",
-                    "give one scale and one width per stage",
-                )
-            )
-        feats = out.features
-        if not isinstance(feats, list):
-            probs.append(
-                (
-                    "return_features=True gave no feature list",
-                    "return features=[stage outputs] when return_features is set",
-                )
-            )
-        else:
-            if len(feats) != len(sc):
-                probs.append(
-                    (
-                        f"{len(feats)} features for {len(sc)} stages",
-                        "return one feature map per stage",
-                    )
-                )
-            for i, (f, c, s) in enumerate(zip(feats, sc, ss)):
-                want_f = (b, c, h // s, w // s)
-                if not isinstance(f, Tensor) or tuple(f.shape) != want_f:
-                    got = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
-                    probs.append(
-                        (
-                            f"features[{i}] is {got}, expected {want_f} from "
-                            f"stage_channels[{i}]={c}, stage_scales[{i}]={s}",
-                            "make stage_channels/stage_scales describe the stage outputs",
-                        )
-                    )
-            bad = _nonfinite(_flatten(feats, "features"))
-            if bad:
-                probs.append((f"NaN/Inf in {bad}", "check the stages' arithmetic"))
-        pyr = out.pyramid
-        if cls.has_pyramid:
-            if not isinstance(pyr, list) or not pyr:
-                probs.append(
-                    (
-                        "has_pyramid is True but the output has no pyramid",
-                        "return pyramid=[per-scale RGB, coarse to fine]",
-                    )
-                )
-            else:
-                for i, p in enumerate(pyr):
-                    if (
-                        not isinstance(p, Tensor)
-                        or p.dim() != 4
-                        or p.shape[:2] != (b, cls.image_channels)
-                    ):
-                        got = tuple(p.shape) if isinstance(p, Tensor) else type(p).__name__
-                        probs.append(
-                            (
-                                f"pyramid[{i}] is {got}",
-                                f"each pyramid level is [B, {cls.image_channels}, h, w]",
-                            )
-                        )
-                if isinstance(pyr[-1], Tensor) and tuple(pyr[-1].shape[-2:]) != (h, w):
-                    probs.append(
-                        (
-                            f"the finest pyramid level is {tuple(pyr[-1].shape[-2:])}, "
-                            f"not the output size {(h, w)}",
-                            "order the pyramid coarse to fine, ending at the output size",
-                        )
-                    )
-        elif pyr is not None:
-            probs.append(
-                (
-                    "the output has a pyramid but the class says has_pyramid = False",
-                    "set has_pyramid = True so the composer knows",
-                )
-            )
-        return probs
+        want = _Expected(part, self.s.batch_size, *inp["cond"].size)
+        return [problem for check in _OUTPUT_CHECKS for problem in check(want, out)]
 
     def compile_cases(self, part):
         inp = self.inputs(part)
@@ -226,3 +112,167 @@ class _Generator(_Harness):
                 True,
             )
         ]
+
+
+# --------------------------------------------------------------------------- output checks
+
+#: (what is wrong, how to fix it)
+_Problem = tuple[str, str]
+
+
+class _Expected(NamedTuple):
+    """What a generator's output must look like, from its class and the condition."""
+
+    part: Any
+    b: int
+    h: int
+    w: int
+
+    @property
+    def channels(self) -> int:
+        return type(self.part).image_channels
+
+    @property
+    def stage_channels(self) -> list[int]:
+        return list(getattr(self.part, "stage_channels", []) or [])
+
+    @property
+    def stage_scales(self) -> list[int]:
+        return list(getattr(self.part, "stage_scales", []) or [])
+
+
+def _check_image(want: _Expected, out: SynthesisOutput) -> list[_Problem]:
+    """``image`` is ``[B, image_channels, H, W]``, finite, in ``[-1, 1]``."""
+    img = out.image
+    shape = (want.b, want.channels, want.h, want.w)
+    if not isinstance(img, Tensor) or tuple(img.shape) != shape:
+        got = tuple(img.shape) if isinstance(img, Tensor) else type(img).__name__
+        return [
+            (
+                f"image is {got}, expected {shape}",
+                "return image: [B, image_channels, H, W] at Condition.size",
+            )
+        ]
+    if _nonfinite({"image": img}):
+        return [("image has NaN/Inf values", "check the generator's arithmetic")]
+    peak = float(img.detach().abs().max())
+    if peak > IMAGE_BOUND:
+        return [
+            (
+                f"image reaches {peak:.3g}, outside [-1, 1]",
+                "end the generator with tanh (images are in [-1, 1])",
+            )
+        ]
+    return []
+
+
+def _check_stages(want: _Expected, out: SynthesisOutput) -> list[_Problem]:
+    """``stages`` is an ``nn.ModuleList`` with one entry per ``stage_channels`` entry."""
+    stages, sc = getattr(want.part, "stages", None), want.stage_channels
+    if not isinstance(stages, nn.ModuleList):
+        return [
+            (
+                "the generator has no `stages` nn.ModuleList",
+                "keep the stages in self.stages = nn.ModuleList([...])",
+            )
+        ]
+    if len(stages) != len(sc):
+        return [
+            (
+                f"len(stages) = {len(stages)} but len(stage_channels) = {len(sc)}",
+                "stage i of self.stages produces features[i]: one entry per stage",
+            )
+        ]
+    return []
+
+
+def _check_stage_scales(want: _Expected, out: SynthesisOutput) -> list[_Problem]:
+    """One ``stage_scales`` entry per ``stage_channels`` entry."""
+    ss, sc = want.stage_scales, want.stage_channels
+    if len(ss) != len(sc):
+        return [
+            (
+                f"stage_scales has {len(ss)} entries, stage_channels {len(sc)}",
+                "give one scale and one width per stage",
+            )
+        ]
+    return []
+
+
+def _check_features(want: _Expected, out: SynthesisOutput) -> list[_Problem]:
+    """One finite feature map ``[B, stage_channels[i], H/s_i, W/s_i]`` per stage."""
+    feats, sc, ss = out.features, want.stage_channels, want.stage_scales
+    if not isinstance(feats, list):
+        return [
+            (
+                "return_features=True gave no feature list",
+                "return features=[stage outputs] when return_features is set",
+            )
+        ]
+    probs: list[_Problem] = []
+    if len(feats) != len(sc):
+        probs.append(
+            (f"{len(feats)} features for {len(sc)} stages", "return one feature map per stage")
+        )
+    for i, (f, c, s) in enumerate(zip(feats, sc, ss)):
+        shape = (want.b, c, want.h // s, want.w // s)
+        if not isinstance(f, Tensor) or tuple(f.shape) != shape:
+            got = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
+            probs.append(
+                (
+                    f"features[{i}] is {got}, expected {shape} from "
+                    f"stage_channels[{i}]={c}, stage_scales[{i}]={s}",
+                    "make stage_channels/stage_scales describe the stage outputs",
+                )
+            )
+    bad = _nonfinite(_flatten(feats, "features"))
+    if bad:
+        probs.append((f"NaN/Inf in {bad}", "check the stages' arithmetic"))
+    return probs
+
+
+def _check_pyramid(want: _Expected, out: SynthesisOutput) -> list[_Problem]:
+    """A pyramid exactly when ``has_pyramid``: RGB levels, coarse to fine, ending at H×W."""
+    pyr = out.pyramid
+    if not type(want.part).has_pyramid:
+        if pyr is None:
+            return []
+        return [
+            (
+                "the output has a pyramid but the class says has_pyramid = False",
+                "set has_pyramid = True so the composer knows",
+            )
+        ]
+    if not isinstance(pyr, list) or not pyr:
+        return [
+            (
+                "has_pyramid is True but the output has no pyramid",
+                "return pyramid=[per-scale RGB, coarse to fine]",
+            )
+        ]
+    probs: list[_Problem] = []
+    for i, p in enumerate(pyr):
+        if not isinstance(p, Tensor) or p.dim() != 4 or p.shape[:2] != (want.b, want.channels):
+            got = tuple(p.shape) if isinstance(p, Tensor) else type(p).__name__
+            probs.append(
+                (f"pyramid[{i}] is {got}", f"each pyramid level is [B, {want.channels}, h, w]")
+            )
+    if isinstance(pyr[-1], Tensor) and tuple(pyr[-1].shape[-2:]) != (want.h, want.w):
+        probs.append(
+            (
+                f"the finest pyramid level is {tuple(pyr[-1].shape[-2:])}, "
+                f"not the output size {(want.h, want.w)}",
+                "order the pyramid coarse to fine, ending at the output size",
+            )
+        )
+    return probs
+
+
+#: The checks of a generator's output, in the order their problems are reported.
+_OUTPUT_CHECKS: tuple[Callable[[_Expected, SynthesisOutput], list[_Problem]], ...] = (
+    _check_image,
+    _check_stages,
+    _check_stage_scales,
+    _check_features,
+    _check_pyramid,
+)
