@@ -291,6 +291,97 @@ def test_identity_recovery_with_lpips_records_weights_and_spec():
     }
 
 
+# --------------------------------------------------------------------------- reset
+
+
+def test_reset_forgets_declared_state_and_keeps_the_networks(monkeypatch):
+    """reset() restores what add_state declared; no network is rebuilt (no __init__ again)."""
+    diversity = LPIPSDiversity(weights="none")
+    recovery = IdentityRecovery(n=2, distance={"type": "core.l1"})
+    net, sampler = diversity.lpips, recovery.sampler()
+    diversity.update(_images(2, 3, 3, SIZE, SIZE))
+    recovery.update(torch.rand(3), name="a")
+    recovery.update(torch.rand(3), name="b")
+
+    def rebuilt(*args, **kwargs):
+        raise AssertionError("reset() rebuilt the metric")
+
+    monkeypatch.setattr(LPIPSDiversity, "__init__", rebuilt)
+    monkeypatch.setattr(IdentityRecovery, "__init__", rebuilt)
+    diversity.reset()
+    recovery.reset()
+    assert diversity.lpips is net and recovery.sampler() is sampler
+    assert (diversity._means, diversity._n, diversity._size, diversity._pairs) == (
+        [],
+        None,
+        None,
+        None,
+    )
+    assert (recovery._dist, recovery._source, recovery._size) == ({}, {}, None)
+    with pytest.raises(ValueError, match="nothing to compute"):
+        diversity.compute()
+    diversity.update(_images(1, 4, 3, SIZE, SIZE))  # another n after reset is fine
+    assert diversity.compute()["settings"]["n"] == 4
+
+
+class _Counts(synth.Metric):
+    """Counts updates per key: its state is declared with add_state."""
+
+    class Config(synth.PartConfig):
+        keys: list[str] = ["a", "b"]
+
+    def __init__(self, config=None, **kwargs):
+        super().__init__(config, **kwargs)
+        self.add_state("counts", {k: 0 for k in self.config.keys})
+        self.add_state("seen", [])
+        self.builds = getattr(self, "builds", 0) + 1
+
+    def update(self, key: str) -> None:
+        self.counts[key] += 1
+        self.seen.append(key)
+
+    def compute(self):
+        return {**self.counts, "settings": {"keys": self.config.keys}}
+
+
+class _Undeclared(synth.Metric):
+    """A metric written before add_state: its state is set in __init__ only."""
+
+    class Config(synth.PartConfig):
+        pass
+
+    def __init__(self, config=None, **kwargs):
+        super().__init__(config, **kwargs)
+        self.total = 0
+
+    def update(self, x: float) -> None:
+        self.total += x
+
+    def compute(self):
+        return {"total": self.total, "settings": {}}
+
+
+def test_add_state_defaults_are_copied_and_reset_from_the_declaration():
+    one, two = _Counts(), _Counts(keys=["a"])
+    one.update("a")
+    one.update("b")
+    assert one.compute()["a"] == 1 and two.compute() == {"a": 0, "settings": {"keys": ["a"]}}
+    one.reset()
+    assert one.counts == {"a": 0, "b": 0} and one.seen == [] and one.builds == 1
+    one.update("a")
+    one.reset()  # the accumulated dict was a copy: the declared default is untouched
+    assert one.counts == {"a": 0, "b": 0}
+
+
+def test_undeclared_metric_reset_is_deprecated_but_still_resets():
+    metric = _Undeclared()
+    metric.name = "t.undeclared"
+    metric.update(2.0)
+    with pytest.warns(DeprecationWarning, match="declares no state.*add_state"):
+        metric.reset()
+    assert metric.total == 0 and metric.name == "t.undeclared"
+
+
 # --------------------------------------------------------------------------- FID
 
 
@@ -384,7 +475,9 @@ def test_fid_default_layer_and_reset_real_features(fid_weights):
     small.update(_images(3, 3, 24, 40, seed=2), real=False)
     first = small.compute()
     assert first["settings"]["resolution"] == [[24, 40], [SIZE, SIZE]]
+    inception = small._fid.inception
     small.reset()
+    assert small._fid.inception is inception  # the network is kept
     with pytest.raises(ValueError, match="at least 2 real and 2 generated"):
         small.compute()
     small.update(_images(3, 3, 24, 40, seed=2), real=False)

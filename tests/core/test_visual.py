@@ -268,3 +268,57 @@ def test_loss_curve_log_scale_and_repeated_steps(tmp_path: Path):
     out = sv.loss_curve(with_zero, tmp_path / "forced.png", log_scale=True)
     assert has_color(out, BLUE)
     assert sv.loss_curve(records, tmp_path / "a2.png").read_bytes() == auto.read_bytes()
+
+
+ORANGE = (255, 127, 14)  # second loss-curve line colour
+
+
+def test_image_grid_is_torchvision_make_grid():
+    from torchvision.utils import make_grid
+
+    x = torch.rand(5, 3, 8, 10) * 2 - 1
+    grid = sv.image_grid([list(x[:3]), list(x[3:])], pad=3, pad_value=-1.0)
+    blank = torch.full((3, 8, 10), -1.0)
+    expected = make_grid([*x, blank], nrow=3, padding=3, pad_value=-1.0)
+    torch.testing.assert_close(grid, expected)
+
+
+def test_loss_curve_series_colours_and_smoothing(tmp_path: Path):
+    records = [
+        {"step": s, "g/gan": 0.7 + 0.3 * math.sin(s), "d/hinge": 1.0 - s / 400} for s in range(200)
+    ]
+    out = sv.loss_curve(records, tmp_path / "two.png")
+    assert has_color(out, BLUE) and has_color(out, ORANGE)
+    smooth = sv.loss_curve(records, tmp_path / "smooth.png", smooth=25)
+    assert smooth.read_bytes() != out.read_bytes()
+    np.testing.assert_allclose(sv._moving_average(np.arange(5.0), 2), [0, 0.5, 1.5, 2.5, 3.5])
+
+
+CHART_SCRIPT = """
+import sys
+import matplotlib
+
+def use(*args, **kwargs):
+    raise AssertionError("synth called matplotlib.use(): the backend is the user's choice")
+
+matplotlib.use = use
+import synth.viz as sv
+sv.loss_curve([{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}], sys.argv[1])
+assert "matplotlib.pyplot" not in sys.modules, "loss_curve used pyplot"
+print("ok")
+"""
+
+
+def test_loss_curve_draws_on_its_own_agg_canvas(tmp_path: Path):
+    """No pyplot global state and no matplotlib.use(): a user's backend is left alone."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", CHART_SCRIPT, str(tmp_path / "c.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+    assert Image.open(tmp_path / "c.png").size == (800, 480)
