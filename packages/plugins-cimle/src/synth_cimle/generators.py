@@ -326,7 +326,8 @@ class RRDBGenerator(Generator):
 
 
 class LayerNorm2d(nn.Module):
-    """Layer norm over ``(C, H, W)`` per sample (TF-slim ``layer_norm``), per-channel affine.
+    """Layer norm over ``(C, H, W)`` per sample (TF-slim ``layer_norm``), per-channel affine:
+    ``F.group_norm`` with one group.
 
     Statistics in fp32 (autocast-safe); ``x: [B, C, H, W] -> same``.
     """
@@ -338,11 +339,9 @@ class LayerNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor) -> Tensor:
-        xf = x.float()
-        var, mean = torch.var_mean(xf, dim=(1, 2, 3), keepdim=True, unbiased=False)
-        y = (xf - mean) * torch.rsqrt(var + self.eps)
-        y = y * self.weight.float()[:, None, None] + self.bias.float()[:, None, None]
-        return y.to(x.dtype)
+        # one group = the statistics of the whole sample, with a per-channel affine
+        w, b = self.weight.float(), self.bias.float()
+        return F.group_norm(x.float(), 1, w, b, self.eps).to(x.dtype)
 
 
 class CRNLevel(nn.Module):

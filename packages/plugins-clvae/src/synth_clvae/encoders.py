@@ -14,9 +14,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
 from synth.nn import ops
+from synth.nn.norms import InstanceNorm2d
 from synth.parts.losses import gaussian_kl
-
-from .discriminators import InstanceNorm
 
 __all__ = ["ClassLayerEncoder", "ConvEncoder", "class_layer_kl", "roi_max_pool"]
 
@@ -97,7 +96,7 @@ class _EncoderBody(nn.Module):
         cin = 3
         for i, w in enumerate(widths[:num_layers]):
             conv = nn.Conv2d(cin, w, 3, stride=2, padding=1, bias=False)
-            layer = nn.Sequential(spectral_norm(conv) if spectral else conv, InstanceNorm())
+            layer = nn.Sequential(spectral_norm(conv) if spectral else conv, InstanceNorm2d())
             self.add_module(f"layer{i + 1}", layer)
             cin = w
         self.out_channels = cin

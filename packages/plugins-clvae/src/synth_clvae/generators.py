@@ -24,8 +24,6 @@ from synth.config import normalize_spec
 from synth.nn.layers import LabelConv2d
 from synth.registry import get_registry
 
-from .norms import label_edge_conv2d
-
 __all__ = ["CLVAEGenerator", "SPADEGenerator", "SPADEResBlock", "num_up_layers"]
 
 UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
@@ -166,11 +164,7 @@ class SPADEGenerator(synth.Generator):
             self.fc: nn.Module = nn.Linear(cfg.z_dim, 16 * nf * self.sw * self.sh)
         else:
             self.fc = LabelConv2d(
-                cfg.num_classes,
-                16 * nf,
-                3,
-                padding=1,
-                in_channels=cfg.num_classes + int(cfg.use_instances),
+                cfg.num_classes, 16 * nf, 3, padding=1, extra_channels=int(cfg.use_instances)
             )
         self.stage_channels = [fout for _, fout in chans]
         scales, s = [], 1
@@ -254,11 +248,8 @@ class SPADEGenerator(synth.Generator):
         assert cond.size is not None
         m = self.size_multiple
         size = (cond.size[0] // m, cond.size[1] // m)
-        if cfg.use_instances:
-            return label_edge_conv2d(
-                self.fc, ctx.labels(size), ctx.instance_edges(size), cfg.num_classes
-            )
-        return self.fc(ctx.labels(size))
+        edges = ctx.instance_edges(size) if cfg.use_instances else None
+        return self.fc(ctx.labels(size), edges)
 
     def _context(self, cond: synth.Condition, latents: synth.Latents | None) -> synth.Context:
         return synth.Context(cond, latents)

@@ -11,35 +11,16 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from pydantic import Field
 from torch import Tensor, nn
 
 import synth
 from synth.nn import ops
-from synth.nn.layers import LabelConv2d, label_conv2d
-from synth.nn.norms import instance_normalize
+from synth.nn.layers import LabelConv2d
+from synth.nn.norms import batch_normalize, instance_normalize, modulate
 
-__all__ = ["CSE", "SPADE", "label_edge_conv2d"]
-
-
-def label_edge_conv2d(conv: LabelConv2d, labels: Tensor, edges: Tensor, num_classes: int) -> Tensor:
-    """``conv(cat(one_hot(labels), edges))`` for a conv whose input is the one-hot map (K
-    channels) followed by the instance-edge map (1 channel), SPADE's order with instances.
-
-    ``conv.weight: [C_out, K + 1, k, k]`` is the dense conv's weight (official keys load
-    unchanged): the one-hot part ``weight[:, :K]`` is gathered by label
-    (:func:`synth.nn.layers.label_conv2d`), the edge part ``weight[:, K:]`` is a dense one-channel
-    conv, the bias is added once. ``labels: LongTensor[B, H, W]``, ``edges: [B, 1, H, W]`` ->
-    ``[B, C_out, H, W]`` (stride 1, same padding).
-    """
-    k = num_classes
-    out = label_conv2d(
-        labels, conv.weight[:, :k], conv.bias, padding=conv.padding, padding_mode=conv.padding_mode
-    )
-    edge = F.conv2d(edges.to(out.dtype), conv.weight[:, k:], padding=conv.padding)
-    return out + edge.to(out.dtype)
+__all__ = ["CSE", "SPADE"]
 
 
 class SPADE(synth.ConditioningBlock):
@@ -58,7 +39,8 @@ class SPADE(synth.ConditioningBlock):
     of ``Condition.instance_map``, computed at full size, then resized nearest — the official
     order) is one more input channel of the shared conv, whose weight keeps the dense shape
     ``[hidden, K + 1, k, k]``; the one-hot part is gathered, the edge channel is a dense conv
-    (:func:`label_edge_conv2d`). Requires ``instance_map`` then.
+    (the ``extra`` channel of :class:`synth.nn.layers.LabelConv2d`). Requires ``instance_map``
+    then.
 
     ``hidden`` is the width of the shared MLP (128 in SPADE). State-dict keys follow the
     official layout: ``param_free_norm.*`` (batch norm running statistics), ``mlp_shared.0.*``,
@@ -108,6 +90,7 @@ class SPADE(synth.ConditioningBlock):
                 c.kernel_size,
                 padding=pw,
                 in_channels=self._label_channels(),
+                extra_channels=int(c.use_instances),
             ),
             nn.ReLU(),
         )
@@ -115,25 +98,15 @@ class SPADE(synth.ConditioningBlock):
         self.mlp_beta = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
 
     def _label_channels(self) -> int:
-        """Input channels of the shared conv: K for a one-hot map (+1 edge channel)."""
-        return self.config.num_classes + int(self.config.use_instances)
+        """Channels of the map the shared conv gathers: K for a one-hot map."""
+        return self.config.num_classes
 
     # ------------------------------------------------------------------ pieces
     def normalize(self, x: Tensor) -> Tensor:
         """Parameter-free normalisation of ``x: [B, C, H, W]``, returned in **fp32**."""
         if self.param_free_norm is None:
             return instance_normalize(x, self.config.eps)
-        bn = self.param_free_norm
-        mean, var = bn.running_mean.float(), bn.running_var.float()
-        out = F.batch_norm(
-            x.float(), mean, var, None, None, self.training, self.config.momentum, self.config.eps
-        )
-        if self.training:
-            bn.num_batches_tracked.add_(1)
-            if bn.running_mean.dtype != torch.float32:
-                bn.running_mean.copy_(mean)
-                bn.running_var.copy_(var)
-        return out
+        return batch_normalize(x, self.param_free_norm)
 
     def modulation(
         self, labels: Tensor, class_vectors: Tensor | None = None, edges: Tensor | None = None
@@ -144,11 +117,7 @@ class SPADE(synth.ConditioningBlock):
         (``painted[b, :, y, x] = class_vectors[b, labels[b, y, x]]``) instead of the one-hot;
         with ``edges: [B, 1, H, W]`` (``use_instances``) it reads ``cat(one_hot, edges)``.
         """
-        conv = self.mlp_shared[0]
-        if edges is None:
-            shared = conv(labels, class_vectors)
-        else:
-            shared = label_edge_conv2d(conv, labels, edges, self.config.num_classes)
+        shared = self.mlp_shared[0](labels, edges, class_vectors)
         actv = self.mlp_shared[1](shared)
         dtype = self.mlp_gamma.weight.dtype
         if not torch.is_autocast_enabled(actv.device.type):
@@ -169,7 +138,7 @@ class SPADE(synth.ConditioningBlock):
         labels = self.labels_for(x, ctx)
         edges = ctx.instance_edges(tuple(labels.shape[-2:])) if self.config.use_instances else None
         gamma, beta = self.modulation(labels, self.class_vectors(ctx), edges)
-        return (normalized * (1 + gamma.float()) + beta.float()).to(x.dtype)
+        return modulate(normalized, gamma, beta).to(x.dtype)
 
 
 class CSE(SPADE):

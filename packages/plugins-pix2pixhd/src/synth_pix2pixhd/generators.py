@@ -16,13 +16,15 @@ Input (official channel order): one-hot label map ``[B, K, H, W]``, then the ins
 map ``[B, 1, H, W]`` (``use_instances``, §3.3), then the instance features
 ``latents.spatial [B, feat_num, H, W]`` (``feat_num > 0``, §3.4). The first 7×7 convolution
 keeps one weight ``[ngf, K + extra, 7, 7]`` (the official ``model.1.weight``): its one-hot
-slice is applied by gathering (:func:`synth.nn.layers.label_conv2d`, reflect padding, exact) and
-the extra channels by a dense convolution with the remaining slice; the two are summed.
+slice is applied by gathering (:class:`synth.nn.layers.LabelConv2d`, reflect padding, exact) and
+the extra channels by a dense convolution with the remaining slice; the two are summed. The
+instance boundary map is :func:`synth.nn.ops.instance_edges` and the input pyramid step
+:func:`synth.nn.ops.pyramid_down` (re-exported here as ``instance_edges`` and
+``downsample_input``).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -32,7 +34,9 @@ from torch import Tensor, nn
 
 from synth import Condition, Context, Generator, Latents, PartConfig, PartSpec, SynthesisOutput
 from synth.nn import ops
-from synth.nn.layers import label_conv2d
+from synth.nn.layers import LabelConv2d
+from synth.nn.ops import instance_edges
+from synth.nn.ops import pyramid_down as downsample_input
 
 __all__ = [
     "DownStage",
@@ -48,36 +52,12 @@ __all__ = [
 ]
 
 
-def instance_edges(instance_map: Tensor) -> Tensor:
-    """Instance boundary map (paper §3.3): 1 where any 4-neighbour has another instance id.
-
-    The same values as :func:`synth.nn.ops.instance_edges` (the official ``get_edges``), written
-    without in-place updates of slices so that ``torch.compile``'s CPU backend (inductor, torch
-    2.14) can generate code for it.
-
-    Args:
-        instance_map: ``[B, H, W]`` integer ids.
-    Returns:
-        ``FloatTensor[B, 1, H, W]`` of 0/1.
-    """
-    t = instance_map.unsqueeze(1)
-    dx = (t[..., :, 1:] != t[..., :, :-1]).float()
-    dy = (t[..., 1:, :] != t[..., :-1, :]).float()
-    edge = torch.maximum(F.pad(dx, (1, 0)), F.pad(dx, (0, 1)))
-    return torch.maximum(edge, torch.maximum(F.pad(dy, (0, 0, 1, 0)), F.pad(dy, (0, 0, 0, 1))))
-
-
-def downsample_input(x: Tensor) -> Tensor:
-    """pix2pixHD's input pyramid step: ``AvgPool2d(3, stride=2, padding=1,
-    count_include_pad=False)``, ``[B, C, H, W] -> [B, C, ceil(H/2), ceil(W/2)]``."""
-    return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-
-
-class InputConv(nn.Module):
+class InputConv(LabelConv2d):
     """The 7×7 reflect-padded input convolution over ``[one-hot (K) | extra (E)]`` channels.
 
-    ``weight: [C_out, K + E, 7, 7]`` and ``bias: [C_out]`` are exactly those of the official
-    ``nn.Conv2d(K + E, C_out, 7)`` after ``nn.ReflectionPad2d(3)``.
+    A :class:`synth.nn.layers.LabelConv2d`: ``weight: [C_out, K + E, 7, 7]`` and ``bias:
+    [C_out]`` are exactly those of the official ``nn.Conv2d(K + E, C_out, 7)`` after
+    ``nn.ReflectionPad2d(3)``.
 
     ``forward(labels=[B, H, W], extra=[B, E, H, W] | None)`` computes the one-hot part by
     gathering (exact, ~K× fewer multiply-adds) plus a dense conv of the extra channels;
@@ -87,32 +67,25 @@ class InputConv(nn.Module):
     """
 
     def __init__(self, num_classes: int, extra: int, out_channels: int, kernel: int = 7) -> None:
-        super().__init__()
-        self.num_classes, self.extra, self.pad = num_classes, extra, kernel // 2
-        self.weight = nn.Parameter(torch.empty(out_channels, num_classes + extra, kernel, kernel))
-        self.bias = nn.Parameter(torch.empty(out_channels))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        bound = 1 / math.sqrt(self.weight[0].numel())
-        nn.init.uniform_(self.bias, -bound, bound)
+        super().__init__(
+            num_classes,
+            out_channels,
+            kernel,
+            padding=kernel // 2,
+            padding_mode="reflect",
+            extra_channels=extra,
+        )
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         labels: Tensor | None = None,
         extra: Tensor | None = None,
         dense: Tensor | None = None,
     ) -> Tensor:
-        p = self.pad
         if dense is not None:
-            x = F.pad(dense.to(self.weight.dtype), (p, p, p, p), mode="reflect")
-            return F.conv2d(x, self.weight, self.bias)
+            return super().forward(dense)
         assert labels is not None
-        k = self.num_classes
-        out = label_conv2d(labels, self.weight[:, :k], self.bias, padding=p, padding_mode="reflect")
-        if self.extra:
-            assert extra is not None
-            x = F.pad(extra.to(self.weight.dtype), (p, p, p, p), mode="reflect")
-            out = out + F.conv2d(x, self.weight[:, k:])
-        return out
+        return super().forward(labels, extra)
 
 
 class InputStage(nn.Module):

@@ -1,8 +1,8 @@
 """Shared tensor helpers for label maps and latents.
 
 These are the operations conditioning blocks and plugins share: one-hot encoding, resizing
-label maps without ever interpolating ids, instance boundary maps (pix2pixHD §3.3) and
-spherical interpolation of codes.
+label maps without ever interpolating ids, instance boundary maps (pix2pixHD §3.3), the
+image-pyramid step of pix2pixHD's multi-scale networks and spherical interpolation of codes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["instance_edges", "nearest_indices", "one_hot", "resize_labels", "slerp"]
+__all__ = [
+    "instance_edges",
+    "nearest_indices",
+    "one_hot",
+    "pyramid_down",
+    "resize_labels",
+    "slerp",
+]
 
 
 def one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -71,6 +78,13 @@ def instance_edges(instance_map: Tensor) -> Tensor:
     horizontal = torch.maximum(F.pad(dx, (1, 0)), F.pad(dx, (0, 1)))
     vertical = torch.maximum(F.pad(dy, (0, 0, 1, 0)), F.pad(dy, (0, 0, 0, 1)))
     return torch.maximum(horizontal, vertical)
+
+
+def pyramid_down(x: Tensor) -> Tensor:
+    """pix2pixHD's image-pyramid step (its multi-scale discriminator and local enhancer):
+    ``AvgPool2d(3, stride=2, padding=1, count_include_pad=False)``,
+    ``[B, C, H, W] -> [B, C, ceil(H/2), ceil(W/2)]``."""
+    return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
 
 
 def slerp(a: Tensor, b: Tensor, t: float | Tensor, eps: float = 1e-7) -> Tensor:

@@ -1,8 +1,8 @@
 """Core conditioning blocks: instance norm, batch norm and AdaIN.
 
 Every block here computes its normalisation statistics in fp32, also under bf16/fp16 autocast
-(the input is upcast with ``x.float()``, normalised, modulated, and cast back to ``x.dtype``),
-so low-precision training does not lose the mean/variance of large activations.
+(through :mod:`synth.nn.norms`: the input is upcast, normalised, modulated, and cast back to
+``x.dtype``), so low-precision training does not lose the mean/variance of large activations.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from pydantic import Field
 from torch import Tensor, nn
 
 from ..config import PartConfig
 from ..context import Context
-from ..nn.norms import instance_normalize
+from ..nn.norms import batch_normalize, instance_normalize, modulate
 from .base import ConditioningBlock
 
 __all__ = ["AdaIN", "BatchNorm", "InstanceNorm"]
@@ -88,26 +87,7 @@ class BatchNorm(ConditioningBlock):
 
     def forward(self, x: Tensor, ctx: Context | None = None) -> Tensor:
         """``x: [B, C, H, W] -> [B, C, H, W]`` (``ctx`` is not read)."""
-        bn = self.bn
-        # fp32 views of the running statistics (the same tensors unless the module was cast to
-        # a low-precision dtype, in which case the fp32 update is copied back below).
-        mean, var = bn.running_mean.float(), bn.running_var.float()
-        out = F.batch_norm(
-            x.float(),
-            mean,
-            var,
-            None if bn.weight is None else bn.weight.float(),
-            None if bn.bias is None else bn.bias.float(),
-            self.training,
-            self.config.momentum,
-            self.config.eps,
-        )
-        if self.training:
-            bn.num_batches_tracked.add_(1)
-            if bn.running_mean.dtype != torch.float32:
-                bn.running_mean.copy_(mean)
-                bn.running_var.copy_(var)
-        return out.to(x.dtype)
+        return batch_normalize(x, self.bn).to(x.dtype)
 
 
 class AdaIN(ConditioningBlock):
@@ -155,5 +135,4 @@ class AdaIN(ConditioningBlock):
                 f"{len(styles)} style code(s) were given: give one [B, style_dim] code per stage"
             )
         gamma, beta = rearrange(self.affine(styles[ctx.stage]), "b (two c) -> two b c 1 1", two=2)
-        out = instance_normalize(x, self.config.eps) * (1 + gamma.float()) + beta.float()
-        return out.to(x.dtype)
+        return modulate(instance_normalize(x, self.config.eps), gamma, beta).to(x.dtype)
