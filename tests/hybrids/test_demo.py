@@ -1,6 +1,7 @@
-"""``synth demo`` / :func:`synth.demo.run_demo`: a hybrid recipe shrunk to CPU size, trained for
-a time budget on the demo photos, with its pictures, metrics, model and a working
-``synth sample`` command; per-class resampling keeps every other code."""
+"""``synth demo`` / :func:`synth.demo.run_demo`: a hybrid recipe shrunk to CPU size by its own
+demo settings, trained for a time budget on the demo photos, with its pictures (CLVAE's through
+the ``synth_demo_pictures`` hook), metrics, model and a working ``synth sample`` command;
+per-class resampling keeps every other code; the default recipe is the plugins' preference."""
 
 from __future__ import annotations
 
@@ -13,23 +14,76 @@ from PIL import Image
 
 import synth
 from synth.cli import main
-from synth.demo import CPU_CAPS, DEFAULT_RECIPE, class_resample, demo_spec, run_demo
+from synth.demo import default_recipe, demo_spec, run_demo
 
 pytest.importorskip("synth_clvae")
 pytest.importorskip("synth_pix2pixhd")
 pytest.importorskip("synth_cimle")
+
+from synth_clvae.pictures import class_resample
+
+#: What the installed plugins prefer as the default demo: GauGAN as a composition.
+DEFAULT_RECIPE = "clvae.gaugan_composed"
 
 #: A very short run at 32 px with one VGG layer: the pipeline, not the quality.
 TINY = {"minutes": 0.01, "size": 32, "num_samples": 3, "batch_size": 2}
 ONE_VGG_LAYER = {"losses.vgg.layers": ["relu1_1"], "losses.vgg.layer_weights": [1.0]}
 
 
+def test_the_default_demo_is_the_plugins_preference(registry_with):
+    registry_with("pix2pixhd", "clvae", "cimle")
+    assert default_recipe() == (DEFAULT_RECIPE, [])
+
+
+def test_without_a_plugin_of_the_default_the_demo_runs_another_and_says_so(registry_with):
+    registry_with("clvae", "cimle")  # the GauGAN composition needs pix2pixHD's parts
+    name, notes = default_recipe()
+    assert name == "clvae.gaugan_vae_ade20k"  # clvae's next preference: GauGAN-VAE alone
+    assert notes == [
+        f"the default demo recipe {DEFAULT_RECIPE} needs synth-plugin-pix2pixhd, which is not "
+        f"installed; running {name} instead (pip install synth-plugin-pix2pixhd for the default)"
+    ]
+    registry_with("pix2pixhd", "cimle")  # without clvae: the preferred recipe of the others
+    assert default_recipe() == ("cimle.sr_x4_small", [])
+
+
+def test_a_plugin_with_a_higher_preference_becomes_the_default_demo(registry_with):
+    """A later plugin (e.g. a nested-scale hybrid) takes over the default by registering a
+    higher demo preference: no core change."""
+    reg = registry_with("pix2pixhd", "clvae")
+    base = reg.recipe(DEFAULT_RECIPE)
+
+    class Later:
+        @synth.hookimpl
+        def synth_register(self, registry):
+            demo = {**base.demo, "preference": base.demo["preference"] + 1}
+            registry.add_recipe("later.hybrid", base.spec, demo=demo)
+
+    reg.register_plugin(Later(), "later")
+    assert default_recipe() == ("later.hybrid", [])
+    spec, _ = demo_spec(size=32)
+    assert spec["generator"]["ngf"] == base.demo["caps"]["ngf"]
+
+
+def test_cli_demo_prints_the_fallback_note(registry_with, tmp_path, capsys):
+    registry_with("clvae")
+    argv = ["demo", "--minutes", "0.005", "--size", "32", "-n", "2", "--batch-size", "2"]
+    argv += ["--out", str(tmp_path), "--set", 'losses.vgg.layers=["relu1_1"]']
+    argv += ["--set", "losses.vgg.layer_weights=[1]"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "note: the default demo recipe clvae.gaugan_composed needs synth-plugin-pix2pixhd" in out
+    assert "synth demo: clvae.gaugan_vae_ade20k" in out
+
+
 def test_demo_spec_caps_a_paper_sized_recipe():
-    spec, changes = demo_spec(DEFAULT_RECIPE, size=48, num_classes=5)
+    caps = synth.get_registry().recipe(DEFAULT_RECIPE).demo["caps"]
+    spec, changes = demo_spec(size=48, num_classes=5)  # the default recipe
     gen = spec["generator"]
-    assert gen["ngf"] == CPU_CAPS["ngf"] and gen["crop_size"] == 48 and gen["num_classes"] == 5
-    assert gen["norm"]["hidden"] == CPU_CAPS["hidden"]  # a slot left at its default is capped
-    assert spec["discriminator"]["ndf"] == CPU_CAPS["ndf"]
+    assert gen["ngf"] == caps["ngf"] and gen["crop_size"] == 48 and gen["num_classes"] == 5
+    assert gen["norm"]["hidden"] == caps["hidden"]  # a slot left at its default is capped
+    # the hybrid's own settings shrink the other plugin's part (pix2pixHD's discriminator)
+    assert spec["discriminator"]["ndf"] == caps["ndf"]
     assert any("ngf 64 → 16" in c for c in changes)
     spec, changes = demo_spec(DEFAULT_RECIPE, overrides={"generator.ngf": 8})
     assert spec["generator"]["ngf"] == 8 and changes[-1].endswith("(--set)")

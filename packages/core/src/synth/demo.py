@@ -1,14 +1,15 @@
-"""``synth demo``: a first run that trains a hybrid of several papers' parts on real photos.
+"""``synth demo``: a first run that trains a registered recipe on real photos, at CPU size.
 
-:func:`run_demo` composes a registered recipe (default :data:`DEFAULT_RECIPE`, GauGAN as a
-composition: the SPADE generator with a global VAE code, pix2pixHD's multi-scale discriminator
-and feature matching), shrinks it to CPU size (:data:`CPU_CAPS`), trains it on the embedded
-demo photos (:func:`synth.data.demo`) for a few minutes, and writes to ``out_dir``:
+:func:`run_demo` composes a recipe (default: :func:`default_recipe`, the installed recipe with
+the highest demo ``preference``), shrinks it to CPU size with the recipe's own demo settings,
+trains it on the embedded demo photos (:func:`synth.data.demo`) for a few minutes, and writes
+to ``out_dir``:
 
 ==========================  ==========================================================
 ``samples.png``             one row per photo: label map | ground truth | n samples
-``class_resample.png``      per row, one class's codes resampled and every other code
-                            kept (only for models with per-class codes, e.g. CLVAE)
+``<plugin pictures>.png``   what only a plugin's parts can show, through the
+                            ``synth_demo_pictures`` hook (e.g. CLVAE's
+                            ``class_resample.png``: one class's codes resampled)
 ``loss_curve.png``          the logged losses (``log.jsonl`` holds the numbers)
 ``metrics.json``            LPIPS diversity, best-of-n L1, training speed, the spec used
 ``model/``                  the trained model (``synth.load`` / ``synth sample``)
@@ -16,11 +17,24 @@ demo photos (:func:`synth.data.demo`) for a few minutes, and writes to ``out_dir
                             the printed ``synth sample`` command works as it is
 ==========================  ==========================================================
 
-Recipes state the papers' sizes (ngf 64, 256 px, 151 classes); the demo caps widths and
-depths (:data:`CPU_CAPS`), sets every ``num_classes`` to the demo labels' and every crop size
-to ``size``, then applies the user's overrides. Pretrained backbones (VGG for perceptual
-losses, AlexNet for LPIPS) are used when their files are on disk; otherwise the demo says so
-and uses random backbones — it never waits on a download unless ``download=True``.
+Core knows no plugin: what a recipe needs to train in minutes on 2 CPU cores comes with the
+recipe, ``registry.add_recipe(name, spec, demo={...})`` (:class:`DemoSettings`)::
+
+    preference   int: the default demo is the installed recipe with the highest preference
+                 (ties: the first name); a recipe without demo settings is never the default
+    caps         {field: int}: upper bound on that field of every part (slots included, also
+                 slots left at their defaults) whose config has it, e.g. {"ngf": 16}
+    size_fields  {field: floor}: fields set to the demo image side (at least ``floor``),
+                 e.g. {"crop_size": 1, "input_size": 64}
+    set          {dotted spec path: value}: applied after the caps, e.g.
+                 {"generator.aspect_ratio": 1.0}
+    unset        [dotted spec path]: keys removed, e.g. explicit per-level widths
+    train        TrainerConfig fields for the minutes-long run, over :data:`DEMO_TRAIN`
+
+Every ``num_classes`` becomes the demo labels' count; the user's ``--set`` overrides come
+last, unchecked by the caps. Pretrained backbones (VGG for perceptual losses, AlexNet for
+LPIPS) are used when their files are on disk; otherwise the demo says so and uses random ones —
+it never waits on a download unless ``download=True``.
 """
 
 from __future__ import annotations
@@ -32,51 +46,60 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from einops import rearrange
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor
 
-from .condition import CONDITION_FIELDS, Condition
-from .config import slot_fields
+from .condition import Condition
+from .config import format_validation_error, slot_fields
 from .data.base import SynthDataset
 from .data.demo import DemoDataset, demo
 from .data.transforms import resize_image
-from .errors import WeightsNotFoundError
-from .registry import get_registry
+from .errors import ConfigError, WeightsNotFoundError
+from .registry import KNOWN_PLUGINS, DemoPicture, Recipe, Registry, get_registry, hooks
 
-__all__ = ["CPU_CAPS", "DEFAULT_RECIPE", "DemoResult", "demo_spec", "run_demo"]
+__all__ = [
+    "DEMO_TRAIN",
+    "DemoResult",
+    "DemoSettings",
+    "default_recipe",
+    "demo_settings",
+    "demo_spec",
+    "demo_trainer_config",
+    "run_demo",
+]
 
-#: GauGAN as a composition (SPADE G + global code + pix2pixHD D and feature matching).
-DEFAULT_RECIPE = "clvae.gaugan_composed"
-
-#: Upper bounds on part-config fields so that a paper-sized recipe trains on 2 CPU cores. Each
-#: applies to every part (slots included) whose config has the field.
-CPU_CAPS: dict[str, int] = {
-    "ngf": 16,  # generator widths (pix2pixHD, SPADE, CLVAE, CRN)
-    "ndf": 16,  # discriminator / encoder widths
-    "nf": 16,  # RRDB trunk width
-    "gc": 8,  # RRDB growth channels
-    "nb": 1,  # RRDB blocks
-    "n_blocks": 3,  # pix2pixHD residual blocks
-    # pix2pixHD's encoder depth: 64 px / 2**2 keeps the 16x16 bottleneck it has at 256 px (four
-    # halvings of 64 px leave 4x4, through which the label map's layout does not get across)
-    "n_downsampling": 2,
-    "n_downsample_global": 2,
-    "max_channels": 128,  # CRN
-    "num_levels": 5,  # CRN levels (64 px from 4 px)
-    "hidden": 32,  # SPADE/CSE hidden maps (128), cIMLE noise encoder (100)
-    "num_codes": 8,  # cIMLE m
-    "inner_steps": 4,  # cIMLE L
+#: Trainer settings of every demo run, under a recipe's ``demo["train"]``: one Adam for every
+#: network, faster than the papers' 1e-4..4e-4, so that something shows after minutes, not days;
+#: the time limit ends the run, with one checkpoint (the exported model) at the end.
+DEMO_TRAIN: dict[str, Any] = {
+    "batch_size": 4,
+    "optimizer": {"type": "adam", "lr": 1e-3, "betas": (0.5, 0.999)},
+    "steps": 10**9,
+    "checkpoint_every": 10**9,
+    "keep_last": 1,
+    "log_every": 5,
+    "sample_every": None,
 }
 
-#: Config fields set to the demo's image side, with a floor: the GauGAN/CLVAE encoders resize
-#: their input to ``input_size`` and halve it six times.
-_SIZE_FIELDS = {"crop_size": 1, "input_size": 64}
+
+class DemoSettings(BaseModel):
+    """A recipe's ``demo`` settings (the module docstring gives the meaning of each key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preference: int = 0
+    caps: dict[str, int] = Field(default_factory=dict)
+    size_fields: dict[str, int] = Field(default_factory=dict)
+    set: dict[str, Any] = Field(default_factory=dict)
+    unset: list[str] = Field(default_factory=list)
+    train: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +111,73 @@ class DemoResult:
     metrics: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     sample_command: str = ""
+
+
+# --------------------------------------------------------------------------- which recipe
+
+
+def demo_settings(recipe: Recipe) -> DemoSettings:
+    """``recipe.demo`` validated; a bad key is a ``ConfigError`` naming the recipe and key."""
+    try:
+        return DemoSettings.model_validate(recipe.demo)
+    except ValidationError as e:
+        raise format_validation_error(
+            e, f"recipe {recipe.name!r} (plugin {recipe.plugin!r}) demo settings", DemoSettings
+        ) from None
+
+
+def _part_types(node: Any) -> Iterator[str]:
+    """Every part name in a spec: ``"type"`` of each part config, nested slots included."""
+    for part in _part_dicts(node):
+        yield part["type"]
+
+
+def _missing_plugins(reg: Registry, recipe: Recipe) -> list[str]:
+    """What to install for ``recipe``'s parts that ``reg`` lacks (``synth-plugin-x``), sorted."""
+    prefixes = {name.split(".", 1)[0] for name in _part_types(recipe.spec) if name not in reg}
+    return sorted(KNOWN_PLUGINS.get(p, f"the plugin that provides '{p}.*'") for p in prefixes)
+
+
+def _no_demo_recipe(reg: Registry, ranked: list[Recipe]) -> ConfigError:
+    """The error when no installed recipe with demo settings can run: what to install."""
+    if not ranked:
+        dists = " ".join(KNOWN_PLUGINS.values())
+        return ConfigError(
+            "synth demo trains a recipe that a plugin registers with demo settings, and no "
+            "installed plugin registers one (synth-core has no recipes of its own); install "
+            f"the plugins: pip install {dists}"
+        )
+    needs = "; ".join(f"{r.name} needs {', '.join(_missing_plugins(reg, r))}" for r in ranked)
+    wanted = sorted({d for r in ranked for d in _missing_plugins(reg, r)})
+    return ConfigError(
+        f"no demo recipe can run with the installed plugins ({needs}); "
+        f"pip install {' '.join(wanted)}"
+    )
+
+
+def default_recipe(registry: Registry | None = None) -> tuple[str, list[str]]:
+    """The recipe ``synth demo`` runs when none is named, and notes on the choice.
+
+    The recipe with the highest demo ``preference`` among those whose parts are all
+    registered; when a preferred recipe needs a plugin that is missing, the notes say which and
+    what runs instead. No runnable recipe: a ``ConfigError`` with the ``pip install`` line.
+    """
+    reg = registry or get_registry()
+    recipes = [r for r in reg.recipes().values() if r.demo]
+    ranked = sorted(recipes, key=lambda r: (-demo_settings(r).preference, r.name))
+    runnable = [r for r in ranked if not _missing_plugins(reg, r)]
+    if not runnable:
+        raise _no_demo_recipe(reg, ranked)
+    chosen, notes = runnable[0], []
+    if chosen is not ranked[0]:
+        best = ranked[0]
+        missing = _missing_plugins(reg, best)
+        notes.append(
+            f"the default demo recipe {best.name} needs {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed; running {chosen.name} "
+            f"instead (pip install {' '.join(missing)} for the default)"
+        )
+    return chosen.name, notes
 
 
 # --------------------------------------------------------------------------- the spec
@@ -125,37 +215,49 @@ def _set_path(spec: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def _unset_path(spec: dict[str, Any], dotted: str) -> bool:
+    """Remove ``dotted`` from ``spec``; whether it was there."""
+    *parents, last = dotted.split(".")
+    node: Any = spec
+    for k in parents:
+        node = node.get(k) if isinstance(node, dict) else None
+    return isinstance(node, dict) and node.pop(last, None) is not None
+
+
+def _write_slot_defaults(part: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Write out slots left at their defaults, so that their fields are capped too (a norm
+    slot's hidden width); :func:`_part_dicts` visits them next."""
+    config = get_registry().get(part["type"]).load().Config
+    for slot in slot_fields(config):
+        if slot not in part:
+            default = fields[slot].get_default(call_default_factory=True)
+            if isinstance(default, dict) and "type" in default:
+                part[slot] = copy.deepcopy(default)
+
+
 def _shrink(
-    part: dict[str, Any], where: str, size: int, num_classes: int | None, changes: list[str]
+    part: dict[str, Any],
+    where: str,
+    settings: DemoSettings,
+    size: int,
+    num_classes: int | None,
+    changes: list[str],
 ) -> None:
-    """Cap one part config in place (:data:`CPU_CAPS`, sizes, classes); slots left at their
-    defaults are written out first so that their fields are capped too (SPADE's ``hidden``)."""
+    """Cap one part config in place (the recipe's caps and size fields, the demo's classes)."""
     fields = _config_fields(part["type"])
-    config = get_registry().get(part["type"]).load().Config if fields else None
-    if config is not None:
-        for slot in slot_fields(config):
-            if slot not in part:
-                default = fields[slot].get_default(call_default_factory=True)
-                if isinstance(default, dict) and "type" in default:
-                    part[slot] = copy.deepcopy(default)  # _part_dicts visits it next
-    for key, cap in CPU_CAPS.items():
-        if key not in fields:
-            continue
-        current = part.get(key, fields[key].default)
+    if not fields:
+        return
+    _write_slot_defaults(part, fields)
+    for key, cap in settings.caps.items():
+        current = part.get(key, fields[key].default) if key in fields else None
         if isinstance(current, int) and not isinstance(current, bool) and current > cap:
             part[key] = cap
             changes.append(f"{where}.{key} {current} → {cap}")
-    if isinstance(part.get("channels"), list) and "max_channels" in fields:
-        part.pop("channels")  # explicit per-level widths: let ngf/max_channels decide
-        changes.append(f"{where}.channels → from ngf/max_channels")
-    for key, floor in _SIZE_FIELDS.items():
+    for key, floor in settings.size_fields.items():
         side = max(size, floor)
         if key in fields and part.get(key, fields[key].default) != side:
             part[key] = side
             changes.append(f"{where}.{key} → {side}")
-    if "aspect_ratio" in fields and part.get("aspect_ratio", 1.0) != 1.0:
-        part["aspect_ratio"] = 1.0  # the demo crops are square
-        changes.append(f"{where}.aspect_ratio → 1")
     known = part.get("num_classes")
     if num_classes is not None and "num_classes" in fields and known not in (None, num_classes):
         changes.append(f"{where}.num_classes {known} → {num_classes}")
@@ -169,19 +271,29 @@ def demo_spec(
     num_classes: int | None = 8,
     overrides: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The recipe's spec at demo size, and a list of the changes made (``"generator.ngf 64 →
-    16"``). ``overrides`` (``{"generator.ngf": 32}``) are applied last, unchecked by the caps.
-    """
-    name = recipe or DEFAULT_RECIPE
-    spec = copy.deepcopy(get_registry().recipe(name).spec)
+    """The recipe's spec at demo size (its :class:`DemoSettings`), and a list of the changes
+    made (``"generator(x.y).ngf 64 → 16"``). ``overrides`` (``{"generator.ngf": 32}``) are
+    applied last, unchecked by the caps. ``recipe=None``: :func:`default_recipe`."""
+    entry = get_registry().recipe(recipe or default_recipe()[0])
+    settings = demo_settings(entry)
+    spec = copy.deepcopy(entry.spec)
     changes: list[str] = []
     for section, node in spec.items():
         for part in _part_dicts(node):
-            _shrink(part, f"{section}({part['type']})", size, num_classes, changes)
+            _shrink(part, f"{section}({part['type']})", settings, size, num_classes, changes)
+    for dotted in settings.unset:
+        if _unset_path(spec, dotted):
+            changes.append(f"{dotted} removed (demo)")
+    for dotted, value in settings.set.items():
+        _set_path(spec, dotted, value)
+        changes.append(f"{dotted} = {value!r} (demo)")
     for dotted, value in (overrides or {}).items():
         _set_path(spec, dotted, value)
         changes.append(f"{dotted} = {value!r} (--set)")
     return spec, changes
+
+
+# --------------------------------------------------------------------------- composing
 
 
 @contextlib.contextmanager
@@ -210,18 +322,43 @@ def _random_backbones(spec: dict[str, Any]) -> list[str]:
     return where
 
 
+def _compose(
+    spec: dict[str, Any], seed: int, download: bool, notes: list[str], log: Callable
+) -> tuple[Any, str | None]:
+    """The model (random backbones when pretrained weights are not on disk, with a note) and
+    the weights lookup message, if any."""
+    from .compose import compose
+
+    torch.manual_seed(seed)
+    with _offline(not download):
+        try:
+            return compose(spec), None
+        except WeightsNotFoundError as err:
+            where = _random_backbones(spec)
+            wanted = re.search(r"Put the file at '([^']+)'", str(err))
+            notes.append(
+                f"pretrained backbone weights are not on disk, so {', '.join(where)} use random "
+                "backbones (the run still trains, less well); for ImageNet ones put "
+                + (wanted.group(1) if wanted else "the weights file")
+                + " there (metrics.json: weights_error says where to get it)"
+            )
+            log("  note: no pretrained backbone weights on disk: random backbones (see below)")
+            torch.manual_seed(seed)
+            return compose(spec), str(err)
+
+
 # --------------------------------------------------------------------------- data
 
 
 class _LowResolution(SynthDataset):
-    """The demo photos as super-resolution pairs: ``image`` = bicubic ``real`` / ``scale``."""
+    """The demo photos as super-resolution pairs: ``image`` = bicubic ``real`` / ``factor``."""
 
     fields = frozenset({"image"})
     num_classes = None
 
-    def __init__(self, photos: DemoDataset, scale: int) -> None:
+    def __init__(self, photos: DemoDataset, factor: int) -> None:
         super().__init__(photos.seed)
-        self.photos, self.scale = photos, scale
+        self.photos, self.factor = photos, factor
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -233,76 +370,164 @@ class _LowResolution(SynthDataset):
     def _load(self, index: int, generator: torch.Generator) -> dict[str, Any]:
         real = self.photos[index]["real"]
         h, w = real.shape[-2:]
-        return {"real": real, "image": resize_image(real, (h // self.scale, w // self.scale))}
+        return {"real": real, "image": resize_image(real, (h // self.factor, w // self.factor))}
+
+
+def _enlargement(model: Any, size: int) -> int:
+    """By how much the generator enlarges its input image (``Generator.output_size``)."""
+    out = model.generator.output_size((1, 1))
+    if out is None:
+        raise ValueError(
+            f"synth demo trains image-conditioned generators on low-resolution photos; "
+            f"{model.generator.name} reads an image but does not fix its output size from it"
+        )
+    factor = int(out[0])
+    if size % factor:
+        raise ValueError(
+            f"--size {size} is not divisible by the generator's enlargement factor {factor}"
+        )
+    return factor
 
 
 def _datasets(
-    spec: dict[str, Any], size: int, num_classes: int, seed: int
+    model: Any, size: int, num_classes: int, seed: int
 ) -> tuple[SynthDataset, SynthDataset, str]:
-    """Training and display data matching what the generator reads."""
-    gen = spec.get("generator", {})
-    info = get_registry().describe(gen["type"]) if "type" in gen else {}
-    # a generator's `requires` also names latent fields (CRN: "spatial"); keep the inputs
-    requires = (set(info.get("requires", ())) | set(spec.get("condition") or ())) & set(
-        CONDITION_FIELDS
-    )
+    """Training and display data matching the Condition fields the model reads."""
+    reads = set(model.data_fields)
     train = demo(size, num_classes, "train", seed, disk_cache=True)
     show = demo(size, num_classes, "all", seed, disk_cache=True)
-    if "image" in requires and "label_map" not in requires:
-        scale = int(gen.get("scale", _config_fields(gen["type"]).get("scale").default))
-        if size % scale:
-            raise ValueError(f"--size {size} is not divisible by the generator's scale {scale}")
-        return _LowResolution(train, scale), _LowResolution(show, scale), "image"
-    if requires - {"label_map", "instance_map"}:
+    if "image" in reads and "label_map" not in reads:
+        factor = _enlargement(model, size)
+        return _LowResolution(train, factor), _LowResolution(show, factor), "image"
+    if reads - {"label_map", "instance_map"}:
         raise ValueError(
-            f"synth demo trains on label maps or low-resolution photos; {gen['type']} needs "
-            f"{sorted(requires)}"
+            f"synth demo trains on label maps or low-resolution photos; {model.generator.name} "
+            f"needs {sorted(reads)}"
         )
     return train, show, "label_map"
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class _Run:
+    """A demo run's choices, as :func:`run_demo` was called (after defaults)."""
+
+    name: str
+    out: Path
+    minutes: float
+    size: int
+    num_classes: int
+    num_samples: int
+    seed: int
+    device: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` on top; nested dicts are merged key by key."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def demo_trainer_config(
+    recipe: Recipe,
+    run: Mapping[str, Any],
+    *,
+    batch_size: int | None = None,
+    lr: float | None = None,
+) -> Any:
+    """The :class:`synth.train.TrainerConfig` of a demo run: :data:`DEMO_TRAIN`, then the
+    recipe's ``demo["train"]``, then ``run`` (the user's time limit, folder, device, seed),
+    then the user's ``batch_size`` and ``lr`` (every optimizer's). A bad key is a
+    ``ConfigError`` naming the recipe."""
+    from .train import TrainerConfig
+
+    data = _merged(_merged(DEMO_TRAIN, demo_settings(recipe).train), run)
+    if batch_size is not None:
+        data["batch_size"] = batch_size
+    if lr is not None:
+        data["optimizer"] = {**data.get("optimizer", {}), "lr": lr}
+        data["optimizers"] = {n: {**o, "lr": lr} for n, o in data.get("optimizers", {}).items()}
+    try:
+        return TrainerConfig.model_validate(data)
+    except ValidationError as e:
+        raise format_validation_error(
+            e, f"recipe {recipe.name!r} demo train settings (demo['train'])", TrainerConfig
+        ) from None
+
+
+def _train(
+    run: _Run, model: Any, data: SynthDataset, cfg: Any, log: Callable
+) -> tuple[Any, dict, float]:
+    """Fit for the time budget; the trainer, its summary and the seconds it took."""
+    from .train import Trainer
+
+    log(
+        f"training for {run.minutes:g} min on the demo photos ({run.size} px, batch "
+        f"{cfg.batch_size}) ..."
+    )
+    t0 = time.perf_counter()
+    trainer = Trainer(model, data, cfg)
+    summary = trainer.fit(resume=False)
+    return trainer, summary, time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------- pictures
 
 
-def class_resample(
-    model: Any, cond: Condition, classes: Tensor, n: int, generator: torch.Generator
-) -> tuple[Tensor, Tensor] | None:
-    """One class's codes resampled, every other code kept (CLVAE-style models).
+@dataclass
+class _Shown:
+    """The demo photos as the pictures use them (all on the trained model's device)."""
 
-    Args:
-        cond: ``B`` label-map inputs; ``classes [B]``: the class to resample in each.
-        n: resamples per input.
-
-    Returns ``(base [B, 3, H, W], resampled [B, n, 3, H, W])``, or ``None`` when the model's
-    prior has no per-class codes (``Latents.class_codes``). Batched: one generator call.
-    """
-    if model.injector is None:
-        return None
-    probe = model.injector.prior(cond[:1], generator)
-    if probe.class_codes is None:
-        return None
-    # per input n + 1 images: the first keeps the drawn codes, the others resample one class
-    m = n + 1
-    cond_m = cond.repeat_interleave(m)
-    base = model.injector.prior(cond, generator).map(lambda t: t.repeat_interleave(m, 0))
-    fresh = model.injector.prior(cond_m, generator)
-    assert base.class_codes is not None and fresh.class_codes is not None
-    k = base.class_codes[0].shape[1]
-    chosen = torch.nn.functional.one_hot(classes, k).bool()  # [B, K]
-    later = torch.arange(m, device=chosen.device) > 0  # [m]: not the first of the group
-    mask = rearrange(chosen[:, None, :] & later[None, :, None], "b m k -> (b m) k 1")
-    base.class_codes = [
-        torch.where(mask, f, o) for f, o in zip(fresh.class_codes, base.class_codes)
-    ]
-    image = rearrange(model.generator(cond_m, base).image, "(b m) c h w -> b m c h w", m=m)
-    return image[:, 0], image[:, 1:]
+    cond: Condition
+    shown: Condition  # cond as drawn: no instance edges unless the model reads them
+    real: Tensor
+    names: list[str]
+    palette: Tensor | None
 
 
-def _largest_class(label_map: Tensor, k: int) -> Tensor:
-    """The class covering most pixels of each map: ``[B, H, W] -> [B]``."""
-    counts = torch.zeros(label_map.shape[0], k, dtype=torch.long, device=label_map.device)
-    counts.scatter_add_(1, label_map.flatten(1), torch.ones_like(label_map.flatten(1)))
-    return counts.argmax(1)
+def _display_data(model: Any, show: SynthDataset, device: torch.device) -> _Shown:
+    from .data import make_collate
+
+    batch = make_collate(show)(list(show[i] for i in range(len(show)))).to(device)
+    cond = batch.cond
+    shown = cond
+    if cond.label_map is not None and "instance_map" not in model.data_fields:
+        shown = Condition(label_map=cond.label_map, num_classes=cond.num_classes)
+    photos = show if isinstance(show, DemoDataset) else show.photos
+    return _Shown(cond, shown, batch.real, list(photos.names), photos.palette)
+
+
+def _plugin_pictures(
+    model: Any, data: _Shown, n: int, g: torch.Generator, out: Path, notes: list[str]
+) -> dict[str, Path]:
+    """Each plugin's ``synth_demo_pictures``, written to ``out/<name>.png``."""
+    files: dict[str, Path] = {}
+    answers = hooks(get_registry()).synth_demo_pictures(
+        model=model,
+        cond=data.cond,
+        shown=data.shown,
+        real=data.real,
+        palette=data.palette,
+        num_samples=n,
+        generator=g,
+    )
+    for picture in (p for answer in answers for p in answer or ()):
+        if not isinstance(picture, DemoPicture):
+            raise TypeError(f"synth_demo_pictures returned {picture!r}, not a DemoPicture")
+        if picture.note:
+            notes.append(picture.note)
+        if picture.write is not None:
+            files[picture.name] = out / f"{picture.name}.png"
+            picture.write(files[picture.name])
+    return files
 
 
 def _write_inputs(out: Path, cond: Condition, names: list[str]) -> list[Path]:
@@ -326,7 +551,131 @@ def _write_inputs(out: Path, cond: Condition, names: list[str]) -> list[Path]:
     return paths
 
 
+# --------------------------------------------------------------------------- measures
+
+
+def _lpips_weights(notes: list[str]) -> str:
+    """``"imagenet"`` when LPIPS' AlexNet weights are on disk, else ``"none"`` with a note."""
+    from .metrics import lpips_weights_info
+
+    trunk = lpips_weights_info("alex", "imagenet")
+    if isinstance(trunk, dict) and trunk.get("file"):
+        return "imagenet"
+    from .io.weights import weights_dir
+
+    url = trunk.get("url", "") if isinstance(trunk, dict) else ""
+    notes.append(
+        "LPIPS uses a random AlexNet trunk (ImageNet weights not on disk; put "
+        f"{weights_dir() / url.rsplit('/', 1)[-1]} there, from {url}): its diversity "
+        "value is comparable between runs of this demo, not with published numbers"
+    )
+    return "none"
+
+
+def _measures(
+    model: Any, data: _Shown, samples: Tensor, g: torch.Generator, notes: list[str]
+) -> dict[str, Any]:
+    """LPIPS diversity of the samples [B, n, 3, H, W], and best-of-n L1 (the sample closest
+    to the photo) against a single sample's distance."""
+    from .metrics import LPIPSDiversity
+    from .parts.samplers import BestOfN
+
+    n = samples.shape[1]
+    with torch.no_grad():
+        best = BestOfN({"distance": {"type": "core.l1"}}).sample(
+            model, data.cond, n, generator=g, target=data.real
+        )
+    distances = best.extras["distances"].float()
+    weights = _lpips_weights(notes)
+    metric = LPIPSDiversity({"weights": weights}).to(samples.device)
+    metric.update(samples=samples)
+    diversity = metric.compute()
+    return {
+        "lpips_diversity": float(diversity["lpips_diversity"]),
+        "lpips_diversity_std": float(diversity["std"]),
+        "lpips_weights": weights,
+        f"best_of_{n}_l1": float(distances.min(1).values.mean()),
+        "mean_sample_l1": float(distances.mean()),
+    }
+
+
 # --------------------------------------------------------------------------- the run
+
+
+def _clear(out: Path) -> None:
+    """Remove what a previous demo run wrote in ``out`` (its metrics.json lists it)."""
+    old = out / "metrics.json"
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        for path in json.loads(old.read_text()).get("files", {}).values():
+            if Path(path).suffix == ".png":
+                Path(path).unlink(missing_ok=True)
+    for stale in ("samples.png", "metrics.json", "loss_curve.png"):
+        (out / stale).unlink(missing_ok=True)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+
+
+def _pictures(run: _Run, model: Any, data: _Shown, g: torch.Generator) -> tuple[dict, Tensor]:
+    """``samples.png`` and the plugins' pictures; the files and the samples [B, n, 3, H, W]."""
+    from .viz import sample_grid
+
+    n = run.num_samples
+    files = {"samples": run.out / "samples.png"}
+    with torch.no_grad():
+        out = model.sample(data.cond, n, generator=g)
+        samples = rearrange(out.image.float(), "(b n) c h w -> b n c h w", n=n)
+        sample_grid(
+            data.shown, samples, real=data.real, path=files["samples"], palette=data.palette
+        )
+        files.update(_plugin_pictures(model, data, n, g, run.out, run.notes))
+    return files, samples
+
+
+def _sample_command(run: _Run, files: dict[str, Path], data: _Shown, mode: str) -> str:
+    inputs = _write_inputs(run.out, data.cond, data.names)
+    flag = "--label-map" if mode == "label_map" else "--image"
+    return (
+        f"synth sample {files['model']} {flag} {inputs[0]} -n {run.num_samples} "
+        f"--out {run.out / 'more_samples'}"
+    )
+
+
+def _report(
+    run: _Run, trainer: Any, summary: dict, seconds: float, spec: dict, changes: list[str]
+) -> dict:
+    """The ``train`` and ``settings`` sections of metrics.json."""
+    steps, batch = int(summary["step"]), trainer.config.batch_size
+    return {
+        "train": {
+            "steps": steps,
+            "seconds": round(seconds, 1),
+            "images_per_s": round(steps * batch / seconds, 3),
+            "final_losses": summary["losses"],
+        },
+        "settings": {
+            "size": run.size,
+            "num_classes": run.num_classes,
+            "batch_size": batch,
+            "minutes": run.minutes,
+            "num_samples": run.num_samples,
+            "seed": run.seed,
+            "device": str(trainer.device),
+            "changes": changes,
+            "spec": spec,
+        },
+    }
+
+
+def _start(recipe: str | None, out_dir: Any, minutes: float, log: Callable, **choices: Any) -> _Run:
+    """Check the arguments, pick the recipe, say what runs."""
+    if minutes <= 0:
+        raise ValueError(f"minutes = {minutes}: give a positive training time")
+    notes: list[str] = []
+    if recipe is None:
+        recipe, notes = default_recipe()
+    for note in notes:
+        log(f"  note: {note}")
+    log(f"synth demo: {recipe} — {get_registry().recipe(recipe).description}")
+    return _Run(recipe, Path(out_dir), minutes, notes=notes, **choices)
 
 
 def run_demo(
@@ -336,9 +685,9 @@ def run_demo(
     minutes: float = 3.0,
     size: int = 64,
     num_classes: int = 8,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     num_samples: int = 6,
-    lr: float = 1e-3,
+    lr: float | None = None,
     overrides: Mapping[str, Any] | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -346,174 +695,47 @@ def run_demo(
     progress: bool | None = None,
     log: Any = print,
 ) -> DemoResult:
-    """Compose ``recipe`` at demo size, train it ``minutes`` on the demo photos, write the
-    pictures, metrics and model to ``out_dir`` (see the module docstring)."""
-    from .compose import compose
-    from .data import make_collate
-    from .metrics import LPIPSDiversity, lpips_weights_info
-    from .parts.samplers import BestOfN
-    from .train import Trainer, TrainerConfig
-    from .viz import image_grid, sample_grid, save_image
-
-    if minutes <= 0:
-        raise ValueError(f"minutes = {minutes}: give a positive training time")
-    out = Path(out_dir)
-    name = recipe or DEFAULT_RECIPE
-    spec, changes = demo_spec(name, size=size, num_classes=num_classes, overrides=overrides)
-    notes: list[str] = []
-    weights_error: str | None = None
-    log(f"synth demo: {name} — {get_registry().recipe(name).description}")
+    """Compose ``recipe`` (default :func:`default_recipe`) at demo size, train it ``minutes``
+    on the demo photos, write the pictures, metrics and model to ``out_dir`` (see the module
+    docstring). ``batch_size`` and ``lr`` default to the recipe's demo train settings."""
+    run = _start(
+        recipe, out_dir, minutes, log, size=size, num_classes=num_classes,
+        num_samples=num_samples, seed=seed, device=device,
+    )  # fmt: skip
+    spec, changes = demo_spec(run.name, size=size, num_classes=num_classes, overrides=overrides)
     for line in changes:
         log(f"  demo size: {line}")
-    train_data, show_data, mode = _datasets(spec, size, num_classes, seed)
-
-    torch.manual_seed(seed)
-    with _offline(not download):
-        try:
-            model = compose(spec)
-        except WeightsNotFoundError as err:
-            where = _random_backbones(spec)
-            wanted = re.search(r"Put the file at '([^']+)'", str(err))
-            notes.append(
-                f"pretrained backbone weights are not on disk, so {', '.join(where)} use random "
-                "backbones (the run still trains, less well); for ImageNet ones put "
-                + (wanted.group(1) if wanted else "the weights file")
-                + " there (metrics.json: weights_error says where to get it)"
-            )
-            weights_error = str(err)
-            log("  note: no pretrained backbone weights on disk: random backbones (see below)")
-            torch.manual_seed(seed)
-            model = compose(spec)
-
-    for stale in ("samples.png", "class_resample.png", "metrics.json", "loss_curve.png"):
-        (out / stale).unlink(missing_ok=True)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    cfg = TrainerConfig(
-        steps=10**9,
+    user = {"time_limit": minutes * 60, "run_dir": str(run.out), "device": device, "seed": seed}
+    cfg = demo_trainer_config(
+        get_registry().recipe(run.name),
+        {**user, "progress": progress},
         batch_size=batch_size,
-        time_limit=minutes * 60,
-        run_dir=str(out),
-        checkpoint_every=10**9,
-        keep_last=1,
-        log_every=5,
-        sample_every=None,
-        progress=progress,
-        device=device,
-        seed=seed,
-        # one Adam for every network, faster than the papers' 1e-4..4e-4: minutes, not days
-        optimizer={"lr": lr, "betas": (0.5, 0.999)},
+        lr=lr,
     )
-    log(f"training for {minutes:g} min on the demo photos ({size} px, batch {batch_size}) ...")
-    t0 = time.perf_counter()
-    trainer = Trainer(model, train_data, cfg)
-    summary = trainer.fit(resume=False)
-    seconds = time.perf_counter() - t0
+    model, weights_error = _compose(spec, seed, download, run.notes, log)
+    train_data, show_data, mode = _datasets(model, size, num_classes, seed)
+    _clear(run.out)
+    trainer, summary, seconds = _train(run, model, train_data, cfg, log)
     model = trainer.model.eval()
-
-    items = [show_data[i] for i in range(len(show_data))]
-    batch = make_collate(show_data)(items).to(trainer.device)
-    cond, real = batch.cond, batch.real
-    photos = show_data if isinstance(show_data, DemoDataset) else show_data.photos
-    names = list(photos.names)
-    palette = photos.palette
-    files: dict[str, Path] = {}
+    data = _display_data(model, show_data, trainer.device)
     g = torch.Generator(trainer.device).manual_seed(seed)
-    with torch.no_grad():
-        out_s = model.sample(cond, num_samples, generator=g)
-        samples = rearrange(out_s.image.float(), "(b n) c h w -> b n c h w", n=num_samples)
-        # the label map alone is the clearer picture unless the generator reads instances
-        shown = cond
-        reads = set(getattr(model.generator, "requires", ())) | set(spec.get("condition") or ())
-        if cond.label_map is not None and "instance_map" not in reads:
-            shown = Condition(label_map=cond.label_map, num_classes=cond.num_classes)
-        files["samples"] = out / "samples.png"
-        sample_grid(shown, samples, real=real, path=files["samples"], palette=palette)
-
-        if mode == "label_map":
-            k = num_classes
-            classes = _largest_class(cond.label_map, k)
-            got = class_resample(model, cond, classes, num_samples, g)
-            if got is None:
-                notes.append(
-                    "no class_resample.png: this model has no per-class codes (try "
-                    "`synth demo --recipe clvae.ade20k`, whose CLVAE encoder gives them)"
-                )
-            else:
-                from .viz import condition_tiles
-
-                base, resampled = got
-                tiles = (condition_tiles(shown, palette) + 1) / 2
-                chosen = (cond.label_map == classes[:, None, None]).unsqueeze(1).cpu()
-                # the chosen class in its colour on light grey: where the change may happen
-                tiles = torch.where(chosen, tiles, torch.full_like(tiles, 0.85)) * 2 - 1
-                rows = [
-                    [tiles[i], real[i].cpu(), base[i].cpu(), *resampled[i].cpu().unbind(0)]
-                    for i in range(cond.batch_size)
-                ]
-                labels = [
-                    "class",
-                    "real",
-                    "sample",
-                    *[f"resample {j + 1}" for j in range(num_samples)],
-                ]
-                files["class_resample"] = out / "class_resample.png"
-                save_image(image_grid(rows, labels=labels), files["class_resample"])
-
-        # best of n: the sample closest (L1) to the photo, against a single sample's distance
-        best = BestOfN({"distance": {"type": "core.l1"}}).sample(
-            model, cond, num_samples, generator=g, target=real
-        )
-        distances = best.extras["distances"].float()
-
-    trunk = lpips_weights_info("alex", "imagenet")
-    lpips_weights = "imagenet" if isinstance(trunk, dict) and trunk.get("file") else "none"
-    if lpips_weights == "none":
-        from .io.weights import weights_dir
-
-        url = trunk.get("url", "") if isinstance(trunk, dict) else ""
-        notes.append(
-            "LPIPS uses a random AlexNet trunk (ImageNet weights not on disk; put "
-            f"{weights_dir() / url.rsplit('/', 1)[-1]} there, from {url}): its diversity "
-            "value is comparable between runs of this demo, not with published numbers"
-        )
-    metric = LPIPSDiversity({"weights": lpips_weights}).to(trainer.device)
-    metric.update(samples=samples)
-    diversity = metric.compute()
-
-    files["loss_curve"] = out / "loss_curve.png"
-    files["model"] = out / "model"
-    files["log"] = out / "log.jsonl"
-    inputs = _write_inputs(out, cond, names)
-    flag = "--label-map" if mode == "label_map" else "--image"
-    command = f"synth sample {files['model']} {flag} {inputs[0]} -n {num_samples} --out {out / 'more_samples'}"
+    files, samples = _pictures(run, model, data, g)
+    measures = _measures(model, data, samples, g, run.notes)
+    files.update(
+        loss_curve=run.out / "loss_curve.png",
+        model=run.out / "model",
+        log=run.out / "log.jsonl",
+        metrics=run.out / "metrics.json",
+    )
+    command = _sample_command(run, files, data, mode)
     metrics = {
-        "recipe": name,
-        "lpips_diversity": float(diversity["lpips_diversity"]),
-        "lpips_diversity_std": float(diversity["std"]),
-        "lpips_weights": lpips_weights,
-        f"best_of_{num_samples}_l1": float(distances.min(1).values.mean()),
-        "mean_sample_l1": float(distances.mean()),
-        "train": {
-            "steps": int(summary["step"]),
-            "seconds": round(seconds, 1),
-            "images_per_s": round(int(summary["step"]) * batch_size / seconds, 3),
-            "final_losses": summary["losses"],
-        },
-        "settings": {
-            "size": size,
-            "num_classes": num_classes,
-            "batch_size": batch_size,
-            "minutes": minutes,
-            "num_samples": num_samples,
-            "seed": seed,
-            "device": str(trainer.device),
-            "changes": changes,
-            "spec": spec,
-        },
-        "notes": notes,
+        "recipe": run.name,
+        **measures,
+        **_report(run, trainer, summary, seconds, spec, changes),
+        "notes": run.notes,
         "weights_error": weights_error,
         "sample_command": command,
+        "files": {k: str(p) for k, p in files.items()},
     }
-    files["metrics"] = out / "metrics.json"
     files["metrics"].write_text(json.dumps(metrics, indent=2, default=str))
-    return DemoResult(out, files, metrics, notes, command)
+    return DemoResult(run.out, files, metrics, run.notes, command)

@@ -24,7 +24,7 @@ _PARTS: dict[str, tuple[str, str]] = {
 def synth_register(registry: synth.Registry) -> None:
     for name, (kind, target) in _PARTS.items():
         registry.add(name, kind=kind, target=target)
-    from .recipes import RECIPES
+    from .recipes import DEMO, RECIPES, TRAIN
 
     for name, (spec, description) in RECIPES.items():
-        registry.add_recipe(name, spec, description=description)
+        registry.add_recipe(name, spec, description=description, train=TRAIN[name], demo=DEMO[name])

@@ -1,7 +1,8 @@
 """Recipes (named model specs) of the cIMLE plugin.
 
 Trainer settings that are not part of a model spec (the outer batch S is the Trainer's
-``batch_size``; Adam lr) are given in each recipe's description. ``cimle.crn_gan`` is a
+``batch_size``; Adam lr) are each recipe's :data:`TRAIN` entry (and stated in its
+description); :data:`DEMO` holds the CPU-sized ``synth demo`` settings. ``cimle.crn_gan`` is a
 hybrid naming ``pix2pixhd.*`` parts as strings: composing it needs synth-plugin-pix2pixhd
 installed (this plugin never imports it).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RECIPES"]
+__all__ = ["DEMO", "RECIPES", "TRAIN"]
 
 
 def _gta5_crn() -> dict[str, Any]:
@@ -132,4 +133,38 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
         "β = (0.5, 0.999) as pix2pixHD. The GAN counterpart of cimle.gta5_layout: a GAN may "
         "ignore the noise (mode collapse), which IMLE rules out.",
     ),
+}
+
+
+def _adam(lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> dict[str, Any]:
+    """Adam; by default with its own default β, which the official cIMLE code keeps (the
+    paper names none)."""
+    return {"optimizer": {"type": "adam", "lr": lr, "betas": betas}}
+
+
+#: The papers' trainer settings: ``batch_size`` is the outer batch |S| of Algorithm 1.
+TRAIN: dict[str, dict[str, Any]] = {
+    "cimle.sr_x8": {"batch_size": 640, **_adam(1.5e-4)},  # official lr (paper η = 1e-5)
+    "cimle.sr_x4_small": {"batch_size": 32, **_adam(5e-4)},
+    "cimle.gta5_layout": {"batch_size": 400, **_adam(1e-5)},
+    # pix2pixHD's optimiser and batch for the GAN counterpart
+    "cimle.crn_gan": {"batch_size": 1, **_adam(2e-4, (0.5, 0.999))},
+}
+
+#: CPU size for the CRN recipes (see synth.demo): widths from ngf 16 up to 128, five levels
+#: (4 px to 64 px), the noise encoder's hidden maps 32 (100); the explicit per-level widths go,
+#: so that ngf and max_channels decide them.
+_CRN_DEMO: dict[str, Any] = {
+    "caps": {"ngf": 16, "max_channels": 128, "num_levels": 5, "hidden": 32, "ndf": 16},
+    "unset": ["generator.channels"],
+}
+_IMLE_CAPS = {"num_codes": 8, "inner_steps": 4}  # m and L
+
+#: ``synth demo`` settings per recipe: the small SR model is the multimodal demo of this plugin
+#: alone (low-resolution photos in, several sharp ones out).
+DEMO: dict[str, dict[str, Any]] = {
+    "cimle.sr_x8": {"caps": {"nf": 16, "gc": 8, "nb": 1, **_IMLE_CAPS}},
+    "cimle.sr_x4_small": {"caps": _IMLE_CAPS, "preference": 5},
+    "cimle.gta5_layout": {**_CRN_DEMO, "caps": {**_CRN_DEMO["caps"], **_IMLE_CAPS}},
+    "cimle.crn_gan": _CRN_DEMO,
 }

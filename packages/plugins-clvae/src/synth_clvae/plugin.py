@@ -151,9 +151,89 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
+# --------------------------------------------------------------------------- trainer settings
+
+
+def _adam(lr: float) -> dict[str, Any]:
+    return {"type": "adam", "lr": lr, "betas": (0.0, 0.9)}
+
+
+def _ttur(g: float, d: float, **schedule: Any) -> dict[str, Any]:
+    """TTUR with Adam β = (0, 0.9): ``g`` for the generator and encoder, ``d`` for D."""
+    return {"optimizer": _adam(g), "optimizers": {"discriminator": _adam(d)}, **schedule}
+
+
+def _epochs(images: int, batch: int, epochs: int, decay_epochs: int = 0) -> dict[str, Any]:
+    """``epochs`` at a constant lr, then ``decay_epochs`` of linear decay to 0, in steps."""
+    per_epoch = images // batch  # the Trainer drops the last partial batch
+    schedule: dict[str, Any] = {"batch_size": batch, "steps": (epochs + decay_epochs) * per_epoch}
+    if decay_epochs:
+        schedule["decay_start"] = epochs * per_epoch
+    return schedule
+
+
+# Training set sizes (CLVAE §4.1): ADE20K 20,210, DeepFashion 6,343, GTA-5 12,403 images.
+# CLVAE §4.2: batch 4, G/E 4e-4, D 1e-4; ADE20K 100 + 100 decay epochs, DeepFashion 60 + 40,
+# GTA-5 20. GauGAN-VAE was trained "with the same parameter settings" (batch 4, ADE20K's
+# schedule) but keeps GauGAN's TTUR rates (G 1e-4, D 4e-4), as its description says.
+TRAIN: dict[str, dict[str, Any]] = {
+    "clvae.spade_cityscapes": _ttur(1e-4, 4e-4),
+    "clvae.gaugan_vae_ade20k": _ttur(1e-4, 4e-4, **_epochs(20_210, 4, 100, 100)),
+    "clvae.ade20k": _ttur(4e-4, 1e-4, **_epochs(20_210, 4, 100, 100)),
+    "clvae.deepfashion": _ttur(4e-4, 1e-4, **_epochs(6_343, 4, 60, 40)),
+    "clvae.gta5": _ttur(4e-4, 1e-4, **_epochs(12_403, 4, 20)),
+    "clvae.gaugan_composed": _ttur(1e-4, 4e-4, **_epochs(20_210, 4, 100, 100)),
+    # cIMLE's layout settings: |S| = 400 per round, Adam lr 1e-5 with Adam's default β (the
+    # paper names none)
+    "clvae.imle": {
+        "batch_size": 400,
+        "optimizer": {"type": "adam", "lr": 1e-5, "betas": (0.9, 0.999)},
+    },
+}
+
+# --------------------------------------------------------------------------- demo settings
+
+#: CPU size for every recipe: widths 16 (G, D, encoder), SPADE/CSE hidden maps 32 (128), the
+#: crop at the demo side, and the encoders' input at 64 px at least (they halve it six times).
+_DEMO: dict[str, Any] = {
+    "caps": {"ngf": 16, "ndf": 16, "hidden": 32},
+    "size_fields": {"crop_size": 1, "input_size": 64},
+}
+_SQUARE = {"set": {"generator.aspect_ratio": 1.0}}  # the demo crops are square
+_IMLE_DEMO_CAPS = {"num_codes": 8, "inner_steps": 4}  # cIMLE's m and L
+
+#: ``synth demo`` settings (see synth.demo). GauGAN as a composition is the default demo: a
+#: multimodal model from two plugins' parts that shows something after three CPU minutes.
+DEMO: dict[str, dict[str, Any]] = {
+    "clvae.spade_cityscapes": {**_DEMO, **_SQUARE},
+    "clvae.gaugan_vae_ade20k": {**_DEMO, "preference": 8},
+    "clvae.ade20k": {**_DEMO, "preference": 7},
+    "clvae.deepfashion": _DEMO,
+    "clvae.gta5": {**_DEMO, **_SQUARE},
+    "clvae.gaugan_composed": {**_DEMO, "preference": 10},
+    "clvae.imle": {**_DEMO, "caps": {**_DEMO["caps"], **_IMLE_DEMO_CAPS}},
+}
+
+
 @synth.hookimpl
 def synth_register(registry: synth.Registry) -> None:
     for name, (kind, target) in _PARTS.items():
         registry.add(name, kind=kind, target=target)
     for name, (spec, description) in RECIPES.items():
-        registry.add_recipe(name, spec, description=description)
+        registry.add_recipe(name, spec, description=description, train=TRAIN[name], demo=DEMO[name])
+
+
+@synth.hookimpl
+def synth_demo_pictures(
+    model: Any,
+    cond: synth.Condition,
+    shown: synth.Condition,
+    real: Any,
+    palette: Any,
+    num_samples: int,
+    generator: Any,
+) -> list[Any]:
+    """The per-class resampling grid (:mod:`synth_clvae.pictures`)."""
+    from .pictures import demo_pictures
+
+    return demo_pictures(model, cond, shown, real, palette, num_samples, generator)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import synth
 
-from .recipes import RECIPES
+from .recipes import DEMO, RECIPES, TRAIN
 
 SYNTH_API = ">=1,<2"
 
@@ -30,4 +30,4 @@ def synth_register(registry: synth.Registry) -> None:
     for name, (kind, target) in _PARTS.items():
         registry.add(name, kind=kind, target=target)
     for name, (spec, description) in RECIPES.items():
-        registry.add_recipe(name, spec, description=description)
+        registry.add_recipe(name, spec, description=description, train=TRAIN[name], demo=DEMO[name])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["RECIPES", "recipe", "training_config"]
+__all__ = ["DEMO", "RECIPES", "TRAIN", "recipe", "training_config"]
 
 _LOSSES: dict[str, Any] = {
     "gan": {"type": "core.lsgan", "weight": 1.0},
@@ -172,3 +172,48 @@ def training_config(
         ]
     cfg.update(overrides)
     return cfg
+
+
+def _epochs(images: int, epochs: int = 200) -> dict[str, Any]:
+    """The paper's schedule at batch 1 (official ``batchSize``): ``epochs`` over ``images``
+    training images, lr constant for the first half, then linear decay to 0."""
+    return training_config(steps=epochs * images, batch_size=1)
+
+
+#: The paper's trainer settings (§A: Adam lr 2e-4, β = (0.5, 0.999); 100 epochs, then 100 of
+#: linear decay to 0), per recipe; Cityscapes has 2,975 training images, ADE20K 20,210. The
+#: 1024 recipe starts from the 512 model's weights (copy them into its first
+#: ``global_stages`` stages) and may freeze them first: ``training_config(freeze_global_until
+#: =..., global_stages=...)``.
+TRAIN: dict[str, dict[str, Any]] = {
+    "pix2pixhd.cityscapes_512": _epochs(2_975),
+    "pix2pixhd.cityscapes_1024": _epochs(2_975),
+    "pix2pixhd.ade20k": _epochs(20_210),
+    # cIMLE's layout settings: |S| = 400 per round, Adam lr 1e-5 with Adam's default β (the
+    # paper names none)
+    "pix2pixhd.imle": {
+        "batch_size": 400,
+        "optimizer": {"type": "adam", "lr": 1e-5, "betas": (0.9, 0.999)},
+    },
+}
+
+#: CPU size (see synth.demo): widths 16, three residual blocks, and an encoder depth of two
+#: halvings, so 64 px keeps the 16x16 bottleneck G1 has at 256 px (four halvings of 64 px
+#: leave 4x4, through which the label map's layout does not get across).
+_DEMO_CAPS: dict[str, int] = {
+    "ngf": 16,
+    "ndf": 16,
+    "n_blocks": 3,
+    "n_downsampling": 2,
+    "n_downsample_global": 2,
+}
+
+#: ``synth demo`` settings per recipe: pix2pixHD alone is unimodal (one output per label
+#: map), so none is preferred as the default demo.
+DEMO: dict[str, dict[str, Any]] = {
+    "pix2pixhd.cityscapes_512": {"caps": _DEMO_CAPS},
+    "pix2pixhd.cityscapes_1024": {"caps": _DEMO_CAPS},
+    "pix2pixhd.ade20k": {"caps": _DEMO_CAPS},
+    # cIMLE's m and L at CPU size
+    "pix2pixhd.imle": {"caps": {**_DEMO_CAPS, "num_codes": 8, "inner_steps": 4}},
+}

@@ -1,7 +1,8 @@
 """The part registry and plugin discovery (DESIGN §4).
 
 Inner layers, each importing only those above it in this list: ``registry`` (names to lazily
-imported classes, recipes, building) → ``hookspecs`` → ``core`` (core's parts registered as
+imported classes, recipes, building) → ``hookspecs`` (``synth_register``,
+``synth_demo_pictures``) → ``core`` (core's parts registered as
 plugin ``core``) → ``discovery`` (entry points, isolation) → ``default`` (the process-wide
 registry and the module-level functions).
 """
@@ -13,9 +14,11 @@ from .discovery import (
     SynthPluginWarning,
     api_compatible,
     discover,
+    hooks,
+    plugin_manager,
     register_plugin,
 )
-from .hookspecs import hookimpl, hookspec
+from .hookspecs import DemoPicture, hookimpl, hookspec
 from .registry import (
     KNOWN_PLUGINS,
     Entry,
@@ -30,6 +33,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "KNOWN_PLUGINS",
     "PLUGIN_API_VERSION",
+    "DemoPicture",
     "Entry",
     "PluginInfo",
     "Recipe",
@@ -42,8 +46,10 @@ __all__ = [
     "discover",
     "get_registry",
     "hookimpl",
+    "hooks",
     "hookspec",
     "list_parts",
+    "plugin_manager",
     "plugins",
     "recipes",
     "register_plugin",

@@ -31,6 +31,8 @@ __all__ = [
     "SynthPluginWarning",
     "api_compatible",
     "discover",
+    "hooks",
+    "plugin_manager",
     "register_plugin",
 ]
 
@@ -89,6 +91,25 @@ def _record(registry: Registry, info: PluginInfo, exc: BaseException | None = No
     return info
 
 
+def plugin_manager(registry: Registry) -> pluggy.PluginManager:
+    """The pluggy manager of ``registry``'s plugins (made with synth's hookspecs on first use).
+
+    Plugins that registered successfully stay in it, so hooks other than ``synth_register``
+    (:func:`~synth.registry.hookspecs.synth_demo_pictures`, ...) reach exactly the plugins
+    whose parts the registry holds.
+    """
+    if registry.plugin_manager is None:
+        pm = pluggy.PluginManager("synth")
+        pm.add_hookspecs(hookspecs)
+        registry.plugin_manager = pm
+    return registry.plugin_manager
+
+
+def hooks(registry: Registry) -> pluggy.HookRelay:
+    """``hooks(reg).synth_demo_pictures(...)`` calls every plugin of ``reg`` implementing it."""
+    return plugin_manager(registry).hook
+
+
 def register_plugin(
     registry: Registry,
     module: types.ModuleType | object,
@@ -121,8 +142,7 @@ def register_plugin(
                 ),
             )
     if pm is None:
-        pm = pluggy.PluginManager("synth")
-        pm.add_hookspecs(hookspecs)
+        pm = plugin_manager(registry)
     try:
         with registry.registering(name):
             pm.register(module, name=name)
@@ -141,8 +161,7 @@ def register_plugin(
 
 def discover(registry: Registry, *, entry_points: bool = True) -> list[PluginInfo]:
     """Register core, then every installed plugin of group ``synth.plugins``."""
-    pm = pluggy.PluginManager("synth")
-    pm.add_hookspecs(hookspecs)
+    pm = plugin_manager(registry)
     register_plugin(registry, core_plugin, "core", dist="synth-core", version=__version__, pm=pm)
     if not entry_points:
         return list(registry.plugin_infos)

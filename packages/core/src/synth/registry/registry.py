@@ -97,12 +97,23 @@ class Entry:
 class Recipe:
     """A named full model spec, with how to train it.
 
-    ``train``: the paper's trainer settings (``synth.TrainerConfig`` fields: ``optimizer`` /
-    ``optimizers`` with lrs and betas, ``decay_start``, ``steps``, ``batch_size``, ``d_steps``,
-    ...), used by ``synth train`` and :class:`synth.Trainer` when a run names this recipe.
-    ``demo``: the settings ``synth demo`` uses to train it at CPU size in minutes (see
-    :mod:`synth.demo`). Both are validated where they are used, so a plugin's typo is an error
-    naming the recipe.
+    ``train``: the paper's trainer settings, as ``synth.train.TrainerConfig`` fields
+    (``optimizer`` / ``optimizers`` per network with ``lr`` and ``betas``, ``steps``,
+    ``decay_start``, ``batch_size``, ``d_steps``, ``freeze``, ...), the defaults of a
+    ``synth train`` run whose model is this recipe.
+
+    ``demo``: how ``synth demo`` trains it at CPU size in minutes (validated by
+    :mod:`synth.demo`, whose errors name the recipe and the bad key)::
+
+        {"preference": 10,          # the default demo: highest among installed recipes
+         "caps": {"ngf": 16},       # upper bounds on a field of any part (slots included)
+         "size_fields": {"crop_size": 1},  # fields set to the demo's image side (a floor)
+         "set": {"generator.aspect_ratio": 1.0},  # dotted spec overrides
+         "unset": ["generator.channels"],         # dotted spec keys removed
+         "train": {"optimizer": {"lr": 1e-3}}}    # TrainerConfig fields for the demo run
+
+    A recipe without ``demo`` settings runs with ``synth demo --recipe NAME`` at its own sizes
+    and is never the default demo.
     """
 
     name: str
@@ -121,6 +132,9 @@ class Registry:
         self._recipes: dict[str, Recipe] = {}
         self._plugin: str | None = None  # the plugin whose hook is running
         self.plugin_infos: list[PluginInfo] = []  # filled by discovery
+        # pluggy.PluginManager holding the plugins registered here, for hooks other than
+        # synth_register (see synth.registry.discovery.hooks); set by discovery
+        self.plugin_manager: Any = None
 
     # ------------------------------------------------------------------ registration
     @contextlib.contextmanager
@@ -186,7 +200,9 @@ class Registry:
         demo: Mapping[str, Any] | None = None,
     ) -> None:
         """Register a named model spec (validated when composed), with the paper's trainer
-        settings (``train``) and its CPU demo settings (``demo``); see :class:`Recipe`."""
+        settings (``train``: ``synth.train.TrainerConfig`` fields) and its CPU demo settings
+        (``demo``: keys ``preference``, ``caps``, ``size_fields``, ``set``, ``unset``,
+        ``train``); see :class:`Recipe` and :mod:`synth.demo`."""
         plugin = self._check_name(name, "recipe")
         if name in self._recipes:
             old = self._recipes[name]
