@@ -268,7 +268,7 @@ def test_patch_discriminator_scales_see_the_avg_pooled_input():
     disc = PatchDiscriminator(num_classes=K, ndf=4, n_layers=2, num_scales=2)
     image, cond = torch.randn(2, 3, 16, 16), _cond(2)
     out = disc(image, cond)
-    x = torch.cat([image, F.one_hot(cond.label_map, K).permute(0, 3, 1, 2).float()], 1)
+    x = torch.cat([F.one_hot(cond.label_map, K).permute(0, 3, 1, 2).float(), image], 1)
     x1 = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
     logits1, feats1 = disc.scales[1](x1)
     torch.testing.assert_close(out.logits[1], logits1)

@@ -229,9 +229,9 @@ def _convert_discriminator(
     models = {int(m.group(1)) for k in sd if (m := re.match(r"discriminator_0\.model(\d+)\.", k))}
     first = sd["discriminator_0.model0.0.weight"]
     spectral = any(k.endswith("weight_orig") for k in sd)
-    mid = [k for k in sd if k.startswith("discriminator_0.model1.")]
-    inst = any(".0.0." in k for k in mid) and spectral
-    norm = "spectralinstance" if inst else ("spectral" if spectral else "none")
+    # get_nonspade_norm_layer nests (conv, norm) only when there is a norm after the conv
+    inst = any(k.startswith("discriminator_0.model1.0.0.") for k in sd)
+    norm = ("spectral" if spectral else "") + ("instance" if inst else "") or "none"
     k, instances = _split_classes(
         first.shape[1] - 3, num_classes, use_instances, "discriminator_0.model0"
     )

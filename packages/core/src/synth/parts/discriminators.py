@@ -1,135 +1,333 @@
-"""``core.patch_discriminator``: a PatchGAN discriminator, optionally multi-scale.
+"""The PatchGAN family: ``core.patch_discriminator`` and the blocks plugin discriminators configure.
 
 PatchGAN (Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial
-Networks") classifies overlapping patches; pix2pixHD (Wang et al. 2018) runs copies of it on an
-image pyramid. Layer layout follows pix2pixHD's ``NLayerDiscriminator``: 4x4 convolutions with
-padding 2, stride 2 for the first ``n_layers`` and stride 1 for the last two, instance norm
-(fp32 statistics) on all but the first and the logit layer, LeakyReLU(0.2).
+Networks") classifies overlapping patches; pix2pixHD (Wang et al. 2018, §3.2, eq. 3) runs
+copies of it on an image pyramid; SPADE (Park et al. 2019) is the same network with spectral
+norm on its middle convolutions. One scale (:class:`PatchGAN`, its geometry a
+:class:`PatchLayout`) is ``depth`` layers ``conv k×k -> [norm] -> LeakyReLU(0.2)`` (stride 2,
+the last of two or more stride 1; widths ``ndf·2^j`` up to a cap; no norm on the first), then
+a stride-1 one-channel logit conv. :class:`PatchDiscriminator` runs ``num_scales`` of them,
+scale ``s`` on the input average-pooled ``s`` times (:func:`synth.nn.ops.pyramid_down`).
+
+The conditional input is the official ``cat(one_hot(labels) [K], instance edges [0/1], image)``.
+At full resolution the first conv reads the one-hot part by gathering
+(:class:`synth.nn.layers.LabelConv2d`: exact, ~K× fewer multiply-adds) and only the edges
+and the image densely; its weight keeps the dense conv's shape, so official keys load
+unchanged. Plugins keep their official state-dict layouts by overriding how layers are
+wrapped and named (:meth:`PatchGAN._layer`, :meth:`PatchGAN._assemble`,
+:attr:`PatchDiscriminator.scales_name`); the computation stays here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..condition import Condition
 from ..config import PartConfig
+from ..context import Context
 from ..nn import ops
-from ..nn.norms import instance_normalize
+from ..nn.layers import LabelConv2d
+from ..nn.norms import InstanceNorm2d
 from ..outputs import DiscriminatorOutput
 from .base import Discriminator
 
-__all__ = ["PatchDiscriminator"]
+__all__ = [
+    "PatchDiscriminator",
+    "PatchGAN",
+    "PatchLayer",
+    "PatchLayout",
+    "discriminator_input",
+    "discriminator_parts",
+]
 
 
-class _Layer(nn.Module):
-    """``conv4x4 -> [instance norm] -> LeakyReLU(0.2)``: ``[B, C_in, h, w] -> [B, C_out, h', w']``."""
+@dataclass(frozen=True)
+class PatchLayout:
+    """The geometry of one PatchGAN scale.
 
-    def __init__(self, conv: nn.Conv2d, norm: bool) -> None:
+    ``in_channels`` counts the dense input ``cat(one-hot [num_classes], extra, image)``;
+    with ``num_classes > 0`` the first conv can read the one-hot part by gathering. ``depth``
+    conv layers precede the logit conv (pix2pixHD's ``n_layers_D + 1``, SPADE's
+    ``n_layers_D``). ``padding`` None is ``ceil((kernel_size - 1) / 2)``. ``spectral_norm``:
+    on no conv, on the ``"middle"`` ones (all but the first and the logit conv, SPADE), or on
+    ``"all"``. ``norm_bias``: whether a conv followed by a norm keeps its (redundant) bias.
+    """
+
+    in_channels: int
+    num_classes: int = 0
+    ndf: int = 64
+    depth: int = 4
+    kernel_size: int = 4
+    padding: int | None = None
+    max_width: int = 512
+    norm: Literal["instance", "none"] = "instance"
+    spectral_norm: Literal["none", "middle", "all"] = "none"
+    norm_bias: bool = True
+
+    @property
+    def pad(self) -> int:
+        return math.ceil((self.kernel_size - 1) / 2) if self.padding is None else self.padding
+
+    def widths(self) -> list[int]:
+        """Output channels of the ``depth`` layers: ``ndf``, then ``ndf·2^j`` up to the cap."""
+        return [self.ndf] + [min(self.ndf * 2**j, self.max_width) for j in range(1, self.depth)]
+
+    def conv(self, j: int, cin: int, cout: int) -> nn.Module:
+        """Layer ``j``'s conv (``j == depth``: the logit conv), spectral-normed as configured."""
+        k, normed = self.kernel_size, 0 < j < self.depth and self.norm != "none"
+        stride = 2 if j == 0 or j < self.depth - 1 else 1
+        if j == 0 and self.num_classes:
+            conv: nn.Module = LabelConv2d(
+                self.num_classes,
+                cout,
+                k,
+                stride=stride,
+                padding=self.pad,
+                extra_channels=cin - self.num_classes,
+            )
+        else:
+            bias = not normed or self.norm_bias
+            conv = nn.Conv2d(cin, cout, k, stride=stride, padding=self.pad, bias=bias)
+        inner = 0 < j < self.depth
+        if self.spectral_norm == "all" or (self.spectral_norm == "middle" and inner):
+            conv = _spectral_norm(conv)
+        return conv
+
+
+class PatchLayer(nn.Sequential):
+    """``conv -> [norm] -> LeakyReLU(0.2)`` (a sequence whose first module is the conv).
+
+    ``forward(x)`` runs the sequence on the dense input; ``forward(rest, labels)`` reads
+    ``cat(one_hot(labels), rest)`` with the one-hot part gathered (the first module is then a
+    :class:`~synth.nn.layers.LabelConv2d`). ``[B, C_in, H, W] -> [B, C_out, H', W']``.
+    """
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if labels is None:
+            return super().forward(x)
+        conv, *rest = self
+        x = conv(labels, x)
+        for module in rest:
+            x = module(x)
+        return x
+
+
+class PatchGAN(nn.Module):
+    """One scale: ``forward(x, labels=None) -> (logits [B, 1, h, w], [depth activations])``.
+
+    ``x`` is the dense input ``[B, C_in, H, W]``, or, with ``labels: LongTensor[B, H, W]``,
+    the input without its one-hot channels (``[B, C_in - K, H, W]``): the same result, the
+    first conv gathering. Module names ``layers.{j}.conv``, ``logits`` (pix2pixHD's layout in
+    :mod:`synth_pix2pixhd.convert`); subclasses rename them with :meth:`_layer`,
+    :meth:`_assemble`, :meth:`hidden_layers` and :meth:`logit_layer`.
+    """
+
+    def __init__(self, layout: PatchLayout) -> None:
         super().__init__()
-        self.conv = conv
-        self.norm = norm
+        self.layout = layout
+        layers, cin = [], layout.in_channels
+        for j, width in enumerate(layout.widths()):
+            norm = InstanceNorm2d() if j and layout.norm == "instance" else None
+            layers.append(self._layer(layout.conv(j, cin, width), norm))
+            cin = width
+        self._assemble(layers, layout.conv(layout.depth, cin, 1))
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(x)
-        if self.norm:
-            x = instance_normalize(x).to(x.dtype)
-        return F.leaky_relu(x, 0.2)
+    def _layer(self, conv: nn.Module, norm: nn.Module | None) -> PatchLayer:
+        """One layer: ``conv``, ``norm`` (None: none) and the activation, named."""
+        parts = [("conv", conv), ("norm", norm), ("act", nn.LeakyReLU(0.2))]
+        return PatchLayer(OrderedDict((n, m) for n, m in parts if m is not None))
 
-
-class _NLayer(nn.Module):
-    """One scale's PatchGAN: ``[B, C_in, H, W] -> logits [B, 1, h, w]`` plus the activations."""
-
-    def __init__(self, in_channels: int, ndf: int, n_layers: int, sn: bool) -> None:
-        super().__init__()
-
-        def conv(cin: int, cout: int, stride: int) -> nn.Conv2d:
-            c = nn.Conv2d(cin, cout, 4, stride=stride, padding=2)
-            return _spectral_norm(c) if sn else c
-
-        layers = [_Layer(conv(in_channels, ndf, 2), norm=False)]
-        nf = ndf
-        for _ in range(1, n_layers):
-            prev, nf = nf, min(nf * 2, 512)
-            layers.append(_Layer(conv(prev, nf, 2), norm=True))
-        prev, nf = nf, min(nf * 2, 512)
-        layers.append(_Layer(conv(prev, nf, 1), norm=True))
+    def _assemble(self, layers: list[PatchLayer], logits: nn.Module) -> None:
         self.layers = nn.ModuleList(layers)
-        self.logits = conv(nf, 1, 1)
+        self.logits = logits
 
-    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def hidden_layers(self) -> Sequence[nn.Module]:
+        return self.layers
+
+    def logit_layer(self) -> nn.Module:
+        return self.logits
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         feats = []
-        for layer in self.layers:
-            x = layer(x)
+        for j, layer in enumerate(self.hidden_layers()):
+            x = layer(x, labels) if j == 0 else layer(x)
             feats.append(x)
-        return self.logits(x), feats
+        return self.logit_layer()(x), feats
+
+
+def discriminator_parts(
+    image: Tensor,
+    cond: Condition,
+    num_classes: int | None,
+    use_instances: bool,
+    *,
+    switch: str = "conditional",
+) -> tuple[Tensor | None, Tensor]:
+    """A conditional discriminator's input, split: ``(labels, rest)``.
+
+    ``labels``: the label map nearest-resized to the image size (``LongTensor[B, H, W]``; None
+    when ``num_classes`` is None); ``rest``: ``cat(edges [B, 1, H, W], image [B, 3, H, W])``
+    (the instance boundaries of :meth:`synth.Context.instance_edges`, only with
+    ``use_instances``). ``switch`` names the config field that turns the labels off, for the
+    error message.
+    """
+    size = tuple(image.shape[-2:])
+    labels = None
+    if num_classes is not None:
+        if cond.label_map is None:
+            raise ValueError(
+                f"the discriminator is conditional (num_classes={num_classes}) and reads "
+                "Condition.label_map, which is missing: give the Condition a label_map, or set "
+                f"{switch}: false on the discriminator"
+            )
+        if cond.num_classes is not None and cond.num_classes != num_classes:
+            raise ValueError(
+                f"the discriminator has num_classes={num_classes} but the condition has "
+                f"num_classes={cond.num_classes}"
+            )
+        labels = ops.resize_labels(cond.label_map, size)
+    if not use_instances:
+        return labels, image
+    if cond.instance_map is None:
+        raise ValueError(
+            "the discriminator has use_instances: true and reads Condition.instance_map, which "
+            "is missing: give the data an instance map or set use_instances: false"
+        )
+    edges = Context(cond).instance_edges(size).to(image.dtype)
+    return labels, torch.cat([edges, image], dim=1)
+
+
+def discriminator_input(
+    image: Tensor, cond: Condition, num_classes: int | None, use_instances: bool
+) -> Tensor:
+    """The official dense input ``cat(one-hot [B, K, H, W], edges [B, 1, H, W], image)`` (pieces
+    left out as in :func:`discriminator_parts`)."""
+    labels, rest = discriminator_parts(image, cond, num_classes, use_instances)
+    return rest if labels is None else _dense(labels, rest, num_classes)
+
+
+def _dense(labels: Tensor, rest: Tensor, num_classes: int | None) -> Tensor:
+    assert num_classes is not None
+    return torch.cat([ops.one_hot(labels, num_classes, dtype=rest.dtype), rest], dim=1)
 
 
 class PatchDiscriminator(Discriminator):
     """PatchGAN discriminator at ``num_scales`` scales (pix2pixHD's multi-scale layout).
 
-    ``forward(image: [B, 3, H, W], cond)``: when ``num_classes`` is set and ``conditional``,
-    the one-hot label map ``[B, K, H, W]`` (nearest-resized to the image size) is concatenated
-    to the image. Scale ``s`` sees the input average-pooled ``s`` times (3x3, stride 2,
-    padding 1, ``count_include_pad=False``) and has its own network of ``n_layers`` stride-2
-    layers plus one stride-1 layer (widths ``ndf * 2**i``, at most 512) and a 1-channel logit
-    conv. Returns ``DiscriminatorOutput(logits=[[B, 1, h_s, w_s] per scale, finest first],
-    features=[[each layer's activation] per scale])``; the logits are not in ``features``.
+    ``forward(image: [B, 3, H, W], cond)``: conditional on the one-hot label map (when
+    ``num_classes`` is set and ``conditional``; nearest-resized to the image size) and, with
+    ``use_instances``, on the instance boundary map: the input is
+    ``cat(one_hot [K], edges [1], image [3])``. Scale ``s`` sees that input average-pooled
+    ``s`` times (3×3, stride 2, padding 1, ``count_include_pad=False``) and has its own
+    :class:`PatchGAN` of ``n_layers`` stride-2 layers plus one stride-1 layer (widths
+    ``ndf·2^i``, at most ``max_width``; instance norm with fp32 statistics on all but the
+    first) and a 1-channel logit conv. Returns ``DiscriminatorOutput(logits=[[B, 1, h_s, w_s]
+    per scale, finest first], features=[[each layer's activation] per scale])``; the logits
+    are not in ``features``.
+
+    The full-resolution scale reads the one-hot part by gathering; the coarser scales see the
+    pooled one-hot map, fractional at class borders (no longer one-hot), through the same
+    conv's dense path. Subclasses configure the family: :meth:`reads` (which inputs),
+    :meth:`layout_options` (the geometry), :attr:`num_scales`, :meth:`make_scale` (a scale
+    with the official module names) and :attr:`scales_name`.
     """
 
     class Config(PartConfig):
         num_classes: int | None = Field(
             None, ge=1, description="K (runtime argument, from the generator)"
         )
-        conditional: bool = Field(True, description="concatenate the one-hot label map")
-        ndf: int = Field(16, ge=1)
-        n_layers: int = Field(3, ge=1)
-        num_scales: int = Field(1, ge=1)
-        spectral_norm: bool = False
+        conditional: bool = Field(True, description="read the label map (and instance edges)")
+        use_instances: bool = Field(
+            False, description="add the instance-edge channel (reads instance_map)"
+        )
+        ndf: int = Field(16, ge=1, description="width of the first layer")
+        n_layers: int = Field(3, ge=1, description="stride-2 layers (n_layers_D)")
+        num_scales: int = Field(1, ge=1, description="scales of the image pyramid (num_D)")
+        kernel_size: int = Field(4, ge=1)
+        padding: int | None = Field(None, ge=0, description="None: ceil((kernel_size - 1) / 2)")
+        max_width: int = Field(512, ge=1, description="cap on the layer widths")
+        norm: Literal["instance", "none"] = "instance"
+        spectral_norm: bool | Literal["middle"] = Field(
+            False, description="on every conv (true) or on the normalised middle ones ('middle')"
+        )
 
-    config: Config
+    config: Any
+    #: attribute holding the per-scale networks (its state-dict prefix)
+    scales_name: ClassVar[str] = "scales"
+    #: the config field that turns the label input off (named in errors)
+    label_switch: ClassVar[str] = "conditional"
+
+    @classmethod
+    def reads(cls, config: Any) -> tuple[int | None, bool]:
+        """``(K of the one-hot input or None, whether the instance-edge channel is read)``."""
+        if not config.conditional:
+            return None, False
+        return config.num_classes, bool(config.use_instances)
 
     @classmethod
     def requirements(cls, config: PartConfig | None = None) -> frozenset[str]:
-        """``label_map`` when conditional on a known ``num_classes``."""
-        if config is not None and config.conditional and config.num_classes is not None:
-            return frozenset({"label_map"})
-        return cls.requires
+        """``label_map`` when it reads the labels, ``instance_map`` with instance edges."""
+        if config is None:
+            return cls.requires
+        k, instances = cls.reads(config)
+        return frozenset(name for name, on in (("label_map", k), ("instance_map", instances)) if on)
 
-    def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
-        super().__init__(config, **kwargs)
-        cfg = self.config
-        self.reads_labels = cfg.conditional and cfg.num_classes is not None
-        cin = self.image_channels + (cfg.num_classes if self.reads_labels else 0)
-        self.scales = nn.ModuleList(
-            _NLayer(cin, cfg.ndf, cfg.n_layers, cfg.spectral_norm) for _ in range(cfg.num_scales)
+    def layout_options(self) -> dict[str, Any]:
+        """The :class:`PatchLayout` fields other than the input channels, from the config."""
+        c = self.config
+        sn = {True: "all", False: "none"}.get(c.spectral_norm, c.spectral_norm)
+        return dict(
+            ndf=c.ndf,
+            depth=c.n_layers + 1,
+            kernel_size=c.kernel_size,
+            padding=c.padding,
+            max_width=c.max_width,
+            norm=c.norm,
+            spectral_norm=sn,
         )
+
+    @property
+    def num_scales(self) -> int:
+        return int(self.config.num_scales)
+
+    def make_scale(self, layout: PatchLayout) -> PatchGAN:
+        return PatchGAN(layout)
+
+    def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.label_classes, self.reads_instances = self.reads(self.config)
+        k = self.label_classes or 0
+        self.in_channels = k + int(self.reads_instances) + self.image_channels
+        layout = PatchLayout(in_channels=self.in_channels, num_classes=k, **self.layout_options())
+        nets = nn.ModuleList(self.make_scale(layout) for _ in range(self.num_scales))
+        self.add_module(self.scales_name, nets)
 
     def forward(self, image: Tensor, cond: Condition) -> DiscriminatorOutput:
         """``image: [B, 3, H, W]`` -> per-scale logits and features (finest first)."""
-        x = image
-        if self.reads_labels:
-            if cond.label_map is None:
-                raise ValueError(
-                    "core.patch_discriminator is conditional (num_classes="
-                    f"{self.config.num_classes}) and reads Condition.label_map, which is "
-                    "missing: give the Condition a label_map, or set conditional: false on the "
-                    "discriminator"
-                )
-            labels = ops.resize_labels(cond.label_map, tuple(image.shape[-2:]))
-            onehot = ops.one_hot(labels, self.config.num_classes, dtype=image.dtype)
-            x = torch.cat([image, onehot], dim=1)
+        k = self.label_classes
+        labels, rest = discriminator_parts(
+            image, cond, k, self.reads_instances, switch=self.label_switch
+        )
         logits: list[Tensor] = []
         features: list[list[Tensor]] = []
-        for i, net in enumerate(self.scales):
-            if i > 0:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            out, feats = net(x)
+        x = rest
+        for i, net in enumerate(getattr(self, self.scales_name)):
+            if i == 0:  # full resolution: the one-hot part by gathering
+                out, feats = net(rest, labels)
+            else:
+                if i == 1 and labels is not None:  # the official input, to pool
+                    x = _dense(labels, rest, k)
+                x = ops.pyramid_down(x)
+                out, feats = net(x)
             logits.append(out)
             features.append(feats)
         return DiscriminatorOutput(logits=logits, features=features)
