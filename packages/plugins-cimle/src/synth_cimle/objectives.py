@@ -13,8 +13,10 @@ deterministic, resumable data order):
 
 All randomness of a step (codes, perturbation, mini-batches) comes from ``torch.Generator``s
 seeded by ``(seed, Trainer step, rank, block)``, so the objective holds no state between steps:
-a resumed run replays exactly (the Trainer restores weights and the data position), and under
-DDP every rank selects codes for its own slice of S while the updater averages gradients.
+a resumed run replays exactly (the Trainer restores weights and the data position). Under
+DDP every rank selects codes for its own slice of S on the bare networks (no-grad passes: no
+communication), and the inner updates run the generator and injector through their DDP views
+(:func:`synth.parts.objectives.synced`), which average the gradients during backward.
 
 Selection is batched: raw codes are drawn in blocks of ``draw_block`` inputs (memory for codes
 is bounded; the draw does not depend on the chunking) and generator + distance passes run on
@@ -48,7 +50,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from synth import Condition, Latents, Loss, LossInputs, Objective, PartConfig
-from synth.parts.objectives import weighted_losses
+from synth.parts.objectives import synced, weighted_losses
 
 from .generators import stage_code_key
 from .losses import Distance, Target
@@ -553,12 +555,13 @@ class IMLE(Objective):
             disable=not (show and cfg.inner_steps >= 50),
             leave=False,
         )
+        generator, injector = synced(updater, model.generator), synced(updater, model.injector)
         for _ in steps:
             idx = torch.randperm(b, generator=g, device=real.device)[:mb]
             c_i, r_i = cond[idx], real[idx]
             with updater.autocast():
-                lat = codes_to_latents(model.injector, c_i, codes[idx])
-                fake = model.generator(c_i, lat, return_features=needs_features)
+                lat = codes_to_latents(injector, c_i, codes[idx])
+                fake = generator(c_i, lat, return_features=needs_features)
                 batch = LossInputs("generator", c_i, real=r_i, fake=fake, latents=lat)
                 loss, logs = weighted_losses(model.losses, batch, frozenset({"generator"}), "g")
             updater.update(("generator", "injector"), loss)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +18,7 @@ from .base import Discriminator, Loss, Objective, Updater
 if TYPE_CHECKING:
     from ..model import SynthesisModel
 
-__all__ = ["GAN", "discriminate", "weighted_losses"]
+__all__ = ["GAN", "discriminate", "frozen", "synced", "weighted_losses"]
 
 
 def weighted_losses(
@@ -49,7 +49,7 @@ def weighted_losses(
 
 
 def discriminate(
-    disc: Discriminator, first: Tensor, second: Tensor, cond: Condition
+    disc: Discriminator | Any, first: Tensor, second: Tensor, cond: Condition
 ) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
     """Run ``disc`` once on ``cat([first, second])`` and split the outputs back.
 
@@ -64,6 +64,20 @@ def discriminate(
         )
 
     return half(out, slice(0, b)), half(out, slice(b, None))
+
+
+def synced(updater: Any, network: Any) -> Any:
+    """``network`` as the forward passes of a loss handed to ``updater.update`` must call it.
+
+    Under torchrun the Trainer's updater returns the network's ``DistributedDataParallel``
+    view (calling it or its methods, e.g. ``.posterior``, runs through DDP, which then
+    all-reduces the gradients during that backward); in one process, and with updaters that
+    have no ``synced`` (test stand-ins), the network itself. Use it only for forwards whose
+    loss goes to ``update``: a no-grad pass or a frozen network's pass takes the network
+    itself and costs no communication.
+    """
+    get = getattr(updater, "synced", None)
+    return network if get is None or network is None else get(network)
 
 
 @contextlib.contextmanager
@@ -82,6 +96,12 @@ def frozen(module: nn.Module | None) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+def _detached(out: DiscriminatorOutput) -> DiscriminatorOutput:
+    return DiscriminatorOutput(
+        [t.detach() for t in out.logits], [[t.detach() for t in fs] for fs in out.features]
+    )
+
+
 class GAN(Objective):
     """Adversarial training with the composed losses; VAE-GAN when the injector has a posterior.
 
@@ -97,6 +117,14 @@ class GAN(Objective):
        "discriminator" summed and the discriminator updated. The fake of step 1 is reused
        (pix2pixHD's order); on iterations without a generator step it is made under no_grad.
 
+    Data parallel (DDP, see :func:`synced`): the discriminator runs twice per iteration, and
+    only the pass whose backward updates it -- step 2's batched real+fake pass -- goes through
+    its DDP wrapper, so its reducer sees exactly one forward and one backward per update. Step
+    1's pass runs on the bare, frozen discriminator: it yields no discriminator gradients to
+    average (the generator's and encoder's, which flow through it, are all-reduced by their
+    own wrappers), and it needs no ``no_sync`` or per-pass bookkeeping. Buffers follow DDP's
+    ``broadcast_buffers``: rank 0's are broadcast at each wrapped pass.
+
     Logged: ``g/<loss>``, ``d/<loss>`` (unweighted terms) and ``g/total``, ``d/total`` (weighted
     sums, when a phase has more than one term).
     """
@@ -108,55 +136,72 @@ class GAN(Objective):
     networks = ("generator", "injector", "discriminator")
     requires_parts = frozenset({"discriminator"})
 
-    def _latents(self, model: SynthesisModel, cond: Condition, real: Tensor) -> Latents | None:
-        inj = model.injector
-        if inj is None:
+    def _latents(self, injector: Any, cond: Condition, real: Tensor) -> Latents | None:
+        if injector is None:
             return None
-        if inj.has_posterior and self.config.use_posterior:
-            return inj.posterior(real, cond)
-        return inj.prior(cond)
+        if injector.has_posterior and self.config.use_posterior:
+            return injector.posterior(real, cond)
+        return injector.prior(cond)
 
     def step(
         self, model: SynthesisModel, cond: Condition, real: Tensor, updater: Updater
     ) -> dict[str, Tensor]:
         assert model.discriminator is not None
         d_steps = max(1, int(getattr(updater, "d_steps", 1)))
-        g_turn = int(getattr(updater, "step", 0)) % d_steps == 0
-        needs_features = any("features" in loss.needs for loss in model.losses.values())
         logs: dict[str, Tensor] = {}
-
-        if g_turn:
-            with updater.autocast():
-                latents = self._latents(model, cond, real)
-                fake = model.generator(cond, latents, return_features=needs_features)
-                with frozen(model.discriminator):
-                    d_fake, d_real = discriminate(model.discriminator, fake.image, real, cond)
-                d_real = DiscriminatorOutput(
-                    [t.detach() for t in d_real.logits],
-                    [[t.detach() for t in fs] for fs in d_real.features],
-                )
-                batch = LossInputs(
-                    "generator",
-                    cond,
-                    real=real,
-                    fake=fake,
-                    latents=latents,
-                    disc_real=d_real,
-                    disc_fake=d_fake,
-                )
-                g_loss, g_logs = weighted_losses(
-                    model.losses, batch, frozenset({"generator", "encoder"}), "g"
-                )
-            updater.update(("generator", "injector"), g_loss)
-            logs.update(g_logs)
-            fake_image = fake.image.detach()
+        if int(getattr(updater, "step", 0)) % d_steps == 0:
+            fake_image = self._generator_step(model, cond, real, updater, logs)
         else:
             with torch.no_grad(), updater.autocast():
-                latents = self._latents(model, cond, real)
+                latents = self._latents(model.injector, cond, real)
                 fake_image = model.generator(cond, latents).image
+        self._discriminator_step(model, cond, real, fake_image, updater, logs)
+        return logs
 
+    def _generator_step(
+        self,
+        model: SynthesisModel,
+        cond: Condition,
+        real: Tensor,
+        updater: Updater,
+        logs: dict[str, Tensor],
+    ) -> Tensor:
+        """Update the generator (and encoder); returns the detached fake ``[B, 3, H, W]``."""
+        assert model.discriminator is not None
+        needs_features = any("features" in loss.needs for loss in model.losses.values())
         with updater.autocast():
-            d_real, d_fake = discriminate(model.discriminator, real, fake_image, cond)
+            latents = self._latents(synced(updater, model.injector), cond, real)
+            fake = synced(updater, model.generator)(cond, latents, return_features=needs_features)
+            with frozen(model.discriminator):
+                d_fake, d_real = discriminate(model.discriminator, fake.image, real, cond)
+            batch = LossInputs(
+                "generator",
+                cond,
+                real=real,
+                fake=fake,
+                latents=latents,
+                disc_real=_detached(d_real),
+                disc_fake=d_fake,
+            )
+            g_loss, g_logs = weighted_losses(
+                model.losses, batch, frozenset({"generator", "encoder"}), "g"
+            )
+        updater.update(("generator", "injector"), g_loss)
+        logs.update(g_logs)
+        return fake.image.detach()
+
+    def _discriminator_step(
+        self,
+        model: SynthesisModel,
+        cond: Condition,
+        real: Tensor,
+        fake_image: Tensor,
+        updater: Updater,
+        logs: dict[str, Tensor],
+    ) -> None:
+        with updater.autocast():
+            disc = synced(updater, model.discriminator)
+            d_real, d_fake = discriminate(disc, real, fake_image, cond)
             batch = LossInputs(
                 "discriminator",
                 cond,
@@ -168,4 +213,3 @@ class GAN(Objective):
             d_loss, d_logs = weighted_losses(model.losses, batch, frozenset({"discriminator"}), "d")
         updater.update("discriminator", d_loss)
         logs.update(d_logs)
-        return logs
