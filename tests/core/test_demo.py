@@ -135,10 +135,10 @@ def test_no_demo_recipe_names_the_plugins_to_install():
 def test_demo_writes_the_plugin_pictures_and_notes(demo_registry, tmp_path):
     DemoPlugin.calls.clear()
     lines: list[str] = []
-    result = run_demo(
-        out_dir=tmp_path, minutes=0.005, size=32, num_samples=2, batch_size=2, log=lines.append
-    )
+    result = run_demo(out_dir=tmp_path, steps=2, size=32, num_samples=2, log=lines.append)
     assert result.metrics["recipe"] == "demotest.tiny"
+    assert result.metrics["train"]["steps"] == 2  # --steps ends it before the 3 minutes
+    assert any("at most 2 steps" in ln for ln in lines)
     assert any("needs synth-plugin-clvae" in ln for ln in lines)
     assert DemoPlugin.calls == [{"n": 2, "b": 8}]  # once, on the 8 demo photos
     assert result.files["first_sample"] == tmp_path / "first_sample.png"
@@ -157,6 +157,6 @@ def test_demo_writes_the_plugin_pictures_and_notes(demo_registry, tmp_path):
             registry.add_recipe("plain.tiny", SPEC, demo=DEMO)
 
     with synth.testing.fresh_registry(("plain", Plain())):
-        run_demo(out_dir=tmp_path, minutes=0.005, size=32, num_samples=2, log=lambda *_: None)
+        run_demo(out_dir=tmp_path, steps=1, size=32, num_samples=2, log=lambda *_: None)
     assert not (tmp_path / "first_sample.png").exists()
     assert (tmp_path / "samples.png").is_file()

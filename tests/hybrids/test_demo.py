@@ -174,6 +174,8 @@ def test_cli_demo_errors(capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["demo", "--minutes", "0"]) == 1
     assert "positive training time" in capsys.readouterr().err
+    assert main(["demo", "--steps", "0"]) == 1
+    assert "positive number of steps" in capsys.readouterr().err
 
 
 def test_cli_demo_prints_the_summary_and_the_sample_command(tmp_path, capsys, monkeypatch):

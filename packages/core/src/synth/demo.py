@@ -469,10 +469,10 @@ def _train(
     """Fit for the time budget; the trainer, its summary and the seconds it took."""
     from .train import Trainer
 
-    log(
-        f"training for {run.minutes:g} min on the demo photos ({run.size} px, batch "
-        f"{cfg.batch_size}) ..."
-    )
+    limit = f"{run.minutes:g} min"
+    if cfg.steps < DEMO_TRAIN["steps"]:
+        limit += f" (at most {cfg.steps} steps)"
+    log(f"training for {limit} on the demo photos ({run.size} px, batch {cfg.batch_size}) ...")
     t0 = time.perf_counter()
     trainer = Trainer(model, data, cfg)
     summary = trainer.fit(resume=False)
@@ -665,10 +665,36 @@ def _report(
     }
 
 
-def _start(recipe: str | None, out_dir: Any, minutes: float, log: Callable, **choices: Any) -> _Run:
+def _write_metrics(
+    run: _Run, files: dict[str, Path], measured: dict, weights_error: str | None, command: str
+) -> dict[str, Any]:
+    """metrics.json: what was measured, the notes, the files written (a later run in the same
+    folder removes them) and the sample command."""
+    metrics = {
+        "recipe": run.name,
+        **measured,
+        "notes": run.notes,
+        "weights_error": weights_error,
+        "sample_command": command,
+        "files": {k: str(p) for k, p in files.items()},
+    }
+    files["metrics"].write_text(json.dumps(metrics, indent=2, default=str))
+    return metrics
+
+
+def _start(
+    recipe: str | None,
+    out_dir: Any,
+    minutes: float,
+    steps: int | None,
+    log: Callable,
+    **choices: Any,
+) -> _Run:
     """Check the arguments, pick the recipe, say what runs."""
     if minutes <= 0:
         raise ValueError(f"minutes = {minutes}: give a positive training time")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps = {steps}: give a positive number of steps")
     notes: list[str] = []
     if recipe is None:
         recipe, notes = default_recipe()
@@ -683,6 +709,7 @@ def run_demo(
     *,
     out_dir: str | os.PathLike = "runs/demo",
     minutes: float = 3.0,
+    steps: int | None = None,
     size: int = 64,
     num_classes: int = 8,
     batch_size: int | None = None,
@@ -696,16 +723,19 @@ def run_demo(
     log: Any = print,
 ) -> DemoResult:
     """Compose ``recipe`` (default :func:`default_recipe`) at demo size, train it ``minutes``
-    on the demo photos, write the pictures, metrics and model to ``out_dir`` (see the module
-    docstring). ``batch_size`` and ``lr`` default to the recipe's demo train settings."""
+    (or ``steps``, whichever ends first) on the demo photos, write the pictures, metrics and
+    model to ``out_dir`` (see the module docstring). ``batch_size`` and ``lr`` default to the
+    recipe's demo train settings."""
     run = _start(
-        recipe, out_dir, minutes, log, size=size, num_classes=num_classes,
+        recipe, out_dir, minutes, steps, log, size=size, num_classes=num_classes,
         num_samples=num_samples, seed=seed, device=device,
     )  # fmt: skip
     spec, changes = demo_spec(run.name, size=size, num_classes=num_classes, overrides=overrides)
     for line in changes:
         log(f"  demo size: {line}")
     user = {"time_limit": minutes * 60, "run_dir": str(run.out), "device": device, "seed": seed}
+    if steps is not None:
+        user["steps"] = steps
     cfg = demo_trainer_config(
         get_registry().recipe(run.name),
         {**user, "progress": progress},
@@ -728,14 +758,6 @@ def run_demo(
         metrics=run.out / "metrics.json",
     )
     command = _sample_command(run, files, data, mode)
-    metrics = {
-        "recipe": run.name,
-        **measures,
-        **_report(run, trainer, summary, seconds, spec, changes),
-        "notes": run.notes,
-        "weights_error": weights_error,
-        "sample_command": command,
-        "files": {k: str(p) for k, p in files.items()},
-    }
-    files["metrics"].write_text(json.dumps(metrics, indent=2, default=str))
+    report = _report(run, trainer, summary, seconds, spec, changes)
+    metrics = _write_metrics(run, files, {**measures, **report}, weights_error, command)
     return DemoResult(run.out, files, metrics, run.notes, command)

@@ -71,6 +71,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             args.recipe,
             out_dir=args.out,
             minutes=args.minutes,
+            steps=args.steps,
             size=args.size,
             num_classes=args.num_classes,
             batch_size=args.batch_size,
@@ -103,6 +104,9 @@ def add_parser(sub: Any) -> None:
         "demo, e.g. the GauGAN composition; `synth recipes` lists them)",
     )
     s.add_argument("--minutes", type=float, default=3.0, help="training time (default 3)")
+    s.add_argument(
+        "--steps", type=int, metavar="N", help="stop after N steps if the time is not up first"
+    )
     s.add_argument("--out", default="runs/demo", metavar="DIR", help="default runs/demo")
     s.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     s.add_argument("--num-classes", type=int, default=8, metavar="K", help="label classes (8)")
