@@ -8,8 +8,8 @@ to ``out_dir``:
 ==========================  ==========================================================
 ``samples.png``             one row per photo: label map | ground truth | n samples
 ``<plugin pictures>.png``   what only a plugin's parts can show, through the
-                            ``synth_demo_pictures`` hook (e.g. CLVAE's
-                            ``class_resample.png``: one class's codes resampled)
+                            ``synth_demo_pictures`` hook (e.g. one class's codes
+                            resampled, for models with per-class codes)
 ``loss_curve.png``          the logged losses (``log.jsonl`` holds the numbers)
 ``metrics.json``            LPIPS diversity, best-of-n L1, training speed, the spec used
 ``model/``                  the trained model (``synth.load`` / ``synth sample``)
@@ -24,11 +24,12 @@ recipe, ``registry.add_recipe(name, spec, demo={...})`` (:class:`DemoSettings`):
                  (ties: the first name); a recipe without demo settings is never the default
     caps         {field: int}: upper bound on that field of every part (slots included, also
                  slots left at their defaults) whose config has it, e.g. {"ngf": 16}
-    size_fields  {field: floor}: fields set to the demo image side (at least ``floor``),
-                 e.g. {"crop_size": 1, "input_size": 64}
+    size_fields  {field: floor}: fields set to the demo image side (at least ``floor``), e.g.
+                 a generator's crop size or an encoder's input size
     set          {dotted spec path: value}: applied after the caps, e.g.
-                 {"generator.aspect_ratio": 1.0}
-    unset        [dotted spec path]: keys removed, e.g. explicit per-level widths
+                 {"generator.num_stages": 3}
+    unset        [dotted spec path]: keys removed, e.g. explicit per-level widths that a
+                 capped width should decide
     train        TrainerConfig fields for the minutes-long run, over :data:`DEMO_TRAIN`
 
 Every ``num_classes`` becomes the demo labels' count; the user's ``--set`` overrides come

@@ -100,8 +100,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument(
         "--recipe",
         metavar="NAME",
-        help="a registered recipe (default: the installed recipe its plugin prefers for the "
-        "demo, e.g. the GauGAN composition; `synth recipes` lists them)",
+        help="a registered recipe (default: the installed recipe with the highest demo "
+        "preference; `synth recipes` lists them)",
     )
     s.add_argument("--minutes", type=float, default=3.0, help="training time (default 3)")
     s.add_argument(

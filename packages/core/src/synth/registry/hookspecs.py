@@ -7,7 +7,7 @@ arguments without breaking plugins.
 
 - :func:`synth_register` (every plugin): register parts and recipes.
 - :func:`synth_demo_pictures` (optional): pictures for ``synth demo`` that only the plugin's
-  parts can make (CLVAE's per-class resampling grid, for example).
+  parts can make (a per-class resampling grid for models with class codes, for example).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ hookimpl = pluggy.HookimplMarker("synth")
 class DemoPicture:
     """One picture a plugin adds to ``synth demo``'s output folder.
 
-    ``name``: the file stem (``"class_resample"`` -> ``class_resample.png``) and its key in the
-    demo's list of files. ``write(path)`` draws the picture and saves it as a PNG at ``path``;
+    ``name``: the file stem (``"my_picture"`` -> ``my_picture.png``) and its key in the demo's
+    list of files. ``write(path)`` draws the picture and saves it as a PNG at ``path``;
     ``None`` when the picture does not apply to this model, and then ``note`` says why (and
     what to run instead). A ``note`` next to a ``write`` is printed as well.
     """

@@ -107,10 +107,10 @@ class Recipe:
 
         {"preference": 10,          # the default demo: highest among installed recipes
          "caps": {"ngf": 16},       # upper bounds on a field of any part (slots included)
-         "size_fields": {"crop_size": 1},  # fields set to the demo's image side (a floor)
-         "set": {"generator.aspect_ratio": 1.0},  # dotted spec overrides
-         "unset": ["generator.channels"],         # dotted spec keys removed
-         "train": {"optimizer": {"lr": 1e-3}}}    # TrainerConfig fields for the demo run
+         "size_fields": {"<field>": 64},  # fields set to the demo's image side (a floor)
+         "set": {"generator.num_stages": 3},     # dotted spec overrides
+         "unset": ["discriminator.n_layers"],    # dotted spec keys removed
+         "train": {"optimizer": {"lr": 1e-3}}}   # TrainerConfig fields for the demo run
 
     A recipe without ``demo`` settings runs with ``synth demo --recipe NAME`` at its own sizes
     and is never the default demo.
