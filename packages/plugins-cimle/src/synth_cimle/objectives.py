@@ -342,18 +342,9 @@ def select_codes(
         raise ValueError("cimle.imle needs an injector (the codes' prior), e.g. cimle.spatial_code")
     m, b = int(num_codes), cond.batch_size
     scorer = _Scorer(distance)
-    device = real.device
-    n_stages = 1
     with torch.no_grad():
         target = scorer.prepare(real, cond)
-        if hierarchical:
-            probe = draw_codes(model.injector, cond[:1], torch.Generator(device=device))
-            n_stages = sum(stage_code_key(k) in probe.extras for k in range(64))
-            if n_stages == 0:
-                raise ValueError(
-                    "hierarchical cIMLE needs per-stage codes extras['cimle.code.k'] "
-                    "(cimle.spatial_code with per_stage=True)"
-                )
+        n_stages = _stage_count(model, cond, real.device) if hierarchical else 1
         total = min(b, draw_block) * m  # candidates of the largest draw block
         if chunk_size is not None:
             chunk = max(1, min(int(chunk_size), total))
@@ -374,42 +365,88 @@ def select_codes(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_chunks, desc="imle select", disable=not progress, leave=False)
-        chosen: list[Latents] = []
-        best: list[Tensor] = []
-        indices: list[Tensor] = []
-        for j, (s, e) in enumerate(_blocks(b, draw_block)):
-            cb, nb = cond[s:e], e - s
-            cand_cond = cb.repeat_interleave(m)
-            fixed: Latents | None = None
-            stage_idx: list[Tensor] = []
-            for k in range(n_stages):
-                g = torch.Generator(device=device).manual_seed(_mix(seed, j, k))
-                raw = draw_codes(model.injector, cand_cond, g)  # [(nb m)]
-                if hierarchical and fixed is not None:
-                    for kk in range(k):
-                        key_k = stage_code_key(kk)
-                        raw.extras[key_k] = fixed.extras[key_k].repeat_interleave(m, dim=0)
-                tgt = target.index(torch.arange(s, e, device=device))
-                dists = torch.empty(nb * m, device=device)
-                for c0 in range(0, nb * m, chunk):
-                    c1 = min(c0 + chunk, nb * m)
-                    rows = torch.arange(c0, c1, device=device)
-                    owner = torch.div(rows, m, rounding_mode="floor")
-                    dists[c0:c1] = _score_pass(
-                        model, scorer, cand_cond[c0:c1], raw[c0:c1], tgt, owner, k, hierarchical
-                    )
-                    bar.update(1)
-                d = rearrange(dists, "(b m) -> b m", m=m)
-                val, idx = d.min(dim=1)
-                flat = torch.arange(nb, device=device) * m + idx
-                fixed = raw[flat]
-                stage_idx.append(idx)
-            assert fixed is not None
-            chosen.append(fixed)
-            best.append(val)
-            indices.append(torch.stack(stage_idx, dim=1) if hierarchical else stage_idx[0])
+        run = _SelectionPass(model, scorer, m, chunk, n_stages, hierarchical, bar)
+        blocks = [
+            run.block(cond[s:e], target.index(torch.arange(s, e, device=real.device)), seed, j)
+            for j, (s, e) in enumerate(_blocks(b, draw_block))
+        ]
         bar.close()
-    return Selection(Latents.cat(chosen), torch.cat(indices), torch.cat(best), chunk)
+    codes, best, indices = zip(*blocks)
+    return Selection(Latents.cat(list(codes)), torch.cat(indices), torch.cat(best), chunk)
+
+
+def _stage_count(model: SynthesisModel, cond: Condition, device: torch.device) -> int:
+    """The number of per-stage codes ``extras["cimle.code.k"]`` the injector draws."""
+    probe = draw_codes(model.injector, cond[:1], torch.Generator(device=device))
+    n_stages = sum(stage_code_key(k) in probe.extras for k in range(64))
+    if n_stages == 0:
+        raise ValueError(
+            "hierarchical cIMLE needs per-stage codes extras['cimle.code.k'] "
+            "(cimle.spatial_code with per_stage=True)"
+        )
+    return n_stages
+
+
+class _SelectionPass:
+    """The settings of one :func:`select_codes` call, applied one draw block at a time."""
+
+    def __init__(
+        self,
+        model: SynthesisModel,
+        scorer: _Scorer,
+        m: int,
+        chunk: int,
+        n_stages: int,
+        hierarchical: bool,
+        bar: Any,
+    ) -> None:
+        self.model, self.scorer, self.m, self.chunk = model, scorer, m, chunk
+        self.n_stages, self.hierarchical, self.bar = n_stages, hierarchical, bar
+
+    def block(
+        self, cond: Condition, target: Target, seed: int, j: int
+    ) -> tuple[Latents, Tensor, Tensor]:
+        """Chosen codes, their distances ``[nb]`` and indices (``[nb]``, or ``[nb, K]`` per
+        stage) for the ``nb`` inputs of draw block ``j``; stage k's codes are drawn from
+        ``Generator().manual_seed(mix(seed, j, k))`` with the earlier stages' choices fixed."""
+        m, nb = self.m, cond.batch_size
+        cand_cond = cond.repeat_interleave(m)
+        fixed: Latents | None = None
+        stage_idx: list[Tensor] = []
+        for k in range(self.n_stages):
+            g = torch.Generator(device=target.image.device).manual_seed(_mix(seed, j, k))
+            raw = draw_codes(self.model.injector, cand_cond, g)  # [(nb m)]
+            if self.hierarchical and fixed is not None:
+                for kk in range(k):
+                    key_k = stage_code_key(kk)
+                    raw.extras[key_k] = fixed.extras[key_k].repeat_interleave(m, dim=0)
+            d = rearrange(self._distances(cand_cond, raw, target, k), "(b m) -> b m", m=m)
+            val, idx = d.min(dim=1)
+            fixed = raw[torch.arange(nb, device=idx.device) * m + idx]
+            stage_idx.append(idx)
+        assert fixed is not None
+        return fixed, val, torch.stack(stage_idx, dim=1) if self.hierarchical else stage_idx[0]
+
+    def _distances(self, cand_cond: Condition, raw: Latents, target: Target, stage: int) -> Tensor:
+        """Distances ``[(nb m)]`` of every candidate to its input's target, ``chunk`` at a time."""
+        n = cand_cond.batch_size
+        device = target.image.device
+        dists = torch.empty(n, device=device)
+        for c0 in range(0, n, self.chunk):
+            c1 = min(c0 + self.chunk, n)
+            owner = torch.div(torch.arange(c0, c1, device=device), self.m, rounding_mode="floor")
+            dists[c0:c1] = _score_pass(
+                self.model,
+                self.scorer,
+                cand_cond[c0:c1],
+                raw[c0:c1],
+                target,
+                owner,
+                stage,
+                self.hierarchical,
+            )
+            self.bar.update(1)
+        return dists
 
 
 def perturb_codes(codes: Latents, std: float, generator: torch.Generator) -> Latents:
