@@ -82,3 +82,91 @@ def test_strided_one_hot_conv_matches_dense(ksize, stride, pad):
     conv = LabelConv2d(5, 3, ksize, padding=pad, stride=stride).double()
     ref = F.conv2d(ops.one_hot(lab, 5, dtype=torch.float64), conv.weight, conv.bias, stride, pad)
     torch.testing.assert_close(conv(lab), ref)
+
+
+# --------------------------------------------------------------------------- one-hot + extra
+
+
+def _dense_of(conv, lab, extra):
+    """The dense conv of ``cat(one_hot(lab), extra)``, padded as ``conv`` pads."""
+    x = torch.cat([ops.one_hot(lab, conv.num_classes, dtype=extra.dtype), extra], 1)
+    p = conv.padding[0]
+    if conv.padding_mode == "reflect":
+        return F.conv2d(F.pad(x, (p,) * 4, mode="reflect"), conv.weight, conv.bias, conv.stride)
+    return F.conv2d(x, conv.weight, conv.bias, conv.stride, p)
+
+
+@pytest.mark.parametrize(
+    ("ksize", "stride", "pad", "mode"),
+    [(4, 2, 2, "zeros"), (7, 1, 3, "reflect"), (3, 1, 1, "zeros"), (3, 2, 1, "reflect")],
+)
+def test_gather_plus_dense_extra_equals_dense_conv(ksize, stride, pad, mode):
+    """``conv(labels, extra)`` == the dense conv of ``cat(one_hot, extra)``: values and the
+    gradients of weight, bias and the extra channels."""
+    torch.manual_seed(0)
+    lab = labels(h=11, w=10)
+    conv = LabelConv2d(
+        5, 6, ksize, stride=stride, padding=pad, padding_mode=mode, extra_channels=4
+    ).double()
+    assert conv.weight.shape == (6, 5 + 4, ksize, ksize) and conv.in_channels == 9
+    extra = torch.randn(2, 4, 11, 10, dtype=torch.float64, requires_grad=True)
+    out, ref = conv(lab, extra), _dense_of(conv, lab, extra)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(ref)
+    params = [conv.weight, conv.bias, extra]
+    got = torch.autograd.grad((out * g).sum(), params)
+    want = torch.autograd.grad((ref * g).sum(), params)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+    # the same module on the dense input is the plain convolution (the pooled-input path)
+    dense_in = torch.cat([ops.one_hot(lab, 5, dtype=torch.float64), extra], 1)
+    torch.testing.assert_close(conv(dense_in), ref)
+
+
+def test_functional_extra_equals_dense_and_needs_the_right_channels():
+    torch.manual_seed(0)
+    lab = labels()
+    weight, bias = torch.randn(3, 5 + 2, 3, 3), torch.randn(3)
+    extra = torch.randn(2, 2, 9, 7)
+    x = torch.cat([ops.one_hot(lab, 5), extra], 1)
+    ref = F.conv2d(x, weight, bias, padding=1)
+    got = label_conv2d(lab, weight, bias, extra=extra, padding=1)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    conv = LabelConv2d(5, 3, 3, padding=1, extra_channels=2)
+    with pytest.raises(ValueError, match="extra channel"):
+        conv(lab)
+    with pytest.raises(ValueError, match="extra channel"):
+        LabelConv2d(5, 3, 3, padding=1)(lab, extra)
+
+
+def test_extra_layout_is_the_dense_conv_and_spectral_norm_applies():
+    conv = LabelConv2d(7, 4, 3, padding=1, extra_channels=3)
+    dense = torch.nn.Conv2d(7 + 3, 4, 3, padding=1)
+    assert isinstance(conv, torch.nn.Conv2d)
+    dense.load_state_dict(conv.state_dict())
+    lab, extra = labels(k=7), torch.randn(2, 3, 9, 7)
+    ref = dense(torch.cat([ops.one_hot(lab, 7), extra], 1))
+    torch.testing.assert_close(conv(lab, extra), ref, atol=1e-5, rtol=1e-5)
+    sn = torch.nn.utils.parametrizations.spectral_norm(conv).eval()
+    ref = F.conv2d(torch.cat([ops.one_hot(lab, 7), extra], 1), sn.weight, sn.bias, padding=1)
+    torch.testing.assert_close(sn(lab, extra), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_gather_with_extra_compiles_without_graph_breaks():
+    conv = LabelConv2d(5, 4, 4, stride=2, padding=2, extra_channels=3)
+    lab, extra = labels(), torch.randn(2, 3, 9, 7)
+    torch._dynamo.reset()
+    compiled = torch.compile(conv, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(lab, extra), conv(lab, extra))
+    torch._dynamo.reset()
+
+
+def test_gather_with_extra_under_bf16_autocast():
+    torch.manual_seed(0)
+    conv = LabelConv2d(5, 4, 3, padding=1, extra_channels=2)
+    lab, extra = labels(), torch.randn(2, 2, 9, 7)
+    ref = conv(lab, extra)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(lab, extra)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)

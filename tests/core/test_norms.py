@@ -1,4 +1,5 @@
-"""core.instance_norm / core.batch_norm / core.adain against independent computations."""
+"""core.instance_norm / core.batch_norm / core.adain and the synth.nn.norms helpers they share,
+against independent computations."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import synth
-from synth.nn.norms import instance_normalize
+from synth.nn.norms import InstanceNorm2d, batch_normalize, instance_normalize, modulate
 from synth.parts.conditioning import AdaIN, BatchNorm, InstanceNorm
 
 
@@ -185,3 +186,62 @@ def test_norms_compile_fullgraph(name):
     if name == "core.batch_norm":
         block.eval()  # compare without a second running-stats update
     torch.testing.assert_close(compiled(x, ctx), block(x, ctx))
+
+
+# --------------------------------------------------------------------------- synth.nn.norms
+
+
+@pytest.mark.parametrize(
+    ("affine", "momentum", "track"), [(True, 0.1, True), (False, None, True), (True, 0.1, False)]
+)
+def test_batch_normalize_follows_nn_batchnorm(affine, momentum, track):
+    """Training steps (batch statistics, running-statistics update, cumulative average when
+    momentum is None, no running statistics without tracking) and eval, as nn.BatchNorm2d."""
+    torch.manual_seed(0)
+    ours = nn.BatchNorm2d(3, momentum=momentum, affine=affine, track_running_stats=track)
+    ref = nn.BatchNorm2d(3, momentum=momentum, affine=affine, track_running_stats=track)
+    if affine:
+        with torch.no_grad():
+            ours.weight.uniform_(0.5, 2)
+            ours.bias.normal_()
+        ref.load_state_dict(ours.state_dict())
+    for step in range(3):
+        x = torch.randn(4, 3, 5, 5) * (step + 1) + step
+        out = batch_normalize(x, ours)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, ref(x))
+    assert ours.state_dict().keys() == ref.state_dict().keys()
+    for key, value in ref.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value)
+    ours.eval()
+    ref.eval()
+    x = torch.randn(2, 3, 5, 5)
+    torch.testing.assert_close(batch_normalize(x, ours), ref(x))
+
+
+def test_batch_normalize_upcasts_and_keeps_low_precision_buffers_in_step():
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(4).to(torch.bfloat16)
+    ref = nn.BatchNorm2d(4)
+    x = (torch.randn(3, 4, 6, 6) * 3 + 50).to(torch.bfloat16)
+    out = batch_normalize(x, bn)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref(x.float()))
+    assert bn.running_mean.dtype == torch.bfloat16
+    torch.testing.assert_close(bn.running_mean.float(), ref.running_mean, atol=0.1, rtol=1e-2)
+
+
+def test_instance_norm_module_and_modulate():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 4, dtype=torch.bfloat16) * 4 + 10
+    out = InstanceNorm2d(eps=1e-3)(x)
+    assert out.dtype == torch.bfloat16 and not list(InstanceNorm2d().state_dict())
+    want = F.instance_norm(x.float(), eps=1e-3).to(torch.bfloat16)
+    torch.testing.assert_close(out, want)
+    assert torch.equal(InstanceNorm2d()(torch.randn(2, 3, 1, 1)), torch.zeros(2, 3, 1, 1))
+    gamma, beta = torch.randn(2, 3, 1, 1), torch.randn(2, 3, 1, 1)
+    x_hat = instance_normalize(x)
+    got = modulate(x_hat, gamma.to(torch.bfloat16), beta.to(torch.bfloat16))
+    assert got.dtype == torch.float32
+    ref = x_hat * (1 + gamma.to(torch.bfloat16).float()) + beta.to(torch.bfloat16).float()
+    torch.testing.assert_close(got, ref)
