@@ -609,3 +609,100 @@ def test_time_limit_ends_the_run_like_reaching_steps(tmp_path, monkeypatch):
     assert [ln["step"] for ln in lines] == [4]  # the last step is logged, as at `steps`
     # a second fit() resumes and trains another 35 s
     assert t.fit()["step"] == 8
+
+
+# ----------------------------------------------------------------------------- schedules and EMA
+
+
+def test_ema_and_lr_schedule_resume_bitwise(tmp_path, monkeypatch):
+    """EMA (AveragedModel) and LambdaLR state go into checkpoints: stopping at step 3 and
+    resuming ends with the same weights, EMA weights and lrs as an uninterrupted run."""
+    cfg = dict(steps=6, decay_start=2, ema=0.8, checkpoint_every=10)
+    full = make(tmp_path / "a", **cfg)
+    full.fit()
+
+    stopped = make(tmp_path / "b", **cfg)
+    real_step = stopped.objective.step
+
+    def stop_at_3(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        if stopped.step == 2:  # this is the 3rd step
+            stopped.request_stop()
+        return out
+
+    monkeypatch.setattr(stopped.objective, "step", stop_at_3)
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 3"):
+        stopped.fit()
+    state = torch.load(stopped.checkpoints()[-1], weights_only=True)
+    assert state["version"] == 2 and int(state["ema"]["n_averaged"]) == 3
+    assert {s["last_epoch"] for s in state["schedulers"].values()} == {3}
+
+    resumed = make(tmp_path / "b", **cfg)
+    resumed.fit()
+    assert_same(weights(resumed), weights(full))
+    assert_same(resumed.ema.state_dict(), full.ema.state_dict())
+    assert resumed.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(0.0)
+    lrs = [json.loads(ln)["lr/generator"] for ln in (tmp_path / "b" / "log.jsonl").open()]
+    assert lrs == pytest.approx([2e-4 * full.lr_factor(s) for s in (1, 3, 5)])
+
+
+def test_ema_follows_the_averaged_model_formula(tmp_path):
+    """W_ema = W after the first step, then W_ema <- d·W_ema + (1-d)·W; the live generator is
+    never replaced (no swapping in and out for grids or the export)."""
+    t = make(tmp_path, steps=2, ema=0.75, checkpoint_every=10, sample_every=1)
+    generator = t.model.generator
+    seen = []
+    real_step = t.objective.step
+
+    def record(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        seen.append({k: v.detach().clone() for k, v in generator.state_dict().items()})
+        return out
+
+    t.objective.step = record
+    t.fit()
+    assert t.model.generator is generator
+    ema = t.ema.state_dict()
+    for k, w1 in seen[0].items():
+        expected = 0.75 * w1 + 0.25 * seen[1][k] if w1.is_floating_point() else seen[1][k]
+        torch.testing.assert_close(ema[k], expected, rtol=0, atol=1e-7, msg=k)
+    assert (tmp_path / "samples" / "step-0000002.png").exists()
+
+
+def test_single_process_runs_the_bare_networks(tmp_path):
+    t = make(tmp_path, steps=1, checkpoint_every=10)
+    seen = []
+    real_step = t.objective.step
+
+    def spy(model, cond, real, updater):
+        seen.append(updater.synced(model.generator) is model.generator)
+        seen.append(updater.synced(model.discriminator) is model.discriminator)
+        return real_step(model, cond, real, updater)
+
+    t.objective.step = spy
+    t.fit()
+    assert seen == [True, True]
+    state = torch.load(t.checkpoints()[-1], weights_only=True)
+    assert not [k for k in state["model"] if k.startswith("module.") or ".module." in k]
+
+
+def test_unknown_network_in_optimizers_is_an_error(tmp_path):
+    with pytest.raises(synth.ConfigError, match=r"optimizers has settings for \['genrator'\]"):
+        make(tmp_path, optimizers={"genrator": {"lr": 1e-4}})
+
+
+def test_version_1_checkpoint_resumes_with_its_schedule(tmp_path):
+    """A checkpoint of the previous format (no scheduler state; the EMA as the generator's
+    state dict) still resumes: the lr is placed at the checkpoint's step."""
+    t = make(tmp_path, steps=2, decay_start=0, ema=0.5, checkpoint_every=2)
+    t.fit()
+    path = t.checkpoints()[-1]
+    state = torch.load(path, weights_only=True)
+    state.update(version=1, ema=state["ema"]["weights"])
+    del state["schedulers"]
+    torch.save(state, path)
+    again = make(tmp_path, steps=4, decay_start=0, ema=0.5, checkpoint_every=2)
+    assert again.load_checkpoint() == path and again.step == 2
+    assert again.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(1e-4)
+    again.fit()
+    assert again.step == 4

@@ -20,7 +20,7 @@ from .checkpoint import seed_everything
 from .config import RunConfig, TrainerConfig, validate
 from .trainer import Trainer
 
-__all__ = ["recipe_train_settings", "train"]
+__all__ = ["recipe_train_settings", "run_config", "train"]
 
 _SPEC_SUFFIXES = {".json", ".yaml", ".yml", ".toml"}
 
@@ -67,9 +67,15 @@ def recipe_train_settings(model: Any) -> tuple[str | None, dict[str, Any]]:
     return name, settings
 
 
-def _run_config(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> RunConfig:
-    """The run config with the recipe's trainer settings under the file's ``train`` section,
-    and ``overrides`` (command-line values) on top."""
+def run_config(
+    data: Mapping[str, Any] | RunConfig, overrides: Mapping[str, Any] | None = None
+) -> RunConfig:
+    """The :class:`RunConfig` of a config dict: the recipe's trainer settings (when the model
+    names one), then the dict's own ``train`` section, then ``overrides`` (command-line
+    values such as ``steps``), merged key by key for nested settings such as ``optimizers``.
+    """
+    if isinstance(data, RunConfig):
+        data = {**data.model_dump(exclude={"train"}), "train": data.train}
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"a run config is a mapping with sections model, data and train, not "
@@ -81,7 +87,7 @@ def _run_config(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> RunCon
         own = own.model_dump(exclude_unset=True)
     if not isinstance(own, Mapping):
         raise ConfigError(f"the train section must be a mapping, not {type(own).__name__}")
-    train = _merged(_merged(defaults, own), overrides)
+    train = _merged(_merged(defaults, own), overrides or {})
     return validate(RunConfig, {**data, "train": train}, "run config")
 
 
@@ -111,7 +117,7 @@ def train(
     }
     if "run_dir" in overrides:
         overrides["run_dir"] = str(run_dir)
-    run = _run_config(data, overrides)
+    run = run_config(data, overrides)
     tcfg = run.train
     dataset = build_dataset(run.data)
     seed_everything(tcfg.seed)
