@@ -48,6 +48,14 @@ class LabelScale(synth.ConditioningBlock):
 TINY = {
     "generator": {"type": "core.simple_generator", "num_classes": 4, "num_stages": 2, "ngf": 8},
 }
+#: A tiny trainable GAN, and its trainer settings (a paper's, for a real recipe).
+GAN = {
+    **TINY,
+    "discriminator": {"type": "core.patch_discriminator", "ndf": 8, "n_layers": 2},
+    "losses": {"gan": {"type": "core.hinge"}},
+    "objective": {"type": "core.gan"},
+}
+TRAIN = {"optimizer": {"lr": 3e-4, "betas": (0.0, 0.9)}, "batch_size": 4, "log_every": 1}
 
 
 @pytest.fixture
@@ -491,6 +499,27 @@ def test_train_calls_trainer_and_prints_outputs(registry, capsys, tmp_path, trai
     assert code == 0, err
     assert trainer_module.calls[-1] == (config, None, None, True, "cpu")
     assert f"outputs in {tmp_path / 'run'}" in out
+
+
+def test_train_a_recipe_with_its_trainer_settings_as_defaults(registry, capsys, tmp_path):
+    """End to end (the real synth.train): the recipe's settings, under the file's own train
+    section, under the command line's."""
+    registry.add_recipe("clitest.gan", GAN, description="A tiny GAN.", train=TRAIN)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "model: clitest.gan\n"
+        "data: {type: demo, size: 16, num_classes: 4}\n"
+        "train: {batch_size: 2, device: cpu, sample_every: null, progress: false}\n"
+    )
+    run_dir = tmp_path / "out"
+    code, out, err = run(capsys, "train", str(config), "--run-dir", str(run_dir), "--steps", "1")
+    assert code == 0, err
+    assert out.splitlines()[0] == f"training done; outputs in {run_dir}"
+    used = json.loads((run_dir / "config.json").read_text())["train"]
+    assert used["optimizer"]["lr"] == 3e-4 and used["optimizer"]["betas"] == [0.0, 0.9]
+    assert used["log_every"] == 1  # the recipe's
+    assert used["batch_size"] == 2  # the file's train section over the recipe's 4
+    assert used["steps"] == 1 and used["run_dir"] == str(run_dir)  # the command line's
 
 
 def test_train_errors(registry, capsys, tmp_path, trainer_module, monkeypatch):

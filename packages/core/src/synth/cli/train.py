@@ -1,8 +1,10 @@
 """``synth train CONFIG``: train a model from a run config (model, data, train).
 
-A config whose ``model`` is a recipe name trains with the recipe's trainer settings (the
-paper's optimisers, schedule and batch size; ``synth info RECIPE`` shows them) as defaults
-under the file's ``train`` section: :func:`synth.train.train` reads the config and merges them.
+A config whose ``model`` is a recipe (its name, or a spec with ``base: <recipe>``) trains with
+the recipe's trainer settings (the paper's optimisers, schedule and batch size; ``synth info
+RECIPE`` shows them) as defaults under the file's ``train`` section, and the command line's
+``--steps``/``--run-dir``/``--device`` on top: :func:`synth.train.train` reads the config
+and merges them; the run folder's ``config.json`` records the result.
 """
 
 from __future__ import annotations
