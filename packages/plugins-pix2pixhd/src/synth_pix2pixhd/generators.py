@@ -39,6 +39,7 @@ from synth.nn.ops import instance_edges
 from synth.nn.ops import pyramid_down as downsample_input
 
 __all__ = [
+    "ConvStage",
     "DownStage",
     "EnhancerFront",
     "GlobalGenerator",
@@ -88,34 +89,32 @@ class InputConv(LabelConv2d):
         return super().forward(labels, extra)
 
 
-class InputStage(nn.Module):
-    """``c7s1-C``: :class:`InputConv` -> norm -> ReLU, ``-> [B, C, H, W]``."""
+class ConvStage(nn.Module):
+    """``conv -> norm -> ReLU``: ``forward(x, ctx, *conv_args)`` is
+    ``relu(norm(conv(x, *conv_args), ctx))``."""
 
-    def __init__(self, conv: InputConv, norm: nn.Module) -> None:
+    def __init__(self, conv: nn.Module, norm: nn.Module) -> None:
         super().__init__()
         self.conv, self.norm = conv, norm
 
-    def forward(
-        self,
-        ctx: Context,
-        labels: Tensor | None = None,
-        extra: Tensor | None = None,
-        dense: Tensor | None = None,
-    ) -> Tensor:
-        return F.relu(self.norm(self.conv(labels, extra, dense), ctx))
+    def forward(self, x: Tensor, ctx: Context, *conv_args: Tensor | None) -> Tensor:
+        return F.relu(self.norm(self.conv(x, *conv_args), ctx))
 
 
-class DownStage(nn.Module):
+class InputStage(ConvStage):
+    """``c7s1-C``: :class:`InputConv` -> norm -> ReLU, ``-> [B, C, H, W]``.
+
+    ``forward(labels [B, H, W], ctx, extra [B, E, H, W] | None)`` gathers the one-hot part;
+    ``forward(dense [B, K + E, H, W], ctx)`` convolves an average-pooled input densely.
+    """
+
+
+class DownStage(ConvStage):
     """``dk``: conv 3×3 stride 2 (zero pad 1) -> norm -> ReLU,
     ``[B, C, H, W] -> [B, 2C, H/2, W/2]``."""
 
     def __init__(self, cin: int, cout: int, norm: nn.Module) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
-        self.norm = norm
-
-    def forward(self, x: Tensor, ctx: Context) -> Tensor:
-        return F.relu(self.norm(self.conv(x), ctx))
+        super().__init__(nn.Conv2d(cin, cout, 3, stride=2, padding=1), norm)
 
 
 class ResnetBlock(nn.Module):
@@ -134,37 +133,31 @@ class ResnetBlock(nn.Module):
         return x + y
 
 
-class UpStage(nn.Module):
+class UpStage(ConvStage):
     """``uk``: ConvTranspose 3×3 stride 2 (pad 1, output pad 1) -> norm -> ReLU,
     ``[B, C, H, W] -> [B, C/2, 2H, 2W]``."""
 
     def __init__(self, cin: int, cout: int, norm: nn.Module) -> None:
-        super().__init__()
-        self.conv = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)
-        self.norm = norm
-
-    def forward(self, x: Tensor, ctx: Context) -> Tensor:
-        return F.relu(self.norm(self.conv(x), ctx))
+        conv = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)
+        super().__init__(conv, norm)
 
 
-class EnhancerFront(nn.Module):
+class EnhancerFront(ConvStage):
     """A local enhancer's front end ``G^(F)`` (official ``model{n}_1``): ``c7s1-C, d(2C)``,
-    then the sum with the previous network's last feature map ``prev [B, 2C, H/2, W/2]``."""
+    then the sum with the previous network's last feature map ``prev [B, 2C, H/2, W/2]``.
+
+    ``forward(prev, ctx, x, extra=None)``: ``x`` is the label map (with ``extra``, gathered)
+    or the dense average-pooled input, as for :class:`InputStage`.
+    """
 
     def __init__(self, conv: InputConv, norm_in: nn.Module, down: DownStage) -> None:
-        super().__init__()
-        self.conv, self.norm, self.down = conv, norm_in, down
+        super().__init__(conv, norm_in)
+        self.down = down
 
-    def forward(
-        self,
-        prev: Tensor,
-        ctx: Context,
-        labels: Tensor | None = None,
-        extra: Tensor | None = None,
-        dense: Tensor | None = None,
+    def forward(  # type: ignore[override]
+        self, prev: Tensor, ctx: Context, x: Tensor, extra: Tensor | None = None
     ) -> Tensor:
-        x = F.relu(self.norm(self.conv(labels, extra, dense), ctx))
-        return self.down(x, ctx) + prev
+        return self.down(super().forward(x, ctx, extra), ctx) + prev
 
 
 class _Pix2PixHDConfig(PartConfig):
@@ -342,7 +335,7 @@ class GlobalGenerator(_Base):
     ) -> SynthesisOutput:
         """``cond`` (+ ``latents``) -> ``image [B, 3, H, W]``; ``features[i]`` per stage."""
         ctx = Context(cond, latents)
-        x = self.stages[0](ctx, labels=self._labels(ctx), extra=self._extra(ctx))
+        x = self.stages[0](self._labels(ctx), ctx, self._extra(ctx))
         features = [x]
         for stage in self.stages[1:]:
             x = stage(x, ctx)
@@ -421,16 +414,16 @@ class LocalEnhancer(_Base):
         pyramid = [self._dense_input(ctx)]
         for _ in range(n_loc):
             pyramid.append(downsample_input(pyramid[-1]))
-        x = self.stages[0](ctx, dense=pyramid[-1])
+        x = self.stages[0](pyramid[-1], ctx)
         features = [x]
         for i in range(1, len(self.stages)):
             stage = self.stages[i]
             if i in self.enhancer_fronts:
                 n = self.enhancer_fronts.index(i) + 1
-                if n == n_loc:
-                    x = stage(x, ctx, labels=self._labels(ctx), extra=self._extra(ctx))
+                if n == n_loc:  # full resolution: the one-hot part by gathering
+                    x = stage(x, ctx, self._labels(ctx), self._extra(ctx))
                 else:
-                    x = stage(x, ctx, dense=pyramid[n_loc - n])
+                    x = stage(x, ctx, pyramid[n_loc - n])
             else:
                 x = stage(x, ctx)
             features.append(x)
