@@ -80,6 +80,8 @@ def test_require_names_the_extra_and_what_needed_it(monkeypatch):
 
 def test_require_tells_a_broken_install_from_a_missing_one(monkeypatch):
     """An installed package whose own dependency is missing: the message says which."""
+    for key in [k for k in sys.modules if k == "lpips" or k.startswith("lpips.")]:
+        monkeypatch.delitem(sys.modules, key)  # imported afresh, as in a new process
     hide(monkeypatch, "scipy")
     with pytest.raises(MissingExtraError, match=r"needs lpips \(importing it failed: .*scipy"):
         require("lpips.trainer", extra="metrics", needed_by="x")
