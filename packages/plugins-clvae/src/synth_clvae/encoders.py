@@ -75,8 +75,9 @@ def class_layer_kl(
         scalar (fp32).
     """
     kl = gaussian_kl(mu, logvar, "sum")
-    per = -0.5 * (1 + class_logvar.float() - class_mu.float().square() - class_logvar.float().exp())
-    per = per.sum(-1) * present  # [B, L, K]
+    # core's KL per (b, l, c) row, summed over the code dims: vmapped, no loop over rows
+    per_row = torch.vmap(gaussian_kl)(class_mu.flatten(0, 2), class_logvar.flatten(0, 2))
+    per = per_row.view(present.shape) * present  # [B, L, K]
     if normalize == "per_layer":
         n = present.sum(-1).clamp(min=1)  # [B, L]
         return kl + (per.sum(-1) / n).sum()
