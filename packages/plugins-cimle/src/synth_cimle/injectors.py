@@ -16,6 +16,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from synth import Condition, LatentInjector, Latents, PartConfig
+from synth.nn.layers import LabelConv2d
 
 from .generators import LayerNorm2d, stage_code_key
 
@@ -112,7 +113,8 @@ class NoiseEncoder(LatentInjector):
     def __init__(self, config: Config | dict | None = None, **kwargs) -> None:
         super().__init__(config, **kwargs)
         c = self.config
-        self.conv1 = nn.Conv2d(c.num_classes + c.noise_dim, c.hidden, 3, padding=1)
+        # reads cat(one_hot, noise): the one-hot part by gathering (DESIGN §7)
+        self.conv1 = LabelConv2d(c.num_classes, c.hidden, 3, padding=1, extra_channels=c.noise_dim)
         self.norm1 = LayerNorm2d(c.hidden)
         self.conv2 = nn.Conv2d(c.hidden, c.hidden, 3, padding=1)
         self.norm2 = LayerNorm2d(c.hidden)
@@ -131,11 +133,15 @@ class NoiseEncoder(LatentInjector):
         """``E(one_hot ⊕ upsample(z̃))``: ``[B, noise_dim, h, w] -> [B, channels, H, W]``."""
         if cond.label_map is None or cond.size is None:
             raise ValueError("cimle.noise_encoder reads Condition.label_map, which is missing")
+        if cond.num_classes != self.config.num_classes:
+            raise ValueError(
+                f"cimle.noise_encoder has num_classes={self.config.num_classes} but the "
+                f"Condition has num_classes={cond.num_classes}"
+            )
         dtype = self.conv1.weight.dtype
         if tuple(noise.shape[-2:]) != tuple(cond.size):
             noise = F.interpolate(noise, size=cond.size, mode="nearest")
-        x = torch.cat([cond.one_hot().to(dtype), noise.to(dtype)], dim=1)
-        x = F.leaky_relu(self.norm1(self.conv1(x)), 0.2)
+        x = F.leaky_relu(self.norm1(self.conv1(cond.label_map, noise.to(dtype))), 0.2)
         x = F.leaky_relu(self.norm2(self.conv2(x)), 0.2)
         return self.conv3(x)
 
