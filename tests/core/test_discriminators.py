@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 import synth
+import synth.testing
 from synth.nn import ops
 from synth.nn.layers import LabelConv2d
 from synth.parts.discriminators import (
@@ -145,3 +146,19 @@ def test_conditional_with_instances_compiles_fullgraph():
     compiled = torch.compile(disc, fullgraph=True, backend="eager")
     for a, b in zip(compiled(image, cond).logits, disc(image, cond).logits, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_new_configuration_paths_pass_the_conformance_kit():
+    """Instance edges, SPADE-style spectral norm, no norm and another kernel: check_part."""
+    report = synth.testing.check_part(
+        "core.patch_discriminator",
+        num_classes=K,
+        ndf=4,
+        n_layers=2,
+        num_scales=2,
+        use_instances=True,
+        spectral_norm="middle",
+        norm="none",
+        kernel_size=3,
+    )
+    assert report.passed, str(report)
