@@ -706,3 +706,11 @@ def test_version_1_checkpoint_resumes_with_its_schedule(tmp_path):
     assert again.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(1e-4)
     again.fit()
     assert again.step == 4
+
+
+def test_continuing_with_more_steps_moves_the_end_of_the_decay(tmp_path):
+    """`synth train --steps N` again with a larger N: the linear decay ends at the new N."""
+    make(tmp_path, steps=2, decay_start=0, checkpoint_every=2).fit()
+    make(tmp_path, steps=4, decay_start=0, checkpoint_every=2, log_every=1).fit()
+    lrs = [json.loads(ln)["lr/generator"] for ln in (tmp_path / "log.jsonl").open()]
+    assert lrs == pytest.approx([1e-4, 1e-4, 5e-5])  # steps 2 (of 2), then 3 and 4 (of 4)

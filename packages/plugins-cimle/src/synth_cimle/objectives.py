@@ -245,7 +245,10 @@ def _probe_candidate_bytes(
 ) -> float:
     """Bytes one candidate adds to a selection pass, measured on a pass of
     ``_PROBE_CANDIDATES`` copies of input 0 (peak bytes / candidates; the pass's fixed costs
-    are charged to the candidates, so this errs on the large side).
+    are charged to the candidates, so this errs on the large side). On CUDA: the allocator
+    peak of a pass after a warm-up pass (``max_memory_allocated`` after
+    ``reset_peak_memory_stats``, so the CUDA peak statistics restart there); on other devices
+    the peak of the live tensors the pass allocates.
 
     Side-effect free for the selection: codes come from a private generator, the global RNG
     is restored and the networks' buffers (e.g. BatchNorm statistics) are put back.
@@ -309,7 +312,7 @@ def select_codes(
         cond: ``B`` inputs; ``real``: their targets ``[B, 3, H, W]``.
         distance: an image distance (``cimle.distance`` uses the prepared-target fast path).
         num_codes: m, candidates per input.
-        seed: codes of draw block j are drawn from ``Generator().manual_seed(mix(seed, j))``.
+        seed: stage k's codes of draw block j come from ``manual_seed(mix(seed, j, k))``.
         chunk_size: candidates per generator + distance pass; ``None``: derived from
             ``memory_budget_mb``. An explicit value wins: bit-exact runs across machines
             (other batch sizes may round differently and so flip near-ties) and fixed timings.
@@ -321,19 +324,14 @@ def select_codes(
         draw_block: inputs whose ``B·m`` raw codes are drawn together.
         hierarchical: choose the code of each ×2 stage in turn (coarse to fine).
         progress: tqdm bar over the chunks.
-        cost_cache: where the measured per-candidate cost is kept between calls, keyed by the
-            networks, per-input sizes/dtypes, device and autocast state (the objective passes
-            its own, so the probe runs once per input size, not every round).
+        cost_cache: keeps the measured per-candidate cost between calls, keyed by networks,
+            per-input sizes/dtypes, device and autocast (the objective's: one probe per size).
 
-    The budget is turned into a chunk by one probe pass on ``2`` candidates (copies of input 0,
-    codes from a private generator): on CUDA its allocator peak after a warm-up pass
-    (``max_memory_allocated`` after ``reset_peak_memory_stats``, so the CUDA peak statistics
-    restart there), on other
-    devices the peak of the live tensors it allocates; the cost per candidate is that peak / 2
-    (fixed costs included, so it errs on the small-chunk side) and the chunk is
-    ``floor(budget / cost)`` clamped to ``[1, min(B, draw_block)·m]``. It is an estimate:
-    allocator caching, fragmentation and workspaces can exceed it. The probe does not touch
-    the drawn codes, the global RNG or buffers, and chunking never changes the choice.
+    The budget becomes a chunk through one probe pass on 2 candidates
+    (:func:`_probe_candidate_bytes`; on CUDA it resets the peak memory statistics): the chunk
+    is ``floor(budget / cost)`` clamped to ``[1, min(B, draw_block)·m]``, an estimate that
+    allocator caching, fragmentation and workspaces can exceed. Chunking never changes the
+    choice.
 
     Runs under ``no_grad`` (wrap in autocast for mixed precision). Returns a :class:`Selection`
     (its ``chunk_size`` is the chunk that was used).

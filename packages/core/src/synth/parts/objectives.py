@@ -172,6 +172,8 @@ class GAN(Objective):
         with updater.autocast():
             latents = self._latents(synced(updater, model.injector), cond, real)
             fake = synced(updater, model.generator)(cond, latents, return_features=needs_features)
+            # the bare discriminator, frozen: no gradients of its own to all-reduce here
+            # (DDP sees only the discriminator step's pass, which updates it)
             with frozen(model.discriminator):
                 d_fake, d_real = discriminate(model.discriminator, fake.image, real, cond)
             batch = LossInputs(

@@ -89,6 +89,17 @@ class Optimization:
         for scheduler in self.schedulers.values():
             scheduler.step()
 
+    def place_schedules(self, step: int) -> None:
+        """Put every schedule at ``step`` under the current config (what ``LambdaLR`` computes
+        there: ``lr · factor(step)``), so that a run resumed or continued with another
+        ``steps`` decays to its new end."""
+        factor = linear_decay(step, self.config.decay_start, self.config.steps)
+        for n, scheduler in self.schedulers.items():
+            scheduler.last_epoch = step
+            groups = self.optimizers[n].param_groups
+            for group, base in zip(groups, scheduler.base_lrs, strict=True):
+                group["lr"] = base * factor
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
@@ -101,13 +112,11 @@ class Optimization:
         placed at ``step``."""
         for n, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][n])
-        for n, scheduler in self.schedulers.items():
-            if "schedulers" in state:
+        if "schedulers" in state:
+            for n, scheduler in self.schedulers.items():
                 scheduler.load_state_dict(state["schedulers"][n])
-                continue
-            scheduler.last_epoch = step
-            for group, base in zip(self.optimizers[n].param_groups, scheduler.base_lrs):
-                group["lr"] = base * linear_decay(step, self.config.decay_start, self.config.steps)
+        else:
+            self.place_schedules(step)
         for k, s in state["scalers"].items():
             scaler = self.scaler(k)
             if scaler is not None:

@@ -370,6 +370,7 @@ class Trainer:
         self.objective.setup(self.model, self.dataset, self.device)
         seed_everything(self.config.seed + self.dist.rank)
         restored = self.load_checkpoint() if resume else None
+        self.optim.place_schedules(self.step)
         self._log.start(resumed_at=self.step if restored is not None else None)
         self.dist.barrier()
 
