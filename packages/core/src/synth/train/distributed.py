@@ -185,7 +185,10 @@ class Replicas:
     ``find_unused_parameters=True`` (one autograd-graph traversal per forward, and every
     output passed through DDP's sink). After its first update, when every trainable
     parameter got a gradient (DDP leaves a parameter unused on every rank at ``None``, so all
-    ranks decide alike), it is rebuilt without: the common case costs nothing per step.
+    ranks decide alike), it is rebuilt without: the common case costs nothing per step. This
+    assumes a network uses the same parameters in every step on every rank, which holds for
+    parts written as batched tensor ops (no branching on the data); one that did not would
+    make DDP stop with "Expected to have finished reduction in the prior iteration".
     ``static_graph=True`` is not an option: it counts a parameter reached only through an
     output the loss ignores as *used* in its first iteration, then fails in the second.
     """
