@@ -7,6 +7,8 @@
   the injector (a VAE encoder) has a prior-only parameter. Writes each rank's final state.
 - ``match``: a deterministic GAN (posterior codes, no noise) trained with 2 ranks x batch 2,
   to be compared with one process x batch 4 on the same items.
+- ``unsynced``: an objective that updates the generator from a forward that bypasses its DDP
+  view; the Trainer must refuse (the ranks would drift apart). Writes the error message.
 """
 
 from __future__ import annotations
@@ -56,9 +58,23 @@ class PriorScaleEncoder(TinyInjector):
         return latents
 
 
+class UnsyncedL1(synth.Objective):
+    """Updates the generator from a bare forward: the mistake the Trainer must catch."""
+
+    networks = ("generator",)
+
+    def step(self, model, cond, real, updater):
+        with updater.autocast():
+            fake = model.generator(cond, model.injector.prior(cond)).image
+            loss = (fake - real).abs().mean()
+        updater.update("generator", loss)
+        return {"l1": loss.detach()}
+
+
 def _register(registry) -> None:
     registry.add("ddpt.generator", kind="generator", target=UnusedHeadGenerator)
     registry.add("ddpt.encoder", kind="injector", target=PriorScaleEncoder)
+    registry.add("ddpt.unsynced", kind="objective", target=UnsyncedL1)
 
 
 def registry() -> synth.Registry:
@@ -126,9 +142,26 @@ def run_match(out: Path, rank: int) -> Trainer:
     return t
 
 
+def run_unsynced(out: Path, rank: int) -> Trainer:
+    torch.manual_seed(0)
+    model_spec = {
+        **spec("core.simple_generator", "core.instance_norm"),
+        "objective": "ddpt.unsynced",
+    }
+    model = synth.compose(model_spec, registry=registry())
+    t = Trainer(model, ToyData(), trainer_config(str(out / "unsynced"), 2))
+    try:
+        t.fit()
+        message = "no error"
+    except RuntimeError as e:
+        message = str(e)
+    (out / f"unsynced{rank}.txt").write_text(message)
+    return t
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     rank = int(os.environ["RANK"])
-    trainers = [run_parts(out, rank), run_match(out, rank)]
+    trainers = [run_parts(out, rank), run_match(out, rank), run_unsynced(out, rank)]
     for t in reversed(trainers):  # the first one owns the process group
         t.close()

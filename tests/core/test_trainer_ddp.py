@@ -109,3 +109,11 @@ def test_ddp_two_ranks_match_one_process_on_the_same_items(ddp_run, tmp_path):
     assert len(compared) > len(single) // 2
     for k in compared:
         torch.testing.assert_close(m0[k], single[k], rtol=0, atol=1e-6, msg=k)
+
+
+@pytest.mark.slow
+def test_an_update_whose_forward_bypassed_ddp_is_refused(ddp_run):
+    for rank in (0, 1):
+        message = (ddp_run / f"unsynced{rank}.txt").read_text()
+        assert "no forward of this loss ran through its DDP view" in message, message
+        assert "'generator'" in message and "synced(updater, model.generator)" in message

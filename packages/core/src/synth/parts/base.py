@@ -492,13 +492,19 @@ class Updater(Protocol):
     d_steps: int
 
     def update(self, network: str | tuple[str, ...], loss: Tensor) -> None:
-        """Backward ``loss`` and step the optimizer(s) of ``network`` (AMP, clipping, all-reduce).
+        """Backward ``loss`` and step the optimizer(s) of ``network`` (AMP, clipping; under
+        torchrun DDP all-reduces the gradients during the backward).
 
         Networks the model does not have (or that have nothing to train) are skipped.
         """
 
     def autocast(self) -> Any:
         """Context manager for the forward passes (mixed precision when enabled)."""
+
+    def synced(self, network: Any) -> Any:
+        """``network`` as the forwards of a loss given to :meth:`update` must call it: its
+        ``DistributedDataParallel`` view under torchrun, the network itself otherwise. The
+        Trainer refuses an update whose loss bypassed it (the ranks would drift apart)."""
 
 
 class Objective(Part, ABC):

@@ -154,9 +154,11 @@ class Replica:
     def __init__(self, net: nn.Module, ddp: DistributedDataParallel) -> None:
         self.module, self._ddp = net, ddp
         self.calls = 0
+        self.since_update = 0  # forwards since the last update of this network
 
     def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
+        self.since_update += 1
         tensors, rebuild = self._ddp(method, *args, **kwargs)
         return rebuild(tensors)
 
@@ -198,12 +200,14 @@ class Replicas:
         self._wrapped: dict[int, Replica] = {}
         self._signature: dict[int, tuple[bool, ...]] = {}
         self._probing: set[int] = set()  # wrapped with find_unused_parameters, undecided
+        self._names: dict[str, int] = {}
 
     def sync(self, networks: dict[str, nn.Module]) -> None:
         """Before a step: (re)wrap each network whose set of trainable parameters changed,
         and settle the unused-parameter setting of wrappers that have done an update."""
         if self.process.world == 1:
             return
+        self._names = {name: id(net) for name, net in networks.items()}
         for net in networks.values():
             key, signature = id(net), tuple(p.requires_grad for p in net.parameters())
             if self._signature.get(key) != signature:
@@ -226,6 +230,21 @@ class Replicas:
             find_unused_parameters=find_unused,
         )
 
+    def check_synced(self, name: str) -> None:
+        """Before ``name`` is updated: its loss must have come through its DDP view, or its
+        gradients would not be averaged and the ranks would drift apart silently."""
+        replica = self._wrapped.get(self._names.get(name, -1))
+        if replica is None:
+            return
+        if replica.since_update == 0:
+            raise RuntimeError(
+                f"the objective updates {name!r} under torchrun, but no forward of this loss "
+                f"ran through its DDP view, so its gradients would not be averaged across "
+                f"ranks: call the network as synced(updater, model.{name})(...) "
+                "(synth.parts.objectives.synced) in the forwards whose loss it updates"
+            )
+        replica.since_update = 0
+
     def get(self, net: Any) -> Any:
         """The :class:`Replica` of ``net`` when it is wrapped, else ``net`` itself."""
         return self._wrapped.get(id(net), net)
@@ -235,3 +254,4 @@ class Replicas:
         self._wrapped.clear()
         self._signature.clear()
         self._probing.clear()
+        self._names.clear()

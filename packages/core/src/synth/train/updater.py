@@ -60,6 +60,8 @@ class Updater:
         ]
         if not names:
             return
+        for name in names:
+            self.replicas.check_synced(name)
         params = [p for n in names for p in self.optim.params[n]]
         for p in params:
             p.grad = None
