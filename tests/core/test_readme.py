@@ -74,9 +74,9 @@ def test_every_python_block_is_tested():
     kinds = [(b.what, b.arg) for b in blocks()]
     for needed in [
         ("pyproject", None),
-        ("file", "src/synth_myplugin/blocks.py"),
+        ("file", "src/synth_myplugin/norms.py"),
         ("file", "src/synth_myplugin/plugin.py"),
-        ("pytest", "tests/test_blocks.py"),
+        ("pytest", "tests/test_norms.py"),
         ("spec", None),
     ]:
         assert needed in kinds, f"README.md lost its {needed} block"

@@ -70,3 +70,14 @@ def test_spec_must_name_a_type(reg):
         reg.build({"weight": 1.0})
     with pytest.raises(ValueError, match="a part spec is a name or a dict"):
         reg.build(3)
+
+
+def test_the_old_objective_names_still_work_with_a_deprecation_warning():
+    from synth.parts.objectives import GAN
+
+    reg = synth.Registry()
+    with pytest.warns(DeprecationWarning, match="kind 'trainer' is deprecated"):
+        reg.add("old.gan", kind="trainer", target=GAN)
+    assert reg.get("old.gan").kind == "objective"
+    with pytest.warns(DeprecationWarning, match="use synth.Objective"):
+        assert synth.TrainingObjective is synth.Objective

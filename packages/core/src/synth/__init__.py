@@ -22,6 +22,7 @@ from .errors import (
     UnknownPartError,
     WeightsNotFoundError,
 )
+from .extras import MissingExtraError
 from .io import read_state_dict, resolve_weights
 from .latents import LATENT_FIELDS, Latents
 from .model import SynthesisModel
@@ -44,6 +45,7 @@ from .parts import (
 from .pretrained import load
 from .registry import (
     PLUGIN_API_VERSION,
+    DemoPicture,
     PluginInfo,
     Registry,
     SynthPluginWarning,
@@ -86,6 +88,7 @@ __all__ = [
     "ConditioningBlock",
     "ConfigError",
     "Context",
+    "DemoPicture",
     "Discriminator",
     "DiscriminatorOutput",
     "Generator",
@@ -95,6 +98,7 @@ __all__ = [
     "LossConfig",
     "LossInputs",
     "Metric",
+    "MissingExtraError",
     "ModelSpec",
     "Objective",
     "Part",
