@@ -19,6 +19,7 @@ from ..context import Context
 from ..latents import Latents
 from ..outputs import DiscriminatorOutput, SynthesisOutput
 from ..parts.base import Discriminator, Generator, LatentInjector
+from ..parts.losses import gaussian_kl
 
 __all__ = [
     "TINY_NUM_CLASSES",
@@ -51,8 +52,7 @@ class TinyInjector(LatentInjector):
 
     def posterior(self, image: Tensor, cond: Condition) -> Latents:
         mu, logvar = self.enc(image.mean(dim=(2, 3))).chunk(2, dim=-1)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
-        return Latents(z=mu, kl=kl)
+        return Latents(z=mu, kl=gaussian_kl(mu, logvar, reduction="batchmean"))
 
 
 class TinyGenerator(Generator):
