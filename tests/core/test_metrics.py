@@ -580,7 +580,7 @@ def test_conformance_kit(fid_weights):
 
 
 def test_metrics_are_registered():
-    assert set(synth.list_parts("metric")) >= {
+    assert set(synth.list_parts(kind="metric")) >= {
         "core.lpips_diversity",
         "core.identity_recovery",
         "core.fid",

@@ -136,7 +136,7 @@ def test_external_plugin_is_discovered_built_composed_saved_and_reloaded(ext_plu
         info = {{p.name: p for p in synth.plugins()}}
         assert info["extplug"].status == "ok", info
         assert info["extplug"].dist == "synth-extplug" and info["extplug"].version == "0.1.0"
-        assert "extplug.tiny_generator" in synth.list_parts("generator")
+        assert "extplug.tiny_generator" in synth.list_parts(kind="generator")
         g = synth.build("extplug.tiny_generator", num_classes=4)
         assert isinstance(g, synth.Generator)
         model = synth.compose("extplug.tiny")

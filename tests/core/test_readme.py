@@ -113,7 +113,7 @@ def test_plugin_guide_end_to_end(synth_registry, tmp_path, monkeypatch):
         module = importlib.import_module(ep_module)
         info = synth.register_plugin(synth_registry, module, ep_name)
         assert info.status == "ok", info.error
-        assert "myplugin.label_modulation" in synth.list_parts("conditioning")
+        assert "myplugin.label_modulation" in synth.list_parts(kind="conditioning")
         described = synth.describe("myplugin.label_modulation")
         assert described["requires"] == ["label_map"]
         assert described["runtime_args"] == ["channels", "num_classes"]

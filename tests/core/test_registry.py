@@ -81,3 +81,12 @@ def test_the_old_objective_names_still_work_with_a_deprecation_warning():
     assert reg.get("old.gan").kind == "objective"
     with pytest.warns(DeprecationWarning, match="use synth.Objective"):
         assert synth.TrainingObjective is synth.Objective
+
+
+def test_list_parts_takes_the_pattern_first():
+    assert synth.list_parts("core.*_norm") == ["core.batch_norm", "core.instance_norm"]
+    assert synth.list_parts("core.*", kind="loss") == synth.list_parts(
+        kind="loss", pattern="core.*"
+    )
+    with pytest.warns(DeprecationWarning, match="list_parts\\(kind='conditioning'\\)"):
+        assert "core.adain" in synth.list_parts("conditioning")

@@ -1,7 +1,7 @@
 """synth: multimodal conditional image synthesis from composable, pluggable parts.
 
 >>> import synth
->>> synth.list_parts("conditioning")            # doctest: +SKIP
+>>> synth.list_parts(kind="conditioning")            # doctest: +SKIP
 >>> model = synth.compose({"generator": {"type": "core.simple_generator", "num_classes": 8}})
 """
 

@@ -7,10 +7,11 @@ Importing this module installs :func:`build` as the builder parts use for their 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from ..parts.base import Part, install_builder
+from ..parts.base import KINDS, Part, install_builder
 from .discovery import discover
 from .registry import PluginInfo, Recipe, Registry, active_registry
 
@@ -53,8 +54,21 @@ def build(spec_or_name: Mapping[str, Any] | str, /, **params: Any) -> Part:
     return get_registry().build(spec_or_name, **params)
 
 
-def list_parts(kind: str | None = None, pattern: str = "*") -> list[str]:
-    """Registered part names, optionally of one kind, matching a wildcard (``"clvae.*"``)."""
+def list_parts(pattern: str = "*", kind: str | None = None) -> list[str]:
+    """Registered part names matching a wildcard (``"clvae.*"``), optionally of one kind —
+    the pattern first, as timm's ``list_models``.
+
+    A kind name given as the pattern (``list_parts("conditioning")``, the order of earlier
+    releases) still lists that kind, with a DeprecationWarning.
+    """
+    if kind is None and pattern in KINDS:
+        warnings.warn(
+            f"list_parts({pattern!r}) reads a kind as the pattern; write "
+            f"list_parts(kind={pattern!r})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        pattern, kind = "*", pattern
     return get_registry().list(kind, pattern)
 
 
