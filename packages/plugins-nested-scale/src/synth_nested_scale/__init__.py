@@ -1,0 +1,1 @@
+"""synth plugin: Nested Scale-Editing for Conditional Image Synthesis (Zhang, Wang et al.)."""
