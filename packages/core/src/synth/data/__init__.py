@@ -16,17 +16,20 @@ from .ade20k import ADE20K
 from .base import SynthDataset, item_generator, item_seed
 from .batch import Batch, collate, make_collate
 from .build import DATASETS, build_dataset
+from .celeba import CELEBA_FACE_BOX, CelebA
 from .cityscapes import CITYSCAPES_LABELS, Cityscapes
 from .demo import DEMO_IMAGES, DemoDataset, DemoImage, demo
-from .folders import Outpainting, PairedFolder, SuperResolution
+from .folders import Outpainting, PairedFolder, SuperResolution, box_mask, low_resolution
 from .transforms import PairedTransform, load_image, load_label_map
 
 __all__ = [
     "ADE20K",
+    "CELEBA_FACE_BOX",
     "CITYSCAPES_LABELS",
     "DATASETS",
     "DEMO_IMAGES",
     "Batch",
+    "CelebA",
     "Cityscapes",
     "DemoDataset",
     "DemoImage",
@@ -35,6 +38,7 @@ __all__ = [
     "PairedTransform",
     "SuperResolution",
     "SynthDataset",
+    "box_mask",
     "build_dataset",
     "collate",
     "demo",
@@ -42,5 +46,6 @@ __all__ = [
     "item_seed",
     "load_image",
     "load_label_map",
+    "low_resolution",
     "make_collate",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ConfigError
 from .ade20k import ADE20K
 from .base import SynthDataset
+from .celeba import CelebA
 from .cityscapes import Cityscapes
 from .demo import demo
 from .folders import Outpainting, PairedFolder, SuperResolution
@@ -21,6 +22,7 @@ DATASETS: dict[str, Callable[..., Any]] = {
     "paired_folder": PairedFolder,
     "cityscapes": Cityscapes,
     "ade20k": ADE20K,
+    "celeba": CelebA,
     "super_resolution": SuperResolution,
     "outpainting": Outpainting,
     "demo": demo,

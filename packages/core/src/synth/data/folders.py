@@ -26,7 +26,15 @@ from .transforms import (
     transform_item,
 )
 
-__all__ = ["Outpainting", "PairedFolder", "SuperResolution", "match_stems"]
+__all__ = [
+    "Outpainting",
+    "PairedFolder",
+    "SuperResolution",
+    "box_mask",
+    "check_downsampling",
+    "low_resolution",
+    "match_stems",
+]
 
 
 def _shown(stems: list[str], limit: int = 10) -> str:
@@ -60,6 +68,61 @@ def match_stems(sides: Mapping[str, Mapping[str, Path]]) -> list[str]:
             "folder: add the missing files or remove the extra ones"
         )
     return sorted(ref)
+
+
+def box_mask(
+    size: tuple[int, int],
+    box: tuple[int, int],
+    at: tuple[int, int] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A known-pixel mask ``FloatTensor[1, H, W]``: 1 inside a ``box = (height, width)`` box,
+    0 elsewhere (the outpainting masks of :class:`Outpainting` and :class:`~synth.data.CelebA`).
+
+    The box's top-left corner is ``at = (top, left)`` when given; otherwise drawn uniformly
+    from ``generator`` (top first, then left) so that the box lies inside the image; otherwise
+    the box is centred.
+
+    Raises:
+        ValueError: the box does not fit in the image.
+    """
+    h, w = size
+    kh, kw = box
+    if not (1 <= kh <= h and 1 <= kw <= w):
+        raise ValueError(f"mask box {kh}x{kw} does not fit in a {h}x{w} image")
+    if at is not None:
+        top, left = at
+        if not (0 <= top <= h - kh and 0 <= left <= w - kw):
+            raise ValueError(
+                f"mask box {kh}x{kw} at (top {top}, left {left}) leaves the {h}x{w} image"
+            )
+    elif generator is not None:
+        top = int(torch.randint(0, h - kh + 1, (), generator=generator))
+        left = int(torch.randint(0, w - kw + 1, (), generator=generator))
+    else:
+        top, left = (h - kh) // 2, (w - kw) // 2
+    m = torch.zeros(1, h, w)
+    m[:, top : top + kh, left : left + kw] = 1.0
+    return m
+
+
+def check_downsampling(scale: Any, kernel: Any) -> None:
+    """Raise a ``ValueError`` unless ``scale`` is an int >= 1 and ``kernel`` one of
+    ``"bicubic"``, ``"bilinear"``, ``"area"`` (the settings of :func:`low_resolution`)."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale = {scale!r}: must be an int >= 1 (e.g. 4 for 4x SR)")
+    if kernel not in ("bicubic", "bilinear", "area"):
+        raise ValueError(f"kernel = {kernel!r}: choose 'bicubic', 'bilinear' or 'area'")
+
+
+def low_resolution(
+    hr: torch.Tensor, scale: int, kernel: Literal["bicubic", "bilinear", "area"] = "bicubic"
+) -> torch.Tensor:
+    """The super-resolution input of a photo ``hr`` ``[3, H, W]``: ``[3, H // scale, W //
+    scale]``, downsampled with ``kernel`` (``"bicubic"`` and ``"bilinear"`` antialiased as
+    PIL's resampling, ``"area"`` = box average), clamped to ``[-1, 1]``."""
+    h, w = hr.shape[-2:]
+    return resize_image(hr, (h // scale, w // scale), kernel).contiguous()
 
 
 def _check_num_classes(num_classes: Any) -> int:
@@ -161,10 +224,7 @@ class SuperResolution(SynthDataset):
         flip: bool = False,
     ) -> None:
         super().__init__(seed)
-        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-            raise ValueError(f"scale = {scale!r}: must be an int >= 1 (e.g. 4 for 4x SR)")
-        if kernel not in ("bicubic", "bilinear", "area"):
-            raise ValueError(f"kernel = {kernel!r}: choose 'bicubic', 'bilinear' or 'area'")
+        check_downsampling(scale, kernel)
         self.scale = scale
         self.kernel = kernel
         self.transform = PairedTransform(crop=size, flip=flip)
@@ -192,9 +252,7 @@ class SuperResolution(SynthDataset):
             top, left = (h - ch) // 2, (w - cw) // 2
             hr = hr[:, top : top + ch, left : left + cw]
         hr = transform_item(self.transform, {"real": hr}, generator, [path])["real"]
-        h, w = hr.shape[-2:]
-        lr = resize_image(hr, (h // s, w // s), self.kernel)
-        return {"real": hr, "image": lr.contiguous()}
+        return {"real": hr, "image": low_resolution(hr, s, self.kernel)}
 
 
 class Outpainting(SynthDataset):
@@ -245,15 +303,8 @@ class Outpainting(SynthDataset):
     ) -> torch.Tensor:
         """The ``[1, H, W]`` mask for an image of ``size`` (random position needs a generator)."""
         h, w = size
-        kh, kw = max(1, round(self.keep * h)), max(1, round(self.keep * w))
-        if self.mask == "random" and generator is not None:
-            top = int(torch.randint(0, h - kh + 1, (), generator=generator))
-            left = int(torch.randint(0, w - kw + 1, (), generator=generator))
-        else:
-            top, left = (h - kh) // 2, (w - kw) // 2
-        m = torch.zeros(1, h, w)
-        m[:, top : top + kh, left : left + kw] = 1.0
-        return m
+        box = (max(1, round(self.keep * h)), max(1, round(self.keep * w)))
+        return box_mask(size, box, generator=generator if self.mask == "random" else None)
 
     def _load(self, index: int, generator: torch.Generator) -> dict[str, Any]:
         path = self.paths[index]
