@@ -13,8 +13,9 @@ to ``out_dir``:
 ``loss_curve.png``          the logged losses (``log.jsonl`` holds the numbers)
 ``metrics.json``            LPIPS diversity, best-of-n L1, training speed, the spec used
 ``model/``                  the trained model (``synth.load`` / ``synth sample``)
-``inputs/``                 the label maps (or low-resolution images) as PNG files, so
-                            the printed ``synth sample`` command works as it is
+``inputs/``                 the label maps (or low-resolution images, or masked images
+                            with the mask as alpha) as PNG files, so the printed
+                            ``synth sample`` command works as it is
 ==========================  ==========================================================
 
 Core knows no plugin: what a recipe needs to train in minutes on 2 CPU cores comes with the
@@ -52,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from einops import rearrange
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -61,6 +63,7 @@ from .condition import Condition
 from .config import format_validation_error, slot_fields
 from .data.base import SynthDataset
 from .data.demo import DemoDataset, demo
+from .data.folders import box_mask
 from .data.transforms import resize_image
 from .errors import ConfigError, WeightsNotFoundError
 from .registry import KNOWN_PLUGINS, DemoPicture, Recipe, Registry, get_registry, hooks
@@ -374,6 +377,32 @@ class _LowResolution(SynthDataset):
         return {"real": real, "image": resize_image(real, (h // self.factor, w // self.factor))}
 
 
+class _Masked(SynthDataset):
+    """The demo photos as outpainting pairs: the centred box of half of each side is known
+    (``mask`` = 1 there), ``image`` = ``real * mask``, as ``synth.data.Outpainting``'s default."""
+
+    fields = frozenset({"image", "mask"})
+    num_classes = None
+    keep = 0.5
+
+    def __init__(self, photos: DemoDataset) -> None:
+        super().__init__(photos.seed)
+        self.photos = photos
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.photos.set_epoch(epoch)
+
+    def _load(self, index: int, generator: torch.Generator) -> dict[str, Any]:
+        real = self.photos[index]["real"]
+        h, w = (int(v) for v in real.shape[-2:])
+        m = box_mask((h, w), (max(1, round(self.keep * h)), max(1, round(self.keep * w))))
+        return {"real": real, "mask": m, "image": real * m}
+
+
 def _enlargement(model: Any, size: int) -> int:
     """By how much the generator enlarges its input image (``Generator.output_size``)."""
     out = model.generator.output_size((1, 1))
@@ -397,13 +426,15 @@ def _datasets(
     reads = set(model.data_fields)
     train = demo(size, num_classes, "train", seed, disk_cache=True)
     show = demo(size, num_classes, "all", seed, disk_cache=True)
+    if {"image", "mask"} <= reads and "label_map" not in reads:
+        return _Masked(train), _Masked(show), "image"
     if "image" in reads and "label_map" not in reads:
         factor = _enlargement(model, size)
         return _LowResolution(train, factor), _LowResolution(show, factor), "image"
     if reads - {"label_map", "instance_map"}:
         raise ValueError(
-            f"synth demo trains on label maps or low-resolution photos; {model.generator.name} "
-            f"needs {sorted(reads)}"
+            "synth demo trains on label maps, low-resolution photos or masked photos "
+            f"(image + mask); {model.generator.name} needs {sorted(reads)}"
         )
     return train, show, "label_map"
 
@@ -532,7 +563,8 @@ def _plugin_pictures(
 
 
 def _write_inputs(out: Path, cond: Condition, names: list[str]) -> list[Path]:
-    """The inputs as PNG files ``synth sample`` reads (8-bit class ids, or RGB images)."""
+    """The inputs as PNG files ``synth sample`` reads (8-bit class ids, RGB images, or RGBA
+    images whose alpha is the known-pixel mask)."""
     from PIL import Image
 
     from .viz import to_uint8
@@ -547,7 +579,11 @@ def _write_inputs(out: Path, cond: Condition, names: list[str]) -> list[Path]:
             Image.fromarray(ids, mode="L").save(path)
         else:
             assert cond.image is not None
-            Image.fromarray(to_uint8(cond.image[i : i + 1])[0]).save(path)
+            rgb = to_uint8(cond.image[i : i + 1])[0]
+            if cond.mask is not None:
+                alpha = (cond.mask[i, 0] > 0.5).to(torch.uint8).mul(255).cpu().numpy()
+                rgb = np.concatenate([rgb, alpha[..., None]], -1)
+            Image.fromarray(rgb).save(path)
         paths.append(path)
     return paths
 
