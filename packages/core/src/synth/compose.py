@@ -184,6 +184,13 @@ def _providers(reg: Registry, field: str) -> list[str]:
     return names
 
 
+def _has_pyramid(reg: Registry, name: str) -> bool:
+    try:
+        return bool(getattr(reg.resolve(name), "has_pyramid", False))
+    except RegistryError:
+        return False
+
+
 def _resolve_classes(spec: ModelSpec, reg: Registry, problems: list[str]) -> dict[str, type[Part]]:
     """``{"generator": cls, "losses.gan": cls, ...}`` for every part whose name resolves to a
     class of its section's kind; the others are reported in ``problems``."""
@@ -238,6 +245,16 @@ class _Graph:
             return self.spec.losses[section.split(".", 1)[1]]
         return getattr(self.spec, section)
 
+    def pyramid_fix(self) -> str:
+        """How to get a pyramid: the registered generators that make one (an adapter that wraps
+        any generator among them), found by capability, not by name."""
+        names = [n for n in self.reg.list("generator") if _has_pyramid(self.reg, n)]
+        listed = f" (registered: {', '.join(names)})" if names else ""
+        return (
+            "wrap the generator in a pyramid adapter (per-scale RGB heads) or use a generator "
+            f"with has_pyramid{listed}"
+        )
+
     def missing(self, who: str, reads: frozenset[str], available: frozenset[str]) -> list[str]:
         """One problem naming every field ``who`` reads that ``available`` lacks, with the fix."""
         missing = sorted(set(reads) - available)
@@ -288,7 +305,7 @@ def _graph(spec: ModelSpec, reg: Registry, problems: list[str]) -> _Graph:
     produced |= gen_cls.produces(gen_cfg) if gen_cls is not None else set()
     produced |= disc_cls.produces(None) if disc_cls is not None else set()
     produced |= {"kl"} if inj_cls is not None and inj_cls.has_posterior else set()
-    produced |= obj_cls.provides if obj_cls is not None else set()
+    produced |= _objective_provides(spec, obj_cls, problems)
     return _Graph(
         spec=spec,
         reg=reg,
@@ -299,6 +316,20 @@ def _graph(spec: ModelSpec, reg: Registry, problems: list[str]) -> _Graph:
         provided=inj_cls.provided(None) if inj_cls is not None else frozenset(),
         produced=frozenset(produced),
     )
+
+
+def _objective_provides(
+    spec: ModelSpec, cls: type[Part] | None, problems: list[str]
+) -> frozenset[str]:
+    """What the objective adds to the loss inputs with its config (e.g. ``samples`` when a GAN
+    draws several samples per input); like the generator, it is configured by the user alone."""
+    if cls is None:
+        return frozenset()
+    try:
+        return cls.provided(cls.coerce_config(spec.objective))
+    except ConfigError as e:
+        problems.append(f"objective: {e}")
+        return frozenset()
 
 
 # --------------------------------------------------------------------------- the checks
@@ -325,6 +356,11 @@ def _check_discriminator(g: _Graph) -> list[str]:
         return []
     label = g.label("discriminator")
     problems = g.missing(label, cls.requirements(None), g.data_fields)
+    if cls.reads_pyramid and gen is not None and "pyramid" not in g.produced:
+        problems.append(
+            f"{label} scores every level of an RGB pyramid but generator "
+            f"{g.spec.generator['type']!r} does not produce one; {g.pyramid_fix()}"
+        )
     if gen is not None and cls.image_channels != gen.image_channels:
         problems.append(
             f"{label} reads {cls.image_channels}-channel images but the generator makes "
@@ -341,9 +377,8 @@ def _check_injector_reads(g: _Graph) -> list[str]:
 
 #: What to tell the user when a loss needs something no part produces.
 _NEED_FIXES: dict[str, str] = {
-    "pyramid": "needs a per-scale RGB pyramid but generator {gen!r} does not produce one; wrap "
-    "the generator with a pyramid adapter (per-scale RGB heads) or use a generator with "
-    "has_pyramid",
+    "pyramid": "needs a per-scale RGB pyramid but generator {gen!r} does not produce one; "
+    "{pyramid_fix}",
     "kl": "needs a KL term: use an injector with a posterior (an encoder)",
     "samples": "needs several samples per input: use an objective that provides 'samples'",
 }
@@ -361,9 +396,10 @@ def _check_loss_needs(g: _Graph) -> list[str]:
             if need.startswith("disc_"):
                 problems.append(f"{label} needs {need!r}: add a `discriminator` to the spec")
             elif need in _NEED_FIXES:
-                problems.append(
-                    f"{label} " + _NEED_FIXES[need].format(gen=g.spec.generator["type"])
+                fix = _NEED_FIXES[need].format(
+                    gen=g.spec.generator["type"], pyramid_fix=g.pyramid_fix()
                 )
+                problems.append(f"{label} {fix}")
             else:
                 problems.append(f"{label} needs {need!r}, which no part of the spec produces")
         trains_d = "discriminator" in cls.roles and "disc_logits" not in cls.needs

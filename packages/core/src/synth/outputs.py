@@ -23,7 +23,9 @@ class SynthesisOutput:
         image: ``[B, C, H, W]`` in ``[-1, 1]``. Samplers return ``n`` samples per input as
             ``[B·n, C, H, W]`` ordered ``(b n)``: ``rearrange(image, "(b n) c h w -> b n c h w")``.
         features: one ``[B, C_i, H_i, W_i]`` per stage when asked (``return_features=True``).
-        pyramid: per-scale RGB, coarse to fine, for generators with per-scale heads.
+        pyramid: per-scale RGB ``[B, C, H_i, W_i]``, coarsest first, for generators with
+            per-scale heads; the last level is ``image`` itself and level i is the output size
+            over the generator's ``pyramid_scales[i]``.
         latents: the codes that produced ``image`` (samplers fill it so results can be re-made).
         extras: sampler-specific results, e.g. best-of-n's per-input ``"distance"`` ``[B]``.
     """
@@ -61,6 +63,8 @@ class LossInputs:
         disc_real / disc_fake: discriminator outputs on real and generated images.
         samples: ``[B, N, C, H, W]`` several samples per input (diversity losses).
         sample_latents: the codes of ``samples``, batch ``[B·N]`` ordered ``(b n)``.
+        sample_output: the generator's output for the ``B·N`` samples (its ``pyramid`` and
+            ``extras``, e.g. per-scale codes), for losses that read more than final images.
     """
 
     phase: Phase
@@ -72,3 +76,4 @@ class LossInputs:
     disc_fake: DiscriminatorOutput | None = None
     samples: Tensor | None = None
     sample_latents: Latents | None = None
+    sample_output: SynthesisOutput | None = None

@@ -7,11 +7,14 @@ image-pyramid step of pix2pixHD's multi-scale networks and spherical interpolati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "pool_pyramid",
     "instance_edges",
     "nearest_indices",
     "one_hot",
@@ -85,6 +88,27 @@ def pyramid_down(x: Tensor) -> Tensor:
     ``AvgPool2d(3, stride=2, padding=1, count_include_pad=False)``,
     ``[B, C, H, W] -> [B, C, ceil(H/2), ceil(W/2)]``."""
     return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+
+
+def pool_pyramid(x: Tensor, sizes: Sequence[tuple[int, int]]) -> list[Tensor]:
+    """``x`` average-pooled to each of ``sizes``: the levels ``S^k(x)`` of an image pyramid
+    (S = 2×2 average pooling, stride 2; applying it k times equals one ``2^k`` pooling).
+
+    ``x: [B, C, H, W]``; each size must divide ``(H, W)`` by the same integer factor.
+    Returns one ``[B, C, h, w]`` per size, in the order given (a size equal to ``x``'s is
+    ``x`` itself).
+    """
+    h, w = x.shape[-2:]
+    out = []
+    for sh, sw in sizes:
+        f = h // sh
+        if f < 1 or f * sh != h or f * sw != w:
+            raise ValueError(
+                f"pool_pyramid: level size {(sh, sw)} is not the image size {(h, w)} divided "
+                "by one integer factor; pyramid levels must be the output size over 2^k"
+            )
+        out.append(x if f == 1 else F.avg_pool2d(x, f))
+    return out
 
 
 def slerp(a: Tensor, b: Tensor, t: float | Tensor, eps: float = 1e-7) -> Tensor:

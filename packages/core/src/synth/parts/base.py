@@ -175,6 +175,7 @@ class Generator(Part, nn.Module, ABC):
     """
 
     kind = "generator"
+    #: Whether the output carries ``pyramid``; such generators set ``pyramid_scales``.
     has_pyramid: ClassVar[bool] = False
     #: Output height and width must be multiples of this (checked at the boundary).
     size_multiple: ClassVar[int] = 1
@@ -183,6 +184,9 @@ class Generator(Part, nn.Module, ABC):
     stages: nn.ModuleList
     stage_channels: list[int]
     stage_scales: list[int]
+    #: With ``has_pyramid``: each pyramid level's downsampling factor vs the output, coarsest
+    #: first, powers of two, the last 1 (the output image).
+    pyramid_scales: list[int]
 
     @classmethod
     def produces(cls, config: PartConfig | None = None) -> frozenset[str]:
@@ -200,7 +204,8 @@ class Generator(Part, nn.Module, ABC):
         """Values offered to the model's other parts (injector, discriminator, losses).
 
         The default offers ``num_classes``/``z_dim``/``style_dim``/``code_dim`` when the Config
-        has them, plus ``num_stages``, ``stage_channels`` and ``stage_scales``.
+        has them, plus ``num_stages``, ``stage_channels`` and ``stage_scales``, and
+        ``num_scales`` (the pyramid's levels) for generators with a pyramid.
         """
         out: dict[str, Any] = {}
         for key in ("num_classes", "z_dim", "style_dim", "code_dim"):
@@ -210,6 +215,8 @@ class Generator(Part, nn.Module, ABC):
             out["num_stages"] = len(self.stage_channels)
             out["stage_channels"] = list(self.stage_channels)
             out["stage_scales"] = list(self.stage_scales)
+        if self.has_pyramid and hasattr(self, "pyramid_scales"):
+            out["num_scales"] = len(self.pyramid_scales)
         return out
 
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int] | None:
@@ -243,6 +250,11 @@ class Discriminator(Part, nn.Module, ABC):
 
     kind = "discriminator"
     image_channels: ClassVar[int] = 3
+    #: A discriminator that scores each level of an RGB pyramid (one per scale) declares it:
+    #: objectives then call ``disc(image, cond, pyramid=levels)`` with the generator's
+    #: pyramid for fakes and ``synth.nn.ops.pool_pyramid(real, sizes)`` for reals; without
+    #: ``pyramid`` it pools the levels from ``image`` itself.
+    reads_pyramid: ClassVar[bool] = False
 
     @classmethod
     def produces(cls, config: PartConfig | None = None) -> frozenset[str]:
@@ -519,6 +531,11 @@ class Objective(Part, ABC):
     networks: ClassVar[tuple[str, ...]] = ("generator",)
     requires_parts: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def provided(cls, config: PartConfig | None = None) -> frozenset[str]:
+        """What it adds to the loss inputs with this config (default: ``provides``)."""
+        return cls.provides
 
     def setup(self, model: SynthesisModel, dataset: Any, device: torch.device) -> None:
         """Called once by the Trainer before the first step (e.g. IMLE keeps the data set to

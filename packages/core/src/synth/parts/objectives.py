@@ -7,11 +7,14 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
+from einops import rearrange
+from pydantic import Field
 from torch import Tensor, nn
 
 from ..condition import Condition
 from ..config import PartConfig
 from ..latents import Latents
+from ..nn import ops
 from ..outputs import DiscriminatorOutput, LossInputs, SynthesisOutput
 from .base import Discriminator, Loss, Objective, Updater
 
@@ -49,14 +52,28 @@ def weighted_losses(
 
 
 def discriminate(
-    disc: Discriminator | Any, first: Tensor, second: Tensor, cond: Condition
+    disc: Discriminator | Any,
+    first: SynthesisOutput | Tensor,
+    second: SynthesisOutput | Tensor,
+    cond: Condition,
+    *,
+    repeats: int = 1,
 ) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
     """Run ``disc`` once on ``cat([first, second])`` and split the outputs back.
 
-    One pass instead of two (the conditional discriminator sees the condition twice).
+    One pass instead of two (the conditional discriminator sees the condition twice, and a DDP
+    wrapper sees one forward per backward). ``second`` may hold ``repeats`` images per input of
+    ``first`` (batch ``B·repeats``, ordered ``(b n)``). A discriminator that ``reads_pyramid``
+    also gets the levels: a ``SynthesisOutput``'s own pyramid, or a bare image average-pooled to
+    the other side's level sizes (``S^k(x)`` of the nested-scale paper's eq. 4).
     """
-    b = first.shape[0]
-    out = disc(torch.cat([first, second]), cond.map(lambda t: torch.cat([t, t])))
+    images = [_image(first), _image(second)]
+    b = images[0].shape[0]
+    both = cond.map(lambda t: torch.cat([t, t.repeat_interleave(repeats, dim=0)]))
+    kwargs = {}
+    if getattr(disc, "reads_pyramid", False):
+        kwargs["pyramid"] = _joint_pyramid(first, second)
+    out = disc(torch.cat(images), both, **kwargs)
 
     def half(o: DiscriminatorOutput, sl: slice) -> DiscriminatorOutput:
         return DiscriminatorOutput(
@@ -64,6 +81,31 @@ def discriminate(
         )
 
     return half(out, slice(0, b)), half(out, slice(b, None))
+
+
+def _image(x: SynthesisOutput | Tensor) -> Tensor:
+    return x.image if isinstance(x, SynthesisOutput) else x
+
+
+def _joint_pyramid(
+    first: SynthesisOutput | Tensor, second: SynthesisOutput | Tensor
+) -> list[Tensor]:
+    """Per level, ``cat([first's level, second's level])``; the side without a pyramid (a real
+    image) is pooled to the sizes of the side with one."""
+    given = [x.pyramid for x in (first, second) if isinstance(x, SynthesisOutput) and x.pyramid]
+    if not given:
+        raise ValueError(
+            "this discriminator scores the levels of an RGB pyramid, but neither side has one: "
+            "give it the generator's SynthesisOutput (with pyramid), not a bare image"
+        )
+    sizes = [tuple(level.shape[-2:]) for level in given[0]]
+
+    def levels(x: SynthesisOutput | Tensor) -> list[Tensor]:
+        if isinstance(x, SynthesisOutput) and x.pyramid:
+            return list(x.pyramid)
+        return ops.pool_pyramid(_image(x), sizes)
+
+    return [torch.cat(pair) for pair in zip(levels(first), levels(second), strict=True)]
 
 
 def synced(updater: Any, network: Any) -> Any:
@@ -117,6 +159,15 @@ class GAN(Objective):
        "discriminator" summed and the discriminator updated. The fake of step 1 is reused
        (pix2pixHD's order); on iterations without a generator step it is made under no_grad.
 
+    ``samples_per_input = N > 1`` (the nested-scale paper draws N = 4 codes per input each
+    step, for its diversity loss): step 1 draws N prior codes per input (the posterior, if any,
+    is not used), the losses see the ``B·N`` fakes against each real repeated N times, and
+    ``LossInputs.samples [B, N, C, H, W]``, ``sample_latents`` and ``sample_output`` (pyramid,
+    extras) are filled; step 2 scores each real once and all ``B·N`` fakes in one pass.
+
+    A discriminator that ``reads_pyramid`` gets the generator's pyramid for the fakes and the
+    real image average-pooled to the same level sizes.
+
     Data parallel (DDP, see :func:`synced`): the discriminator runs twice per iteration, and
     only the pass whose backward updates it -- step 2's batched real+fake pass -- goes through
     its DDP wrapper, so its reducer sees exactly one forward and one backward per update. Step
@@ -132,16 +183,28 @@ class GAN(Objective):
     class Config(PartConfig):
         use_posterior: bool = True
         """Encode the real image with the injector's posterior when it has one (VAE-GAN)."""
+        samples_per_input: int = Field(1, ge=1)
+        """N prior samples per input in the generator step (diversity losses read them)."""
 
+    config: Config
     networks = ("generator", "injector", "discriminator")
     requires_parts = frozenset({"discriminator"})
+
+    @classmethod
+    def provided(cls, config: PartConfig | None = None) -> frozenset[str]:
+        n = getattr(config, "samples_per_input", 1)
+        return frozenset({"samples"}) if n > 1 else frozenset()
 
     def _latents(self, injector: Any, cond: Condition, real: Tensor) -> Latents | None:
         if injector is None:
             return None
-        if injector.has_posterior and self.config.use_posterior:
+        if injector.has_posterior and self.config.use_posterior and self._n == 1:
             return injector.posterior(real, cond)
         return injector.prior(cond)
+
+    @property
+    def _n(self) -> int:
+        return self.config.samples_per_input
 
     def step(
         self, model: SynthesisModel, cond: Condition, real: Tensor, updater: Updater
@@ -149,13 +212,15 @@ class GAN(Objective):
         assert model.discriminator is not None
         d_steps = max(1, int(getattr(updater, "d_steps", 1)))
         logs: dict[str, Tensor] = {}
+        cond_n = cond.repeat_interleave(self._n) if self._n > 1 else cond
+        real_n = real.repeat_interleave(self._n, dim=0) if self._n > 1 else real
         if int(getattr(updater, "step", 0)) % d_steps == 0:
-            fake_image = self._generator_step(model, cond, real, updater, logs)
+            fake = self._generator_step(model, cond_n, real_n, updater, logs)
         else:
             with torch.no_grad(), updater.autocast():
-                latents = self._latents(model.injector, cond, real)
-                fake_image = model.generator(cond, latents).image
-        self._discriminator_step(model, cond, real, fake_image, updater, logs)
+                latents = self._latents(model.injector, cond_n, real_n)
+                fake = model.generator(cond_n, latents)
+        self._discriminator_step(model, cond, real, fake, updater, logs)
         return logs
 
     def _generator_step(
@@ -165,8 +230,9 @@ class GAN(Objective):
         real: Tensor,
         updater: Updater,
         logs: dict[str, Tensor],
-    ) -> Tensor:
-        """Update the generator (and encoder); returns the detached fake ``[B, 3, H, W]``."""
+    ) -> SynthesisOutput:
+        """Update the generator (and encoder) on ``cond``/``real`` (already repeated N times);
+        returns the fake, detached."""
         assert model.discriminator is not None
         needs_features = any("features" in loss.needs for loss in model.losses.values())
         with updater.autocast():
@@ -175,7 +241,7 @@ class GAN(Objective):
             # the bare discriminator, frozen: no gradients of its own to all-reduce here
             # (DDP sees only the discriminator step's pass, which updates it)
             with frozen(model.discriminator):
-                d_fake, d_real = discriminate(model.discriminator, fake.image, real, cond)
+                d_fake, d_real = discriminate(model.discriminator, fake, real, cond)
             batch = LossInputs(
                 "generator",
                 cond,
@@ -184,34 +250,49 @@ class GAN(Objective):
                 latents=latents,
                 disc_real=_detached(d_real),
                 disc_fake=d_fake,
+                **self._samples(fake, latents),
             )
             g_loss, g_logs = weighted_losses(
                 model.losses, batch, frozenset({"generator", "encoder"}), "g"
             )
         updater.update(("generator", "injector"), g_loss)
         logs.update(g_logs)
-        return fake.image.detach()
+        return _detached_output(fake)
+
+    def _samples(self, fake: SynthesisOutput, latents: Latents | None) -> dict[str, Any]:
+        """The N-samples fields of the loss inputs (none when N = 1)."""
+        if self._n == 1:
+            return {}
+        samples = rearrange(fake.image, "(b n) c h w -> b n c h w", n=self._n)
+        return {"samples": samples, "sample_latents": latents, "sample_output": fake}
 
     def _discriminator_step(
         self,
         model: SynthesisModel,
         cond: Condition,
         real: Tensor,
-        fake_image: Tensor,
+        fake: SynthesisOutput,
         updater: Updater,
         logs: dict[str, Tensor],
     ) -> None:
+        """Update the discriminator on each real once and the ``B·N`` fakes, in one pass."""
         with updater.autocast():
             disc = synced(updater, model.discriminator)
-            d_real, d_fake = discriminate(disc, real, fake_image, cond)
+            d_real, d_fake = discriminate(disc, real, fake, cond, repeats=self._n)
             batch = LossInputs(
                 "discriminator",
                 cond,
                 real=real,
-                fake=SynthesisOutput(fake_image),
+                fake=fake,
                 disc_real=d_real,
                 disc_fake=d_fake,
             )
             d_loss, d_logs = weighted_losses(model.losses, batch, frozenset({"discriminator"}), "d")
         updater.update("discriminator", d_loss)
         logs.update(d_logs)
+
+
+def _detached_output(out: SynthesisOutput) -> SynthesisOutput:
+    """The image and pyramid of ``out``, detached (what the discriminator step reads)."""
+    pyramid = [t.detach() for t in out.pyramid] if out.pyramid else None
+    return SynthesisOutput(out.image.detach(), pyramid=pyramid)
