@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "pool_pyramid",
     "instance_edges",
     "nearest_indices",
     "one_hot",
+    "pool_pyramid",
     "pyramid_down",
     "resize_labels",
     "slerp",
