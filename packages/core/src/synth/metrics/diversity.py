@@ -1,15 +1,18 @@
-"""``core.lpips_diversity``: mean pairwise LPIPS over the samples of each input."""
+"""``core.lpips_diversity``: mean pairwise LPIPS over the samples of each input (and per scale)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
 from ..config import PartConfig
 from ..extras import require
+from ..outputs import SynthesisOutput
 from ..parts.base import Metric
 from ..parts.losses import LPIPS
 from .provenance import dist_version, lpips_weights_info
@@ -39,6 +42,15 @@ class LPIPSDiversity(Metric):
     package's network and linear layers) with the same weights policy: ``weights="imagenet"``
     (torchvision's trunk file, explicit → cache → download unless ``SYNTH_OFFLINE=1``), a file
     path, or ``"none"`` (a random trunk, for tests).
+
+    **Per scale** (``per_scale: true``): the samples' image pyramid (``SynthesisOutput.pyramid``:
+    ``[B·N, 3, H_i, W_i]`` per level, coarsest first, the last level the output image) is scored
+    level by level the same way, giving ``"per_scale"`` (one value per level, coarsest first)
+    next to the overall value. LPIPS's AlexNet trunk needs inputs of at least 31 px, so a level
+    whose shorter side is below ``min_size`` is upsampled bilinearly by the smallest integer
+    factor that reaches it (``small_levels: upsample``, the default: the distance of a 4×4 level
+    is then that of its 32×32 bilinear enlargement) or left out (``small_levels: skip``: its
+    value is ``None``); the settings record each level's size and the size LPIPS saw.
     """
 
     class Config(PartConfig):
@@ -52,12 +64,24 @@ class LPIPSDiversity(Metric):
         memory_budget_mb: float = Field(
             1024.0, gt=0, description="approximate memory one LPIPS forward may use"
         )
+        per_scale: bool = Field(
+            False, description="also score each level of the samples' pyramid, coarsest first"
+        )
+        min_size: int = Field(
+            32, ge=1, description="pyramid levels with a shorter side below this are resized"
+        )
+        small_levels: Literal["upsample", "skip"] = Field(
+            "upsample",
+            description="levels below min_size: upsample bilinearly (integer factor) or skip",
+        )
 
     config: Config
     _means: list[Tensor]  # per-input mean distances [B] of each update
     _n: int | None  # samples per input, fixed by the first update
     _size: tuple[int, int] | None
     _pairs: int | None  # pairs scored per input
+    _level_means: list[list[Tensor | None]]  # per update, per pyramid level: [B] (None: skipped)
+    _levels: list[tuple[int, int]] | None  # pyramid level sizes, coarsest first
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -66,7 +90,8 @@ class LPIPSDiversity(Metric):
         self.lpips = LPIPS(net=c.net, weights=c.weights, version=c.version)
         self._weights_info: str | dict[str, Any] | None = None
         self.add_state("_means", [])
-        for name in ("_n", "_size", "_pairs"):
+        self.add_state("_level_means", [])
+        for name in ("_n", "_size", "_pairs", "_levels"):
             self.add_state(name, None)
 
     def to(self, device: torch.device | str) -> LPIPSDiversity:
@@ -76,11 +101,17 @@ class LPIPSDiversity(Metric):
     def example_inputs(
         self, *, batch_size: int, size: tuple[int, int], generator: torch.Generator
     ) -> dict[str, Any]:
-        """Conformance-kit inputs: one ``[B, N, 3, H, W]`` update and one flat ``(b n)`` one."""
+        """Conformance-kit inputs: one ``[B, N, 3, H, W]`` update and one flat ``(b n)`` one
+        (per scale: a two-level pyramid, the coarse level at half size, with each)."""
         n = 3
         grouped = torch.tanh(torch.randn(batch_size, n, 3, *size, generator=generator))
         flat = torch.tanh(torch.randn(batch_size * n, 3, *size, generator=generator))
-        return {"updates": [{"samples": grouped}, {"samples": flat, "n": n}]}
+        updates: list[dict[str, Any]] = [{"samples": grouped}, {"samples": flat, "n": n}]
+        if self.config.per_scale:
+            for u in updates:
+                s = u["samples"]
+                u["pyramid"] = [F.avg_pool2d(s.flatten(0, -4), 2).unflatten(0, s.shape[:-3]), s]
+        return {"updates": updates}
 
     def _grouped(self, samples: Tensor, n: int | None) -> Tensor:
         who = "core.lpips_diversity"
@@ -155,39 +186,141 @@ class LPIPSDiversity(Metric):
         )
         return d.float().reshape(b, p).mean(1)
 
-    def update(self, samples: Tensor, n: int | None = None) -> None:
-        """Add inputs: ``samples [B, N, 3, H, W]`` in [-1, 1] (or ``[B·N, 3, H, W]``, ``n=N``)."""
+    def update(
+        self,
+        samples: Tensor | SynthesisOutput,
+        n: int | None = None,
+        *,
+        pyramid: list[Tensor] | None = None,
+    ) -> None:
+        """Add inputs: ``samples [B, N, 3, H, W]`` in [-1, 1] (or ``[B·N, 3, H, W]``, ``n=N``),
+        or a sampler's :class:`~synth.SynthesisOutput` (its ``image`` ``(b n)``-ordered, with
+        ``n=``). With ``per_scale``, ``pyramid`` (default: the output's) holds one such tensor
+        per level, coarsest first."""
+        who = "core.lpips_diversity"
+        if pyramid is not None and not self.config.per_scale:
+            raise ValueError(
+                f"{who}: a pyramid was given but per_scale is off; set per_scale: true"
+            )
+        if isinstance(samples, SynthesisOutput):
+            pyramid = samples.pyramid if pyramid is None else pyramid
+            samples = samples.image
         x = self._grouped(samples, n)
         k, size = int(x.shape[1]), (int(x.shape[-2]), int(x.shape[-1]))
         if self._n is not None and (k, size) != (self._n, self._size):
             raise ValueError(
-                f"core.lpips_diversity: this update has n={k} samples of size {size} per input "
+                f"{who}: this update has n={k} samples of size {size} per input "
                 f"but earlier ones had n={self._n}, size {self._size}; one result needs one "
                 "setting (call reset() or use another metric)"
             )
-        means = self.per_input(x)
+        levels = self._levels_of(pyramid, x, n) if self.config.per_scale else None
+        per_level = None if levels is None else [self._level_diversity(lv) for lv in levels]
+        # the last level is the output image: its score is the overall one unless it was resized
+        reuse = per_level is not None and pyramid[-1] is samples and self.lpips_size(size) == size
+        means = per_level[-1] if reuse else self.per_input(x)
         self._n, self._size = k, size
         self._pairs = int(self.pair_indices(k).shape[1])
         self._means.append(means.detach().double().cpu())
+        if per_level is not None:
+            self._levels = [(int(lv.shape[-2]), int(lv.shape[-1])) for lv in levels]
+            self._level_means.append(
+                [None if d is None else d.detach().double().cpu() for d in per_level]
+            )
 
-    def compute(self) -> dict[str, Any]:
-        """``{"lpips_diversity", "std", "num_inputs", "settings"}``."""
-        if not self._means:
-            raise ValueError("core.lpips_diversity: nothing to compute; call update(samples) first")
-        m = torch.cat(self._means)
+    def _levels_of(self, pyramid: list[Tensor] | None, x: Tensor, n: int | None) -> list[Tensor]:
+        """The pyramid's levels grouped ``[B, N, 3, h_i, w_i]`` like the samples ``x``."""
+        who = "core.lpips_diversity"
+        if not pyramid:
+            raise ValueError(
+                f"{who}: per_scale needs the samples' image pyramid: pass the SynthesisOutput of "
+                "a generator with a pyramid (has_pyramid; compose one without it with a pyramid "
+                "adapter) or pyramid=[levels, coarsest first]; or set per_scale: false"
+            )
+        levels = [self._grouped(lv, n) for lv in pyramid]
+        shapes = [tuple(lv.shape[-2:]) for lv in levels]
+        if any(lv.shape[:3] != x.shape[:3] for lv in levels) or shapes[-1] != x.shape[-2:]:
+            raise ValueError(
+                f"{who}: pyramid levels {[tuple(lv.shape) for lv in levels]} do not fit the "
+                f"samples {tuple(x.shape)}: every level holds the same inputs and samples, and "
+                "the last level is the output image"
+            )
+        if self._levels is not None and shapes != self._levels:
+            raise ValueError(
+                f"{who}: pyramid levels of sizes {shapes} after ones of sizes {self._levels}; "
+                "one result needs one setting (call reset())"
+            )
+        return levels
+
+    def lpips_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """The size LPIPS scores a pyramid level of ``size`` at (``None``: skipped)."""
+        short, lo = min(size), self.config.min_size
+        if short >= lo:
+            return size
+        if self.config.small_levels == "skip":
+            return None
+        f = math.ceil(lo / short)
+        return (size[0] * f, size[1] * f)
+
+    def _level_diversity(self, level: Tensor) -> Tensor | None:
+        """Per-input diversity ``[B]`` of one level ``[B, N, 3, h, w]`` (None when skipped)."""
+        size = (int(level.shape[-2]), int(level.shape[-1]))
+        target = self.lpips_size(size)
+        if target is None:
+            return None
+        if target != size:
+            flat = F.interpolate(
+                level.flatten(0, 1).float(), size=target, mode="bilinear", align_corners=False
+            )
+            level = flat.unflatten(0, tuple(level.shape[:2]))
+        return self.per_input(level)
+
+    def lpips_settings(self) -> dict[str, Any]:
+        """The LPIPS network's provenance: ``net``, trunk ``weights`` (file and SHA-256, or
+        ``"none"``), ``lpips_version`` (linear layers) and the ``lpips_package`` version."""
         if self._weights_info is None:
             self._weights_info = lpips_weights_info(self.config.net, self.config.weights)
         return {
+            "net": self.config.net,
+            "weights": self._weights_info,
+            "lpips_version": self.config.version,
+            "lpips_package": dist_version("lpips"),
+        }
+
+    def compute(self) -> dict[str, Any]:
+        """``{"lpips_diversity", "std", "num_inputs", "settings"}``, plus ``"per_scale"`` and
+        ``"per_scale_std"`` (one value per pyramid level, coarsest first) with ``per_scale``."""
+        if not self._means:
+            raise ValueError("core.lpips_diversity: nothing to compute; call update(samples) first")
+        m = torch.cat(self._means)
+        out: dict[str, Any] = {
             "lpips_diversity": float(m.mean()),
             "std": float(m.std(correction=0)),
             "num_inputs": int(m.numel()),
             "settings": {
-                "net": self.config.net,
-                "weights": self._weights_info,
-                "lpips_version": self.config.version,
-                "lpips_package": dist_version("lpips"),
+                **self.lpips_settings(),
                 "resolution": list(self._size) if self._size else None,
                 "n": self._n,
                 "pairs_per_input": self._pairs,
             },
         }
+        if self.config.per_scale:
+            self._add_per_scale(out)
+        return out
+
+    def _add_per_scale(self, out: dict[str, Any]) -> None:
+        """The per-level values and how each level was scored, into ``compute()``'s result."""
+        levels = self._levels or []
+        per = [
+            None if ds[0] is None else torch.cat(ds) for ds in zip(*self._level_means, strict=True)
+        ]
+        out["per_scale"] = [None if d is None else float(d.mean()) for d in per]
+        out["per_scale_std"] = [None if d is None else float(d.std(correction=0)) for d in per]
+        sizes = [self.lpips_size(s) for s in levels]
+        out["settings"].update(
+            per_scale=True,
+            levels=[list(s) for s in levels],
+            lpips_sizes=[None if s is None else list(s) for s in sizes],
+            min_size=self.config.min_size,
+            small_levels=self.config.small_levels,
+            level_resize="bilinear, align_corners=False, smallest integer factor reaching min_size",
+        )

@@ -35,7 +35,10 @@ class IdentityRecovery(Metric):
       all models; ``"recovery_percent"`` the same in percent of the inputs (the paper's
       "Recovery Count (%)"). **Ties are split evenly**: an input where ``k`` models reach the
       same smallest distance adds ``1/k`` to each, so counts sum to the number of inputs and
-      percentages to 100 (as in the paper's tables); counts are therefore floats.
+      percentages to 100 (as in the paper's Tables 1–3, whose rows sum to 100); counts are
+      therefore floats. Distances within ``tie_tolerance`` of an input's smallest one tie with
+      it (default 0: exact equality, e.g. the same model entered twice); ``"ties"`` is the
+      number of inputs where two or more models tied.
 
     Every model must be evaluated on the same inputs in the same order (``compute`` checks the
     counts and raises if they differ). ``update`` takes, for one ``name``:
@@ -43,6 +46,10 @@ class IdentityRecovery(Metric):
     - a :class:`~synth.SynthesisModel` with ``cond`` and ``target``: runs
       ``model.sample(cond, n, sampler=core.best_of_n(distance, batch_size), target=target,
       generator=generator)`` and records ``extras["distance"]``;
+    - samples already drawn, with ``target``: a Tensor ``[B, n, 3, H, W]`` or a sampler's
+      :class:`~synth.SynthesisOutput` (``image [B·n, 3, H, W]`` ordered ``(b n)``), scored
+      against ``target`` with the ``distance`` part (so the samples a diversity metric saw can
+      be ranked too);
     - a ``core.best_of_n`` :class:`~synth.SynthesisOutput` (its ``extras["distance"]``);
     - precomputed per-input shortest distances, a Tensor ``[B]``.
     """
@@ -56,10 +63,13 @@ class IdentityRecovery(Metric):
         batch_size: int | None = Field(
             None, ge=1, description="generator/distance passes of at most this many images"
         )
+        tie_tolerance: float = Field(
+            0.0, ge=0, description="distances this close to an input's smallest one tie with it"
+        )
 
     config: Config
     _dist: dict[str, list[Tensor]]  # model name -> shortest distances [B] of each update
-    _source: dict[str, str]  # model name -> "sampled", "given" or "mixed"
+    _source: dict[str, str]  # model name -> "sampled", "ranked", "given" or "mixed"
     _size: tuple[int, int] | None
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
@@ -146,7 +156,8 @@ class IdentityRecovery(Metric):
         target: Tensor | None,
         generator: torch.Generator | None,
     ) -> tuple[Tensor, str]:
-        """Shortest distances ``[B]`` of ``source`` and how they came: "sampled" or "given"."""
+        """Shortest distances ``[B]`` of ``source`` and how they came: "sampled" (drawn here),
+        "ranked" (given samples scored here) or "given"."""
         from ..model import SynthesisModel
 
         who = "core.identity_recovery"
@@ -166,13 +177,52 @@ class IdentityRecovery(Metric):
             )
             return out.extras["distance"], "sampled"
         if isinstance(source, SynthesisOutput):
-            return self._from_output(source), "given"
+            if "distance" in source.extras or target is None:
+                return self._from_output(source), "given"
+            return self.rank(source.image, target), "ranked"
+        if isinstance(source, Tensor) and source.dim() == 5:
+            return self.rank(source, target), "ranked"
         if isinstance(source, Tensor):
             return source, "given"
         raise TypeError(
-            f"{who}: update takes a SynthesisModel, a core.best_of_n SynthesisOutput or a "
-            f"Tensor [B] of shortest distances, not {type(source).__name__}"
+            f"{who}: update takes a SynthesisModel, a SynthesisOutput (best-of-n, or samples "
+            "with target=), samples [B, n, 3, H, W] with target=, or a Tensor [B] of shortest "
+            f"distances, not {type(source).__name__}"
         )
+
+    @torch.no_grad()
+    def rank(self, samples: Tensor, target: Tensor | None) -> Tensor:
+        """Shortest ``distance`` of each input's samples to its target: ``[B]``.
+
+        ``samples``: ``[B, n, 3, H, W]`` or ``[B·n, 3, H, W]`` ordered ``(b n)`` (``n`` from the
+        config); ``target``: ``[B, 3, H, W]`` in ``[-1, 1]`` at the samples' size.
+        """
+        who, n = "core.identity_recovery", self.config.n
+        if target is None:
+            raise ValueError(
+                f"{who}: to rank samples, pass their ground truth: update(samples, "
+                "target=images [B, 3, H, W], name=...)"
+            )
+        check_images(who, target, "target")
+        flat = samples.flatten(0, 1) if samples.dim() == 5 else samples
+        check_images(who, flat, "samples")
+        b = target.shape[0]
+        if flat.shape[0] != b * n or flat.shape[-2:] != target.shape[-2:]:
+            raise ValueError(
+                f"{who}: samples {tuple(samples.shape)} are not n={n} per target image of "
+                f"{tuple(target.shape)}: give [B, n, 3, H, W] (or [B·n, 3, H, W]) at the "
+                "targets' size"
+            )
+        dist = self.sampler().distance_part().to(target.device)
+        target_n = target.repeat_interleave(n, dim=0)
+        step = self.config.batch_size or flat.shape[0]
+        d = torch.cat(
+            [
+                dist.distance(flat[i : i + step], target_n[i : i + step]).float()
+                for i in range(0, flat.shape[0], step)
+            ]
+        )
+        return d.reshape(b, n).min(1).values
 
     def _from_output(self, out: SynthesisOutput) -> Tensor:
         """``extras["distance"]`` of a ``core.best_of_n`` output that ranked ``n`` samples."""
@@ -180,7 +230,8 @@ class IdentityRecovery(Metric):
         if "distance" not in out.extras:
             raise ValueError(
                 f"{who}: this SynthesisOutput has no extras['distance']; pass the output "
-                "of core.best_of_n, a model, or a Tensor [B] of shortest distances"
+                "of core.best_of_n, samples with target= (to rank them), a model, or a Tensor "
+                "[B] of shortest distances"
             )
         all_d = out.extras.get("distances")
         if isinstance(all_d, Tensor) and all_d.dim() == 2 and all_d.shape[1] != n:
@@ -213,7 +264,7 @@ class IdentityRecovery(Metric):
         names = list(per)
         d = torch.stack([per[k] for k in names])  # [M, I]
         num = d.shape[1]
-        wins = d == d.min(0, keepdim=True).values  # ties: every closest model wins
+        wins = d <= d.min(0, keepdim=True).values + self.config.tie_tolerance  # ties all win
         share = wins.double() / wins.sum(0, keepdim=True)  # ... a 1/k share each
         count = share.sum(1)
         spec = dict(self.config.distance)
@@ -226,6 +277,7 @@ class IdentityRecovery(Metric):
             "recovery_count": {k: float(count[i]) for i, k in enumerate(names)},
             "recovery_percent": {k: 100.0 * float(count[i]) / num for i, k in enumerate(names)},
             "num_inputs": num,
+            "ties": int((wins.sum(0) > 1).sum()),
             "settings": {
                 "n": self.config.n,
                 "distance": spec,
@@ -233,5 +285,6 @@ class IdentityRecovery(Metric):
                 "resolution": list(self._size) if self._size else None,
                 "sources": dict(self._source),
                 "ties": "split evenly",
+                "tie_tolerance": self.config.tie_tolerance,
             },
         }
