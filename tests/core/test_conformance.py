@@ -70,7 +70,8 @@ CORE_PARAMS: dict[str, list[dict[str, Any]]] = {
     # metrics: a random LPIPS trunk; precomputed distances (example_inputs); FID with a random
     # Inception weights file made on first use (FID never runs without a file) and the
     # 64-feature layer so compute() stays fast.
-    "core.lpips_diversity": [{"weights": "none"}],
+    "core.lpips_diversity": [{"weights": "none"}, {"weights": "none", "per_scale": True}],
+    "core.disentanglement_curve": [{"weights": "none", "m": 3}],
     "core.identity_recovery": [{}, {"n": 3, "distance": {"type": "core.l1"}}],
     "core.fid": [FIDKitParams()],
 }

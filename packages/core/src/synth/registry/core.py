@@ -36,6 +36,10 @@ _PARTS: dict[str, tuple[str, str]] = {
     # metrics (synth.metrics)
     "core.lpips_diversity": ("metric", "synth.metrics.diversity:LPIPSDiversity"),
     "core.identity_recovery": ("metric", "synth.metrics.identity:IdentityRecovery"),
+    "core.disentanglement_curve": (
+        "metric",
+        "synth.metrics.disentanglement:DisentanglementCurve",
+    ),
     "core.fid": ("metric", "synth.metrics.fid:FID"),
 }
 
