@@ -1,4 +1,5 @@
-"""Pictures people would rather look at than read: label maps, sample grids, loss curves.
+"""Pictures people would rather look at than read: label maps, sample grids, loss curves and
+the disentanglement curve.
 
 Grids are :func:`torchvision.utils.make_grid`, written as PNG with Pillow (both required: a
 training run writes sample grids); column headers and class tiles use PIL's default font. Loss
@@ -11,6 +12,7 @@ or in other float dtypes are moved and cast first. Images are ``float`` tensors 
 >>> tiles = sv.condition_tiles(cond)                                  # doctest: +SKIP
 >>> sv.sample_grid(cond, samples, real=batch.real, path="grid.png")  # doctest: +SKIP
 >>> sv.loss_curve("runs/x/log.jsonl", "runs/x/loss.png", smooth=20)  # doctest: +SKIP
+>>> sv.disentanglement_curve({"ours": [0.3, 0.1, 0.02]}, "curve.png")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "LOSS_CURVE_EXCLUDE",
     "colorize_labels",
     "condition_tiles",
+    "disentanglement_curve",
     "image_grid",
     "loss_curve",
     "palette",
@@ -644,5 +647,60 @@ def _draw_chart(
     ax.set_title(head + (f"  (smoothed over {smooth})" if smooth > 1 else ""))
     if note:
         fig.text(0.01, 0.01, note, color=(0.75, 0.15, 0.15), fontsize=9)
+    fig.tight_layout()
+    return _save(canvas, path)
+
+
+# --------------------------------------------------------------------------- disentanglement
+
+
+def disentanglement_curve(
+    values: Mapping[str, Sequence[float | None]] | Sequence[float | None],
+    path: str | os.PathLike,
+    *,
+    x_labels: Sequence[str] | None = None,
+    title: str = "multi-scale disentanglement",
+    size: tuple[int, int] = (640, 420),
+) -> Path:
+    """Draw the disentanglement curve (nested-scale paper Fig. 8) as a PNG; returns ``path``.
+
+    Args:
+        values: per model, the LPIPS variation of the output when only scale k's code varies,
+            one value per scale, coarsest first (``core.disentanglement_curve``'s ``"curve"``);
+            a plain list is one unnamed model. ``None``/NaN values leave a gap.
+        path: the PNG to write (parent folders are made).
+        x_labels: tick labels of the scales (default ``0 .. K-1``; e.g. each level's size).
+        title: the chart's title.
+        size: ``(width, height)`` in pixels.
+
+    Scale on x, variation on y (from 0), one line with markers per model (tab10 colours). A
+    disentangled decoder's line falls monotonically. No values gives a PNG that says "no data".
+    Needs matplotlib (``[viz]`` extra).
+    """
+    require("matplotlib", extra="viz", needed_by="synth.viz.disentanglement_curve")
+    path = Path(path)
+    series = dict(values) if isinstance(values, Mapping) else {"": list(values)}
+    series = {
+        k: np.array([np.nan if v is None else float(v) for v in vs]) for k, vs in series.items()
+    }
+    series = {k: v for k, v in series.items() if np.isfinite(v).any()}
+    if not series:
+        return _blank_chart(path, size, "no finite values to draw", title)
+    fig, canvas = _figure(size)
+    ax = fig.add_subplot()
+    tab10 = list(_matplotlib("colors").TABLEAU_COLORS.values())
+    for i, (name, v) in enumerate(series.items()):
+        ax.plot(np.arange(v.size), v, color=tab10[i % len(tab10)], marker="o", label=name or None)
+    k = max(v.size for v in series.values())
+    ax.set_xticks(np.arange(k))
+    if x_labels is not None:
+        ax.set_xticklabels([str(t) for t in list(x_labels)[:k]])
+    ax.set_xlabel("scale k whose code varies (coarse → fine)")
+    ax.set_ylabel("LPIPS variation")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, color="0.9")
+    if any(series):
+        ax.legend(loc="best", fontsize="small")
+    ax.set_title(title)
     fig.tight_layout()
     return _save(canvas, path)
