@@ -1,5 +1,5 @@
 """The ``synth`` command: inspect the registry, plugins and recipes, check model specs, train
-models and draw samples from saved ones.
+models, draw samples from saved ones and evaluate them.
 
 Commands (one module per group)::
 
@@ -12,6 +12,9 @@ Commands (one module per group)::
     synth sample MODEL_DIR (--label-map PNG | --image PNG | --data SPEC [--index I ...])
                  [-n N] [--seed S] [--out DIR] [--num-classes K] [--size H W] [--sampler NAME]
                                                                         sample
+    synth evaluate MODEL_DIR [MODEL_DIR ...] --data SPEC [-n N] [--metrics LIST] [--out DIR]
+                   [--limit K] [--seed S] [--lpips-weights W] [--fid-weights PATH]
+                                                                        evaluate
     synth demo [--recipe NAME] [--minutes M] [--out DIR] [--size S] [--set KEY=VALUE ...]
                                                                         demo
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import catalog, compose, demo, sample, train
+from . import catalog, compose, demo, evaluate, sample, train
 from .console import CLIError, err
 
 __all__ = ["main"]
@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     compose.add_parser(sub)
     train.add_parser(sub)
     sample.add_parser(sub)
+    evaluate.add_parser(sub)
     demo.add_parser(sub)
     return p
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .console import CLIError, out
+from .inputs import dataset_arg, load_model_dir
 
 __all__ = ["add_parser", "cmd_sample"]
 
@@ -96,41 +96,6 @@ def _image_condition(args: argparse.Namespace, model: Any) -> Any:
     return Condition(image=image.clamp(-1, 1), mask=mask, size=size)
 
 
-def _data_spec(text: str) -> Any:
-    from ..compose import _read_file
-
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            return json.loads(stripped)
-        except json.JSONDecodeError as e:
-            raise CLIError(f"--data {text!r} is not valid JSON: {e}") from None
-    path = Path(text)
-    if path.is_file():
-        try:
-            return _read_file(path)
-        except Exception as e:  # any parse error of any of the three formats
-            raise CLIError(f"{path}: could not read the data set spec: {e}") from None
-    if re.fullmatch(r"[A-Za-z_][\w.\-]*", stripped) and not path.suffix:
-        return {"type": stripped}  # a bare data set type, e.g. `--data demo`
-    raise CLIError(
-        f"--data {text}: no such file; give a data set spec file (.yaml/.json/.toml), inline "
-        'JSON like \'{"type": "demo"}\', or a data set type name'
-    )
-
-
-def _dataset(text: str) -> Any:
-    spec = _data_spec(text)
-    try:
-        from .. import data
-    except ImportError as e:
-        raise CLIError(f"--data needs synth.data, which could not be imported: {e}") from e
-    try:
-        return data.build_dataset(spec)
-    except (ValueError, OSError, KeyError, TypeError, ImportError) as e:
-        raise CLIError(f"--data {text}: {e}") from e
-
-
 def _check_indices(indices: list[int], n: int) -> None:
     for i in indices:
         if not 0 <= i < n:
@@ -158,7 +123,7 @@ def _data_num_classes(args: argparse.Namespace, model: Any, dataset: Any) -> int
 def _data_condition(args: argparse.Namespace, model: Any) -> tuple[Any, Any, list[int]]:
     from .. import data
 
-    dataset = _dataset(args.data)
+    dataset = dataset_arg(args.data)
     indices = args.index or [0]
     _check_indices(indices, len(dataset))
     k = _data_num_classes(args, model, dataset)
@@ -189,23 +154,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--num-classes {args.num_classes}: give a positive number of classes", 2)
     if args.size and min(args.size) < 1:
         raise CLIError(f"--size {args.size[0]} {args.size[1]}: give a positive height and width", 2)
-
-
-def _load_model(args: argparse.Namespace, device: Any) -> Any:
-    from ..pretrained import load
-
-    model_dir = Path(args.model_dir)
-    if not model_dir.exists():
-        raise CLIError(
-            f"{model_dir}: no such model directory; give a directory written by "
-            "model.save_pretrained(dir), holding synth.json and model.safetensors"
-        )
-    try:
-        # sampling needs no loss backbones (e.g. VGG weights of a perceptual loss)
-        model = load(model_dir, map_location=device, for_training=False)
-    except (FileNotFoundError, ValueError) as e:  # ValueError covers Registry/Compose errors
-        raise CLIError(str(e)) from e
-    return model.to(device).eval()
 
 
 def _inputs(args: argparse.Namespace, model: Any) -> tuple[Any, Any, list[int]]:
@@ -266,7 +214,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     _check_args(args)
     device = torch.device(args.device)
-    model = _load_model(args, device)
+    model = load_model_dir(args.model_dir, device)
     cond, real, indices = _inputs(args, model)
     samples = _draw(args, model, cond, device)
     written = _write(args, cond, samples, real, indices)
