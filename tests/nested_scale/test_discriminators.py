@@ -10,8 +10,7 @@ import synth
 import synth.testing
 from synth.errors import ComposeError, ConfigError
 from synth.parts.objectives import discriminate
-
-from .test_samplers import TinyPyramid
+from synth_nested_scale.samplers import TINY_DECODER
 
 PATCH = {"type": "core.patch_discriminator", "num_scales": 1, "ndf": 4, "n_layers": 2}
 
@@ -122,15 +121,17 @@ def test_requirements_are_the_level_discriminators(nested_registry):
 
 
 def test_composes_only_with_a_pyramid_generator(nested_registry):
-    nested_registry.add_part("testing.tiny_pyramid", TinyPyramid, "generator")
+    """The decoder offers num_scales and num_classes; a generator without a pyramid is refused."""
     spec = {
-        "generator": {"type": "testing.tiny_pyramid"},
+        "generator": TINY_DECODER,
         "injector": {"type": "core.gaussian"},
         "discriminator": {"type": "nested_scale.pyramid_discriminator", "discriminator": PATCH},
         "losses": {"gan": "core.hinge"},
     }
     model = synth.compose(spec)
-    assert model.discriminator.num_scales == 4 and len(model.discriminator.levels) == 4
+    disc = model.discriminator
+    assert disc.num_scales == 4 and len(disc.levels) == 4
+    assert all(d.config.num_classes == 4 for d in disc.levels.values())
     spec["generator"] = {"type": "core.simple_generator", "num_classes": 4}
     with pytest.raises(ComposeError, match="pyramid"):
         synth.compose(spec)

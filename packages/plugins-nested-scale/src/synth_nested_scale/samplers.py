@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from einops import rearrange
@@ -26,7 +26,33 @@ from synth.errors import CapabilityError
 if TYPE_CHECKING:
     from synth.model import SynthesisModel
 
-__all__ = ["ScaleEdit", "ScaleInterpolate"]
+__all__ = ["ScaleEdit", "ScaleInterpolate", "tiny_nested_model"]
+
+#: A small decoder for checks: 4-class label maps at 32×32, four levels (4×4 .. 32×32).
+TINY_DECODER: dict[str, Any] = {
+    "type": "nested_scale.pyramid_decoder",
+    "input": "label_map",
+    "num_classes": 4,
+    "resolution": 32,
+    "num_scales": 4,
+    "channels": 8,
+    "encoder_channels": [8, 8, 8, 8, 8],
+    "style_dim": 4,
+    "mapping_layers": 2,
+}
+
+
+def tiny_nested_model(seed: int = 0) -> SynthesisModel:
+    """A composed tiny pyramid decoder with ``core.gaussian`` (shared styles), in eval mode."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = synth.compose(
+            {
+                "generator": TINY_DECODER,
+                "injector": {"type": "core.gaussian", "shared_styles": True},
+            }
+        )
+    return model.eval()
 
 
 def _prior(model: SynthesisModel, cond: synth.Condition, g: torch.Generator | None, who: str):
@@ -73,7 +99,26 @@ def _generate(
     return synth.SynthesisOutput(image=out.image, pyramid=out.pyramid, latents=latents)
 
 
-class ScaleEdit(synth.Sampler):
+class _Base(synth.Sampler):
+    def example_inputs(
+        self, *, batch_size: int, size: tuple[int, int], generator: torch.Generator
+    ) -> dict[str, Any]:
+        """A tiny pyramid decoder (:func:`tiny_nested_model`), 4-class label maps at 32×32,
+        three samples per input and the sampler's keywords."""
+        import synth.testing
+
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        cond = synth.testing.make_condition(
+            {"label_map"}, batch_size=batch_size, size=32, num_classes=4, generator=generator
+        )
+        kwargs = self._example_keywords()
+        return {"model": tiny_nested_model(seed), "cond": cond, "n": 3, "kwargs": kwargs}
+
+    def _example_keywords(self) -> dict[str, Any]:
+        return {}
+
+
+class ScaleEdit(_Base):
     """Resample the codes of chosen scales, keep the rest (Fig. 1; the paper's Fig. 7 protocol).
 
     Keywords: ``scales`` (required: pyramid levels whose code ``styles[k]`` is redrawn, 0 =
@@ -84,6 +129,9 @@ class ScaleEdit(synth.Sampler):
     (the other levels' codes, ``z``, extras). Levels coarser than the coarsest chosen one are
     therefore the reference's exactly. Draw order: the reference (when drawn), then the codes.
     """
+
+    def _example_keywords(self) -> dict[str, Any]:
+        return {"scales": [1]}
 
     def sample(
         self,
@@ -111,7 +159,7 @@ class ScaleEdit(synth.Sampler):
         return _generate(model, cond_n, latents)
 
 
-class ScaleInterpolate(synth.Sampler):
+class ScaleInterpolate(_Base):
     """Walk one scale's code from ``start`` to ``end`` in ``n`` steps, the others fixed.
 
     Keywords: ``scale`` (required: the level, 0 = coarsest, -1 = finest), ``start``
@@ -122,6 +170,9 @@ class ScaleInterpolate(synth.Sampler):
     at ``t_j = j / (n − 1)`` (``t = 0`` for ``n = 1``) and every other field of ``start``.
     Draw order: ``start``, then ``end``.
     """
+
+    def _example_keywords(self) -> dict[str, Any]:
+        return {"scale": -1}
 
     def sample(
         self,
