@@ -143,9 +143,45 @@ def test_scale_codes_are_the_shared_mlp_then_each_scales_affine(nested_registry)
     for k, affine in enumerate(gen.affines):
         want = w @ affine.weight.T + affine.bias
         torch.testing.assert_close(out.extras[f"scale_code/{k}"], want)
-    # the mapped code drives the AdaIN of its level: (γ, β) of each conv in order
-    gamma, beta = rearrange(out.extras["scale_code/0"], "b (n two c) -> n two b c", n=2, two=2)[0]
-    assert gamma.shape == beta.shape == (2, 8)
+
+
+def _u(stage, x, code, skip=None):
+    """U (eqs. 2–3) written out: [nearest ×2] (+ skip), then per conv: conv, instance norm,
+    x̂·(1 + γ) + β with this conv's slice of the code, LeakyReLU 0.2."""
+    if stage.upsample:
+        x = x.repeat_interleave(2, -2).repeat_interleave(2, -1)
+    if skip is not None:
+        x = x + skip
+    params = rearrange(code, "b (n two c) -> n two b c", n=len(stage.convs), two=2)
+    for conv, (gamma, beta) in zip(stage.convs, params):
+        y = F.instance_norm(conv(x), eps=1e-5)
+        x = F.leaky_relu(y * (1 + gamma[..., None, None]) + beta[..., None, None], 0.2)
+    return x
+
+
+@pytest.mark.parametrize("params", [STANDARD, SR], ids=["standard", "sr"])
+def test_levels_follow_eqs_2_and_3(nested_registry, params):
+    """G_1 = U[c, A_1(z)] (standard: Linear(c) at the first level; super-resolution: the
+    LR-resolution encoder feature plus Linear(c), upsampled, plus the skip), then
+    G_i = U[G_{i-1}, A_i(z)] and one conv + tanh to RGB per level."""
+    gen = synth.build("nested_scale.pyramid_decoder", **params)
+    n = len(gen.pyramid_scales)
+    cond = _cond(params)
+    out = gen(cond, Latents(styles=_styles(n)), return_features=True)
+    image = cond.image
+    if params.get("variant") == "super_resolution":
+        image = F.interpolate(image, size=(64, 64), mode="bilinear", align_corners=False)
+    feats = gen.encoder(image)
+    c = feats[-1].flatten(1)
+    if gen.lr_proj is None:
+        x = gen.start(c).reshape(2, 8, 4, 4)
+    else:  # scale 4: encoder layer 2 is at the input's 16×16, layer 1 at level 0's 32×32
+        x = gen.lr_proj(feats[1]) + gen.start(c)[..., None, None]
+    for k in range(n):
+        skip = gen.skips[str(k)](feats[n - 2 - k]) if str(k) in gen.skips else None
+        x = _u(gen.stages[k], x, out.extras[f"scale_code/{k}"], skip)
+        torch.testing.assert_close(out.features[k], x)
+        torch.testing.assert_close(out.pyramid[k], torch.tanh(gen.to_rgb[k](x)))
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
