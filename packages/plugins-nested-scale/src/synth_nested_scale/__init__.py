@@ -1,12 +1,17 @@
 """synth plugin: Nested Scale-Editing for Conditional Image Synthesis (Zhang, Wang et al.)."""
 
 from .discriminators import PyramidDiscriminator
+from .encoders import ConditionEncoder
+from .generators import Pyramid, PyramidDecoder
 from .losses import Disentangle, NDiv, ndiv, pairwise_distances
 from .samplers import ScaleEdit, ScaleInterpolate
 
 __all__ = [
+    "ConditionEncoder",
     "Disentangle",
     "NDiv",
+    "Pyramid",
+    "PyramidDecoder",
     "PyramidDiscriminator",
     "ScaleEdit",
     "ScaleInterpolate",
