@@ -4,9 +4,11 @@ from .discriminators import PyramidDiscriminator
 from .encoders import ConditionEncoder
 from .generators import Pyramid, PyramidDecoder
 from .losses import Disentangle, NDiv, ndiv, pairwise_distances
+from .recipes import RECIPES
 from .samplers import ScaleEdit, ScaleInterpolate
 
 __all__ = [
+    "RECIPES",
     "ConditionEncoder",
     "Disentangle",
     "NDiv",

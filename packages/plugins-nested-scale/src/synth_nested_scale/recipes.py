@@ -1,12 +1,190 @@
-"""Recipes of the nested-scale plugin: the paper's tasks with its settings (filled in below)."""
+"""Recipes of the nested-scale plugin: the paper's CelebA tasks (§4.2–4.3, supplement A–B).
+
+``nested_scale.celeba_outpaint``
+    128×128 faces from the eyes and nose (``data: {type: celeba, task: outpainting}``): the
+    pyramid decoder reads the occluded image and its mask, 6 levels 4→128, 512 channels.
+``nested_scale.celeba_sr16``
+    16→128 face super-resolution (``data: {type: celeba, task: super_resolution}``, bilinear
+    LR): the decoder's super-resolution variant (levels 32, 64, 128 with encoder skips) and the
+    disentanglement loss's LR term (the 32×32 level, pooled, must equal the input).
+
+Both: one per-scale code per level from ``core.gaussian`` with ``shared_styles`` (the single
+``Z0`` of §3.1 at every scale in training); losses weighted 1/1/1 (supplement A): eq. 4's log
+loss (``core.nonsaturating``: the generator maximises ``log D``, the usual form of
+``log(1 − D)``) summed over one discriminator per level, disentanglement (eq. 1) and
+progressive NDiv (eq. 5, α = 0.8) over ``N = 4`` samples per input (``core.gan`` with
+``samples_per_input: 4``); Adam 2e-4, β (0.5, 0.999), batch 24.
+
+Choices where the paper is silent (for the plugin README):
+
+- **Discriminator of each level**: the same 70×70 PatchGAN (pix2pix's: ``n_layers`` 3,
+  ``ndf`` 64, instance norm) at every level, one copy per level. One receptive field for
+  every level (as SinGAN, which the paper cites for its multi-scale adversarial loss, keeps
+  one discriminator shape per scale) makes each level judged at its own scale: the 4–64 px
+  levels, which carry the face's layout, are seen whole; the 128 px level, which adds the
+  finest detail, by 70-px patches. Its padding (2 per conv) keeps a 4×4 logit map at the
+  4×4 level. The discriminators read the image alone: core's PatchGAN conditions on label
+  maps only, so eq. 4's ``D_i(·|c)`` is not conditional on the occluded / LR image here (in
+  super-resolution the disentanglement loss's LR term ties the output to the input).
+- **Steps**: the paper gives none; 200,000 iterations (≈ 29.5 epochs of CelebA's 162,770
+  training faces at batch 24) at a constant learning rate (it names no schedule).
+- **Super-resolution diversification**: "disentanglement and diversification at every other
+  higher resolution scale" is read as "at each of the other, higher scales": NDiv on all
+  three levels (32, 64, 128), as the disentanglement of supplement B covers all of them and
+  Fig. 12 edits every one of them.
+- **Outpainting input**: the encoder reads ``cat(image·mask, mask)`` (``use_mask``), so it
+  knows which pixels are given; the known box is :data:`synth.data.CELEBA_FACE_BOX`.
+
+Demo (``synth demo --recipe ...``, CPU): 64 px, 32 channels, ``ndf`` 16, five levels for
+outpainting (4→64), the super-resolution variant at 8→64; ``samples_per_input`` 3, not 2:
+with two samples each normalised distance row holds a single entry, which normalises to 1 on
+both sides, so NDiv would be identically 0.
+
+Cat↔dog translation (§4.4, supplement C) is not a recipe: it does not compose from synth's
+kinds today. What is missing:
+
+1. **Unpaired two-domain data**: items with a photo of each domain (cat, dog) that are not
+   pairs, and the domain of each; ``synth.data`` has paired and single-folder sets only, and a
+   batch has one ``real`` and one Condition.
+2. **Two translators in one model**: MUNIT trains an auto-encoder per domain (content encoder
+   ``E^c``, style encoder ``E^s``, decoder ``G``) and a discriminator per domain; a
+   ``SynthesisModel`` holds one generator, one injector and one discriminator.
+3. **A content encoder as a part of its own**: the translation ``x_ab = G_b(E^c_a(x_a),
+   s_b)`` and the latent reconstruction ``E^c_b(x_ab) ≈ E^c_a(x_a)`` call the content encoder
+   on a real image and on a generated one; synth's encoders live inside a generator (the
+   decoder's Table 4 encoder) and cannot be called apart from it. The style encoder fits an
+   injector's ``posterior``, but nothing calls it on a fake.
+4. **An objective with within- and cross-domain reconstruction**: per step, for both
+   directions, the within-domain reconstruction ``G_a(E^c_a(x_a), E^s_a(x_a)) ≈ x_a`` (λ_x =
+   10), the translation with a prior style, its re-encoding for the style (λ_s = 1) and
+   content (λ_c = 1) reconstruction terms, and the GAN terms in each domain; ``core.gan``
+   draws prior codes and scores one fake against one real. ``LossInputs`` has no fields for
+   reconstructions or recovered codes, and losses cannot call parts.
+5. **MUNIT's decoder** (AdaIN residual blocks over the spatial content code, an MLP for the
+   AdaIN parameters, an extra RGB output at 128) as a generator: the pyramid decoder reads a
+   vector code; ``nested_scale.pyramid`` could add the per-level RGB heads and codes once a
+   MUNIT decoder is a registered generator.
+
+With 1–5 (an unpaired data set type, a content-encoder kind, a two-domain objective with
+its loss fields, and MUNIT's networks), the recipe would be that objective + the pyramid
+adapter + ``nested_scale.disentangle`` and ``nested_scale.ndiv``, Adam 1e-4 β (0.5, 0.999),
+batch 2 (supplement C).
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+__all__ = ["DEMO", "RECIPES", "TRAIN"]
+
+#: The paper's width of the decoder at every scale (supplement A).
+CHANNELS = 512
+
+#: N samples per input of eq. 5 (supplement A: "we sample N = 4 random variables").
+SAMPLES_PER_INPUT = 4
+
+
+def _level_discriminator() -> dict[str, Any]:
+    """One level's discriminator: pix2pix's 70×70 PatchGAN (see the module docstring)."""
+    return {"type": "core.patch_discriminator", "ndf": 64, "n_layers": 3, "num_scales": 1}
+
+
+def _spec(generator: dict[str, Any], *, lr_term: bool, condition: list[str]) -> dict[str, Any]:
+    """The decoder with the paper's injector, discriminators, losses and objective."""
+    return {
+        "generator": generator,
+        "injector": {"type": "core.gaussian", "shared_styles": True},
+        "discriminator": {
+            "type": "nested_scale.pyramid_discriminator",
+            "discriminator": _level_discriminator(),
+        },
+        "losses": {
+            "gan": {"type": "core.nonsaturating", "weight": 1.0},
+            "disentangle": {
+                "type": "nested_scale.disentangle",
+                "weight": 1.0,
+                **({"include_input": True} if lr_term else {}),
+            },
+            "ndiv": {"type": "nested_scale.ndiv", "weight": 1.0, "alpha": 0.8},
+        },
+        "objective": {"type": "core.gan", "samples_per_input": SAMPLES_PER_INPUT},
+        "sampler": {"type": "core.prior"},
+        "condition": condition,
+    }
+
+
 #: name -> (model spec, description)
-RECIPES: dict[str, tuple[dict[str, Any], str]] = {}
-#: name -> the paper's trainer settings (synth.TrainerConfig fields)
-TRAIN: dict[str, dict[str, Any]] = {}
-#: name -> CPU demo settings (see synth.demo)
-DEMO: dict[str, dict[str, Any]] = {}
+RECIPES: dict[str, tuple[dict[str, Any], str]] = {
+    "nested_scale.celeba_outpaint": (
+        _spec(
+            {
+                "type": "nested_scale.pyramid_decoder",
+                "input": "image",
+                "use_mask": True,
+                "resolution": 128,
+                "num_scales": 6,
+                "channels": CHANNELS,
+            },
+            lr_term=False,
+            condition=["image", "mask"],
+        ),
+        "Nested scale-editing CelebA outpainting (§4.2): 128×128 faces from the eyes and nose "
+        "(data: {type: celeba, task: outpainting}); pyramid decoder on the occluded image and "
+        "its mask, 6 scales 4→128, 512 channels, one shared Z0 per scale; a 70×70 PatchGAN per "
+        "scale with the log loss (eq. 4), disentanglement (eq. 1) and progressive NDiv (eq. 5, "
+        "N = 4, α = 0.8), weights 1/1/1; Adam 2e-4 β (0.5, 0.999), batch 24.",
+    ),
+    "nested_scale.celeba_sr16": (
+        _spec(
+            {
+                "type": "nested_scale.pyramid_decoder",
+                "input": "image",
+                "variant": "super_resolution",
+                "scale": 8,
+                "resolution": 128,
+                "channels": CHANNELS,
+            },
+            lr_term=True,
+            condition=["image"],
+        ),
+        "Nested scale-editing CelebA 16→128 super-resolution (§4.3, supplement B): bilinear "
+        "16×16 input (data: {type: celeba, task: super_resolution}); the decoder's "
+        "super-resolution variant (decodes 32, 64, 128 from the input resolution, encoder "
+        "skips), the 32×32 output pooled must match the input (disentanglement's LR term), "
+        "NDiv at every decoded scale; losses 1/1/1, Adam 2e-4 β (0.5, 0.999), batch 24.",
+    ),
+}
+
+#: The paper's trainer settings (supplement A, the same for B): one Adam for every network,
+#: lr 2e-4, β (0.5, 0.999), batch 24. Steps: the paper gives none (module docstring).
+TRAIN: dict[str, dict[str, Any]] = {
+    name: {
+        "batch_size": 24,
+        "steps": 200_000,
+        "optimizer": {"type": "adam", "lr": 2e-4, "betas": (0.5, 0.999)},
+    }
+    for name in RECIPES
+}
+
+#: CPU size (see synth.demo): the demo side (64 px by default), 32 channels (the encoder
+#: widths follow), ndf 16, three samples per input (two would make NDiv vanish: module
+#: docstring), and Table 4's encoder without its 5th and 6th layers, so that no layer's map
+#: shrinks to 1×1 at 32–64 px.
+_DEMO: dict[str, Any] = {
+    "caps": {"channels": 16, "ndf": 16},
+    "size_fields": {"resolution": 32},
+    "set": {
+        "objective.samples_per_input": 3,
+        "generator.encoder_channels": [64, 128, 256, 512, 128],
+    },
+}
+
+#: ``synth demo`` settings per recipe; outpainting keeps five levels (4→64 at 64 px).
+DEMO: dict[str, dict[str, Any]] = {
+    "nested_scale.celeba_outpaint": {
+        **copy.deepcopy(_DEMO),
+        "caps": {**_DEMO["caps"], "num_scales": 5},
+    },
+    "nested_scale.celeba_sr16": copy.deepcopy(_DEMO),
+}
