@@ -35,6 +35,7 @@ def _paper_terms(spec: dict) -> None:
         "ndiv": ("nested_scale.ndiv", 1.0),
     }
     assert losses["ndiv"]["alpha"] == 0.8
+    assert losses["gan"]["reduce_scales"] == "sum"  # eq. 4: Σ over the levels
     assert spec["objective"] == {"type": "core.gan", "samples_per_input": 4}
     assert spec["injector"] == {"type": "core.gaussian", "shared_styles": True}
     disc = spec["discriminator"]

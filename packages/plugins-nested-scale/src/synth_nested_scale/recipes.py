@@ -100,7 +100,8 @@ def _spec(generator: dict[str, Any], *, lr_term: bool, condition: list[str]) -> 
             "discriminator": _level_discriminator(),
         },
         "losses": {
-            "gan": {"type": "core.nonsaturating", "weight": 1.0},
+            # eq. 4 sums the levels' terms (reduce_scales: sum, not SPADE's mean)
+            "gan": {"type": "core.nonsaturating", "weight": 1.0, "reduce_scales": "sum"},
             "disentangle": {
                 "type": "nested_scale.disentangle",
                 "weight": 1.0,
