@@ -84,9 +84,10 @@ def _named(models: Mapping[str, SynthesisModel] | Sequence[SynthesisModel]) -> d
 
 def _unpack(batch: Any) -> tuple[Condition, Tensor]:
     """``(cond, real)`` of a ``synth.data.Batch`` (or anything with ``cond``/``real``, or a pair)."""
-    cond, real = (batch if isinstance(batch, tuple) else (None, None))[:2]
-    cond = getattr(batch, "cond", cond)
-    real = getattr(batch, "real", real)
+    if isinstance(batch, tuple) and len(batch) == 2:
+        cond, real = batch
+    else:
+        cond, real = getattr(batch, "cond", None), getattr(batch, "real", None)
     if not isinstance(cond, Condition) or not isinstance(real, Tensor):
         raise TypeError(
             "evaluate: each batch needs a Condition and ground-truth images: a synth.data.Batch "
@@ -288,7 +289,8 @@ def evaluate(
             (``"imagenet"``, a file, or ``"none"`` for a random trunk), ``version``.
         m, sigma: the disentanglement curve's images per scale and code spread.
         fid_weights: the FID Inception weights file (``None``: ``$SYNTH_HOME/weights/``).
-        device: where to run (default: the first model's device).
+        device: where to run (default: the first model's device); each model is moved there
+            and put in eval mode.
         progress: called as ``progress(name, inputs_done, inputs_total)`` after each batch.
 
     Returns ``{"models": {name: {...}}, "identity_recovery": ..., "disentanglement_curve":
