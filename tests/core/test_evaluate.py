@@ -59,7 +59,9 @@ def _hand_diversity(ref, samples: Tensor) -> list[float]:
     for group in samples:
         n = group.shape[0]
         ds = [
-            float(ref(group[i : i + 1], group[j : j + 1])) for i in range(n) for j in range(i + 1, n)
+            float(ref(group[i : i + 1], group[j : j + 1]))
+            for i in range(n)
+            for j in range(i + 1, n)
         ]
         out.append(sum(ds) / len(ds))
     return out
@@ -369,7 +371,9 @@ def test_evaluate_runs_every_metric_on_the_same_inputs(toy_registry):
     assert sum(ident["recovery_percent"].values()) == pytest.approx(100.0)
     assert ident["ties"] >= 1 and ident["num_inputs"] == 3
     assert ident["settings"]["distance"]["weights"] == "none"
-    assert models["toy"]["identity_recovery"]["recovery_percent"] == ident["recovery_percent"]["toy"]
+    assert (
+        models["toy"]["identity_recovery"]["recovery_percent"] == ident["recovery_percent"]["toy"]
+    )
     # per scale for the pyramid, the curve for per-scale codes; the plain model has neither
     assert len(models["toy"]["lpips_diversity"]["per_scale"]) == 3
     assert "per_scale" not in models["plain"]["lpips_diversity"]
@@ -397,7 +401,12 @@ def test_evaluate_errors(toy_registry):
     with pytest.raises(synth.WeightsNotFoundError, match="FID"):
         evaluate([plain], _pairs(1), metrics=["fid"], **kw)
     only = evaluate({"p": plain}, _pairs(1), metrics=["identity"], **kw)
-    assert set(only["models"]["p"]) == {"generator", "has_pyramid", "num_inputs", "identity_recovery"}
+    assert set(only["models"]["p"]) == {
+        "generator",
+        "has_pyramid",
+        "num_inputs",
+        "identity_recovery",
+    }
     assert "disentanglement_curve" not in only
 
 
@@ -455,6 +464,7 @@ def test_synth_evaluate_errors(capsys, tmp_path, model_dirs):
     def error(*argv: str, code: int = 1) -> str:
         got, out, err = _run(capsys, "evaluate", *argv)
         assert got == code, err
+        assert out == ""
         return err
 
     err = error(toy, "--data", DEMO, "--metrics", "diversity,bogus", code=2)
