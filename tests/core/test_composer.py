@@ -195,3 +195,28 @@ def test_describe_and_list(reg):
     assert reg.list("generator", "t.*") == ["t.gen", "t.pyramid_gen"]
     with pytest.raises(ValueError, match="unknown kind"):
         reg.list("widget")
+
+
+class _ReadsFromConfig(synth.Discriminator):
+    """What it reads comes from its config (as a wrapper's does from the part it wraps)."""
+
+    class Config(synth.PartConfig):
+        reads: list[str] = []
+        num_classes: int  # a runtime argument the generator offers only at build time
+
+    @classmethod
+    def requirements(cls, config=None):
+        return frozenset(config.reads) if config is not None else frozenset()
+
+    def forward(self, image, cond):
+        raise AssertionError("never built")
+
+
+def test_discriminator_requirements_are_read_from_its_spec(synth_registry):
+    synth_registry.add_part("t.reads_d", _ReadsFromConfig)
+    spec = {
+        "generator": {"type": "core.simple_generator", "num_classes": 4},
+        "discriminator": {"type": "t.reads_d", "reads": ["instance_map"]},
+    }
+    with pytest.raises(ComposeError, match="requires Condition field 'instance_map'"):
+        synth.compose(spec)

@@ -349,13 +349,28 @@ def _check_generator_reads(g: _Graph) -> list[str]:
     return problems
 
 
+def _requirements(cls: type[Part], spec: Mapping[str, Any]) -> frozenset[str]:
+    """What a part with this spec reads. Its config may still lack runtime arguments the
+    generator offers later, so it is read as written (unvalidated); a part whose
+    ``requirements`` cannot work from that falls back to its class-level declaration."""
+    data = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        return frozenset(cls.requirements(cls.coerce_config(data)))
+    except ConfigError:
+        pass
+    try:
+        return frozenset(cls.requirements(cls.Config.model_construct(**data)))
+    except Exception:  # a requirements() that needs validated fields
+        return frozenset(cls.requirements(None))
+
+
 def _check_discriminator(g: _Graph) -> list[str]:
     """The discriminator reads only data fields, and images of the generator's channels."""
     cls, gen = g.cls("discriminator"), g.cls("generator")
     if cls is None:
         return []
     label = g.label("discriminator")
-    problems = g.missing(label, cls.requirements(None), g.data_fields)
+    problems = g.missing(label, _requirements(cls, g.spec.discriminator), g.data_fields)
     if cls.reads_pyramid and gen is not None and "pyramid" not in g.produced:
         problems.append(
             f"{label} scores every level of an RGB pyramid but generator "
@@ -372,7 +387,9 @@ def _check_discriminator(g: _Graph) -> list[str]:
 def _check_injector_reads(g: _Graph) -> list[str]:
     """The injector reads only data fields (it makes the latents, so none are available)."""
     cls = g.cls("injector")
-    return g.missing(g.label("injector"), cls.requirements(None), g.data_fields) if cls else []
+    if cls is None:
+        return []
+    return g.missing(g.label("injector"), _requirements(cls, g.spec.injector), g.data_fields)
 
 
 #: What to tell the user when a loss needs something no part produces.
