@@ -47,7 +47,10 @@ CORE_PARAMS: dict[str, list[dict[str, Any]]] = {
             "norm": {"type": "core.adain"},
         },
     ],
-    "core.patch_discriminator": [{"num_classes": 4, "ndf": 8, "n_layers": 2, "num_scales": 2}],
+    "core.patch_discriminator": [
+        {"num_classes": 4, "ndf": 8, "n_layers": 2, "num_scales": 2},
+        {"conditional": False, "use_image": True, "use_mask": True, "ndf": 8, "n_layers": 2},
+    ],
     "core.hinge": [{}],
     "core.lsgan": [{}],
     "core.nonsaturating": [{}],

@@ -162,3 +162,27 @@ def test_new_configuration_paths_pass_the_conformance_kit():
         kernel_size=3,
     )
     assert report.passed, str(report)
+
+
+def test_the_patch_discriminator_can_condition_on_the_input_image_and_mask():
+    """D(x | c) for image-conditioned tasks (nested-scale eq. 4): the occluded / low-resolution
+    input and its mask, resized to the scored image, come before it in the input channels."""
+    torch.manual_seed(0)
+    d = synth.build(
+        "core.patch_discriminator", conditional=False, use_image=True, use_mask=True, ndf=8
+    )
+    assert d.in_channels == 3 + 1 + 3
+    assert d.requirements(d.config) == {"image", "mask"}
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    lr = torch.rand(2, 3, 8, 8) * 2 - 1
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    cond = synth.Condition(image=lr, mask=mask, size=(32, 32))
+    out = d(image, cond).logits[0]
+    up = F.interpolate(lr, size=(32, 32), mode="bilinear", antialias=True)
+    net = d.scales[0]
+    torch.testing.assert_close(out, net(torch.cat([up, mask, image], 1))[0])
+    other = synth.Condition(image=-lr, mask=cond.mask, size=(32, 32))
+    assert not torch.allclose(out, d(image, other).logits[0])
+    with pytest.raises(ValueError, match="use_mask: true and reads Condition.mask"):
+        d(image, synth.Condition(image=lr, size=(32, 32)))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
@@ -259,6 +260,12 @@ class PatchDiscriminator(Discriminator):
         spectral_norm: bool | Literal["middle"] = Field(
             False, description="on every conv (true) or on the normalised middle ones ('middle')"
         )
+        use_image: bool = Field(
+            False,
+            description="also read Condition.image (the occluded or low-resolution input), "
+            "resized bilinearly to the scored image: D(x | c) for image-conditioned tasks",
+        )
+        use_mask: bool = Field(False, description="also read Condition.mask, resized likewise")
 
     config: Any
     #: attribute holding the per-scale networks (its state-dict prefix)
@@ -279,7 +286,13 @@ class PatchDiscriminator(Discriminator):
         if config is None:
             return cls.requires
         k, instances = cls.reads(config)
-        return frozenset(name for name, on in (("label_map", k), ("instance_map", instances)) if on)
+        inputs = (
+            ("label_map", k),
+            ("instance_map", instances),
+            ("image", getattr(config, "use_image", False)),
+            ("mask", getattr(config, "use_mask", False)),
+        )
+        return frozenset(name for name, on in inputs if on)
 
     def layout_options(self) -> dict[str, Any]:
         """The :class:`PatchLayout` fields other than the input channels, from the config."""
@@ -305,8 +318,11 @@ class PatchDiscriminator(Discriminator):
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self.label_classes, self.reads_instances = self.reads(self.config)
+        self.reads_image = bool(getattr(self.config, "use_image", False))
+        self.reads_mask = bool(getattr(self.config, "use_mask", False))
         k = self.label_classes or 0
-        self.in_channels = k + int(self.reads_instances) + self.image_channels
+        extra = 3 * self.reads_image + int(self.reads_mask) + int(self.reads_instances)
+        self.in_channels = k + extra + self.image_channels
         layout = PatchLayout(in_channels=self.in_channels, num_classes=k, **self.layout_options())
         nets = nn.ModuleList(self.make_scale(layout) for _ in range(self.num_scales))
         self.add_module(self.scales_name, nets)
@@ -317,6 +333,7 @@ class PatchDiscriminator(Discriminator):
         labels, rest = discriminator_parts(
             image, cond, k, self.reads_instances, switch=self.label_switch
         )
+        rest = self._with_condition_image(rest, cond)
         logits: list[Tensor] = []
         features: list[list[Tensor]] = []
         x = rest
@@ -331,3 +348,21 @@ class PatchDiscriminator(Discriminator):
             logits.append(out)
             features.append(feats)
         return DiscriminatorOutput(logits=logits, features=features)
+
+    def _with_condition_image(self, rest: Tensor, cond: Condition) -> Tensor:
+        """``cat(cond image [3], mask [1], rest)`` for the inputs the config reads, each resized
+        bilinearly to the scored image (a mask becomes fractional at its border)."""
+        extras = []
+        for name, on in (("image", self.reads_image), ("mask", self.reads_mask)):
+            if not on:
+                continue
+            t = getattr(cond, name)
+            if t is None:
+                raise ValueError(
+                    f"the discriminator has use_{name}: true and reads Condition.{name}, which "
+                    f"is missing: give the data a {name} or set use_{name}: false"
+                )
+            if t.shape[-2:] != rest.shape[-2:]:
+                t = F.interpolate(t.float(), size=rest.shape[-2:], mode="bilinear", antialias=True)
+            extras.append(t.to(rest.dtype))
+        return torch.cat([*extras, rest], dim=1) if extras else rest
