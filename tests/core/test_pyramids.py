@@ -1,5 +1,5 @@
 """Core support for generators with an RGB pyramid and objectives with several samples per input:
-``pool_pyramid``, the ``num_scales`` runtime argument, pyramid-reading discriminators in
+``pool_pyramid``, the ``pyramid_levels`` runtime argument, pyramid-reading discriminators in
 ``core.gan``, ``samples_per_input`` and the compose checks."""
 
 from __future__ import annotations
@@ -65,11 +65,11 @@ class LevelD(synth.Discriminator):
     seen: list[list[tuple[int, ...]]] = []
 
     class Config(synth.PartConfig):
-        num_scales: int = 1
+        pyramid_levels: int = 1
 
     def __init__(self, config=None, **kw):
         super().__init__(config, **kw)
-        self.heads = nn.ModuleList(nn.Conv2d(3, 1, 1) for _ in range(self.config.num_scales))
+        self.heads = nn.ModuleList(nn.Conv2d(3, 1, 1) for _ in range(self.config.pyramid_levels))
 
     def forward(self, image, cond, *, pyramid=None):
         if pyramid is None:
@@ -137,10 +137,10 @@ def test_pool_pyramid_equals_repeated_2x2_average_pooling():
         ops.pool_pyramid(x, [(5, 2)])
 
 
-def test_a_pyramid_generator_offers_num_scales_to_the_discriminator(reg):
+def test_a_pyramid_generator_offers_pyramid_levels_to_the_discriminator(reg):
     model = synth.compose(_spec(samples_per_input=2))
-    assert model.generator.runtime_args()["num_scales"] == 3
-    assert model.discriminator.config.num_scales == 3
+    assert model.generator.runtime_args()["pyramid_levels"] == 3
+    assert model.discriminator.config.pyramid_levels == 3
 
 
 def test_samples_per_input_fills_the_loss_inputs_and_scores_each_real_once(reg):
@@ -184,7 +184,7 @@ def test_a_pyramid_discriminator_gets_the_fake_pyramid_and_the_pooled_real():
     latents = synth.Latents(styles=[torch.randn(2, 2) for _ in range(3)])
     fake = gen(cond, latents)
     real = torch.rand(2, 3, 8, 8)
-    disc = LevelD(num_scales=3)
+    disc = LevelD(pyramid_levels=3)
     d_real, d_fake = discriminate(disc, real, fake, cond)
     want_real = [
         h(x)
@@ -224,3 +224,11 @@ def test_compose_checks_samples_and_pyramids(reg):
     assert "scores every level of an RGB pyramid" in msg
     assert "t.pyramid_gen" in msg  # the registered generators with a pyramid are named
     assert isinstance(GAN.provided(GAN.Config(samples_per_input=4)), frozenset)
+
+
+def test_a_pyramid_does_not_set_a_multiscale_discriminators_own_scales(reg):
+    spec = _spec(samples_per_input=2)
+    spec["discriminator"] = {"type": "core.patch_discriminator", "num_scales": 2, "ndf": 4}
+    model = synth.compose(spec)
+    assert model.discriminator.config.num_scales == 2
+    assert model.discriminator.config.num_classes == K

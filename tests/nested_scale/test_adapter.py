@@ -84,7 +84,7 @@ def test_levels_have_the_sizes_pyramid_scales_says(nested_registry):
     assert len(out.features) == 3 and adapter.stages is adapter.wrapped.stages
     assert adapter.requirements(adapter.config) == {"label_map", "styles"}
     rt = adapter.runtime_args()
-    assert rt["num_scales"] == rt["num_stages"] == 3 and rt["style_dim"] == 4
+    assert rt["pyramid_levels"] == rt["num_stages"] == 3 and rt["style_dim"] == 4
     assert rt["stage_scales"] == [4, 2, 1] and rt["num_classes"] == 4
 
 

@@ -114,7 +114,7 @@ def test_pyramid_shapes_features_and_scale_codes(nested_registry, params):
     assert sorted(out.extras) == [f"scale_code/{k}" for k in range(n)]
     assert all(out.extras[f"scale_code/{k}"].shape == (2, 2 * 2 * 8) for k in range(n))
     rt = gen.runtime_args()
-    assert rt["num_scales"] == rt["num_stages"] == n and rt["style_dim"] == 4
+    assert rt["pyramid_levels"] == rt["num_stages"] == n and rt["style_dim"] == 4
     assert None not in rt.values()
 
 

@@ -39,7 +39,7 @@ def _pool(x, times):
 def test_d_loss_is_the_sum_of_the_levels_hinge_losses(nested_registry):
     """Eq. 4 with core's hinge: Σ_i [mean relu(1 − D_i(S^{n−i}(x))) + mean relu(1 + D_i(G_i))]."""
     torch.manual_seed(0)
-    disc = _build(num_scales=3, num_classes=4)
+    disc = _build(pyramid_levels=3, num_classes=4)
     cond, real = _cond(), _image(seed=1)
     fake = [_image(size=s, seed=2 + s) for s in (8, 16, 32)]
     hinge = synth.build("core.hinge")
@@ -61,7 +61,7 @@ def test_d_loss_is_the_sum_of_the_levels_hinge_losses(nested_registry):
 
 def test_outputs_are_finest_first_and_levels_are_separate_networks(nested_registry):
     torch.manual_seed(0)
-    disc = _build(num_scales=3, num_classes=4)
+    disc = _build(pyramid_levels=3, num_classes=4)
     out = disc(_image(), _cond())
     assert len(out.logits) == 3 and len(out.features) == 3
     sizes = [t.shape[-1] for t in out.logits]
@@ -76,7 +76,7 @@ def test_outputs_are_finest_first_and_levels_are_separate_networks(nested_regist
 def test_scales_subset_and_given_pyramid(nested_registry):
     """A generator whose levels jump (4, 16, 32): the given levels are used as they are."""
     torch.manual_seed(0)
-    disc = _build(num_scales=3, num_classes=4, scales=[0, -1])
+    disc = _build(pyramid_levels=3, num_classes=4, scales=[0, -1])
     assert set(disc.levels) == {"0", "2"}
     cond, x = _cond(), _image()
     levels = synth.ops.pool_pyramid(x, [(4, 4), (16, 16), (32, 32)])
@@ -91,7 +91,7 @@ def test_scales_subset_and_given_pyramid(nested_registry):
 def test_core_gan_discriminate_passes_the_pyramids(nested_registry):
     """core.gan's batched pass: the fakes' own pyramid, the reals pooled to its sizes."""
     torch.manual_seed(0)
-    disc = _build(num_scales=3, num_classes=4)
+    disc = _build(pyramid_levels=3, num_classes=4)
     cond, real = _cond(), _image()
     fake_levels = [_image(size=s, seed=s) for s in (8, 16, 32)]
     fake = synth.SynthesisOutput(fake_levels[-1], pyramid=fake_levels)
@@ -101,27 +101,27 @@ def test_core_gan_discriminate_passes_the_pyramids(nested_registry):
 
 
 def test_build_errors(nested_registry):
-    with pytest.raises(ConfigError, match="num_scales"):
+    with pytest.raises(ConfigError, match="pyramid_levels"):
         _build(num_classes=4)
     with pytest.raises(ConfigError, match="not levels"):
-        _build(num_scales=2, num_classes=4, scales=[2])
+        _build(pyramid_levels=2, num_classes=4, scales=[2])
     with pytest.raises(ConfigError, match="single images"):
         synth.build(
             {"type": "nested_scale.pyramid_discriminator", "discriminator": "core.hinge"},
-            num_scales=2,
+            pyramid_levels=2,
         )
 
 
 def test_requirements_are_the_level_discriminators(nested_registry):
     cls = nested_registry.resolve("nested_scale.pyramid_discriminator")
-    cfg = cls.coerce_config(discriminator=PATCH, num_scales=2, num_classes=4)
+    cfg = cls.coerce_config(discriminator=PATCH, pyramid_levels=2, num_classes=4)
     assert cls.requirements(cfg) == {"label_map"}
-    uncond = cls.coerce_config(discriminator={**PATCH, "conditional": False}, num_scales=2)
+    uncond = cls.coerce_config(discriminator={**PATCH, "conditional": False}, pyramid_levels=2)
     assert cls.requirements(uncond) == frozenset()
 
 
 def test_composes_only_with_a_pyramid_generator(nested_registry):
-    """The decoder offers num_scales and num_classes; a generator without a pyramid is refused."""
+    """The decoder offers pyramid_levels and num_classes; a generator without a pyramid is refused."""
     spec = {
         "generator": TINY_DECODER,
         "injector": {"type": "core.gaussian"},
@@ -139,5 +139,5 @@ def test_composes_only_with_a_pyramid_generator(nested_registry):
 
 def test_passes_check_part(nested_registry):
     synth.testing.check_part(
-        "nested_scale.pyramid_discriminator", num_scales=3, num_classes=4, discriminator=PATCH
+        "nested_scale.pyramid_discriminator", pyramid_levels=3, num_classes=4, discriminator=PATCH
     )

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: Values a host offers to the parts it builds (DESIGN §3 "Slots"). ``z_dim``, ``stage_channels``
-#: and ``stage_scales`` extend the list so a generator can size its injector; ``num_scales``
+#: and ``stage_scales`` extend the list so a generator can size its injector; ``pyramid_levels``
 #: (the levels of a generator's RGB pyramid) sizes per-scale discriminators and losses.
 RUNTIME_ARGS: frozenset[str] = frozenset(
     {
@@ -42,7 +42,7 @@ RUNTIME_ARGS: frozenset[str] = frozenset(
         "z_dim",
         "stage_channels",
         "stage_scales",
-        "num_scales",
+        "pyramid_levels",
     }
 )
 

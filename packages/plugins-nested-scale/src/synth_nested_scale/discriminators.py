@@ -24,7 +24,7 @@ class PyramidDiscriminator(synth.Discriminator):
     ``discriminator`` is a slot: each level gets its own copy of any registered discriminator
     (default ``core.patch_discriminator`` with ``num_scales: 1``), built with the runtime
     arguments this part received (``num_classes``); a conditional one resizes the condition to
-    its level as usual. ``num_scales`` is the generator's number of pyramid levels (a runtime
+    its level as usual. ``pyramid_levels`` is the generator's number of pyramid levels (a runtime
     argument) and ``scales`` an optional subset of them (0 = coarsest, -1 = finest).
 
     ``forward(image [B, 3, H, W], cond, *, pyramid=None)``: ``pyramid`` lists the levels
@@ -45,7 +45,7 @@ class PyramidDiscriminator(synth.Discriminator):
         discriminator: synth.PartSpec = Field(
             default_factory=_inner_spec, description="the discriminator of each level"
         )
-        num_scales: int | None = Field(
+        pyramid_levels: int | None = Field(
             None, ge=1, description="levels of the generator's pyramid (runtime argument)"
         )
         scales: list[int] | None = Field(
@@ -61,13 +61,13 @@ class PyramidDiscriminator(synth.Discriminator):
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         c = self.config
-        if c.num_scales is None:
+        if c.pyramid_levels is None:
             raise ValueError(
-                "nested_scale.pyramid_discriminator needs num_scales, the number of pyramid "
+                "nested_scale.pyramid_discriminator needs pyramid_levels, the number of pyramid "
                 "levels: compose it with a generator that has a pyramid (which offers it), e.g. "
-                "one wrapped in nested_scale.pyramid, or pass num_scales when building it alone"
+                "one wrapped in nested_scale.pyramid, or pass pyramid_levels when building it alone"
             )
-        self.num_scales = int(c.num_scales)
+        self.num_scales = int(c.pyramid_levels)
         self.chosen = _levels(c.scales, self.num_scales)
         offered = {"num_classes": c.num_classes} if c.num_classes is not None else {}
         self.levels = nn.ModuleDict({str(i): self._level(offered) for i in self.chosen})

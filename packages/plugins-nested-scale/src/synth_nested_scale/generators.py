@@ -9,7 +9,7 @@
     distinct stage scale) and per-scale codes, through forward hooks on its ``stages``.
 
 Both read the per-scale codes from ``Latents.styles`` (one ``[B, style_dim]`` code per pyramid
-level, coarsest first) and offer ``num_scales``, ``num_stages = num_scales`` and ``style_dim``
+level, coarsest first) and offer ``pyramid_levels``, ``num_stages = pyramid_levels`` and ``style_dim``
 to the model's other parts, so ``core.gaussian`` (with ``shared_styles: true``: the paper's
 single ``Z0`` at every scale in training) draws them. Replacing ``styles[k]`` alone leaves
 every coarser pyramid level bit-identical: code ``k`` only enters at level ``k`` and later.
@@ -327,7 +327,7 @@ class PyramidDecoder(Generator):
 
     # ------------------------------------------------------------------ capabilities
     def runtime_args(self) -> dict[str, Any]:
-        """The base offers (``style_dim``, ``num_stages = num_scales``, ``num_scales``, ...)
+        """The base offers (``style_dim``, ``num_stages = pyramid_levels``, ``pyramid_levels``, ...)
         without unset values (``num_classes`` for an image input)."""
         return {k: v for k, v in super().runtime_args().items() if v is not None}
 
@@ -527,8 +527,8 @@ class Pyramid(Generator):
     ``class_codes``, ...), which are forwarded to it unchanged; its ``styles`` are replaced by
     one code per wrapped stage: stage ``i`` gets the code of the first level tapped at or after
     it, which keeps the nesting (a code reaches no stage before its level's coarser taps).
-    ``runtime_args()`` are the wrapped generator's plus ``num_scales``, ``num_stages =
-    num_scales`` and ``style_dim``, so one injector (e.g. ``core.gaussian``) serves both.
+    ``runtime_args()`` are the wrapped generator's plus ``pyramid_levels``, ``num_stages =
+    pyramid_levels`` and ``style_dim``, so one injector (e.g. ``core.gaussian``) serves both.
 
     ``stages``, ``stage_channels``, ``stage_scales``, ``size_multiple``, ``check_condition`` and
     ``output_size`` are the wrapped generator's, so feature taps and other hook-based tools
@@ -581,11 +581,11 @@ class Pyramid(Generator):
 
     # ------------------------------------------------------------------ capabilities
     def runtime_args(self) -> dict[str, Any]:
-        """The wrapped generator's offers plus ``num_scales``, ``num_stages = num_scales`` and
+        """The wrapped generator's offers plus ``pyramid_levels``, ``num_stages = pyramid_levels`` and
         ``style_dim``."""
         n = len(self.pyramid_scales)
         out = dict(self.wrapped.runtime_args())
-        out.update(num_scales=n, num_stages=n, style_dim=self.config.style_dim)
+        out.update(pyramid_levels=n, num_stages=n, style_dim=self.config.style_dim)
         return out
 
     def check_condition(self, cond: Condition) -> None:

@@ -205,7 +205,7 @@ class Generator(Part, nn.Module, ABC):
 
         The default offers ``num_classes``/``z_dim``/``style_dim``/``code_dim`` when the Config
         has them, plus ``num_stages``, ``stage_channels`` and ``stage_scales``, and
-        ``num_scales`` (the pyramid's levels) for generators with a pyramid.
+        ``pyramid_levels`` (the pyramid's levels) for generators with a pyramid.
         """
         out: dict[str, Any] = {}
         for key in ("num_classes", "z_dim", "style_dim", "code_dim"):
@@ -216,7 +216,7 @@ class Generator(Part, nn.Module, ABC):
             out["stage_channels"] = list(self.stage_channels)
             out["stage_scales"] = list(self.stage_scales)
         if self.has_pyramid and hasattr(self, "pyramid_scales"):
-            out["num_scales"] = len(self.pyramid_scales)
+            out["pyramid_levels"] = len(self.pyramid_scales)
         return out
 
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int] | None:
