@@ -40,11 +40,16 @@ def _paper_terms(spec: dict) -> None:
     assert spec["injector"] == {"type": "core.gaussian", "shared_styles": True}
     disc = spec["discriminator"]
     assert disc["type"] == "nested_scale.pyramid_discriminator"
+    conditional = {
+        "use_image": "image" in spec["condition"],
+        "use_mask": "mask" in spec["condition"],
+    }
     assert disc["discriminator"] == {
         "type": "core.patch_discriminator",
         "ndf": 64,
         "n_layers": 3,
         "num_scales": 1,
+        **conditional,  # eq. 4's D_i(·|c): each level's D reads the input too
     }
 
 

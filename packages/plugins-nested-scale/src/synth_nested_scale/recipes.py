@@ -23,9 +23,9 @@ Choices where the paper is silent (for the plugin README):
   one discriminator shape per scale) makes each level judged at its own scale: the 4–64 px
   levels, which carry the face's layout, are seen whole; the 128 px level, which adds the
   finest detail, by 70-px patches. Its padding (2 per conv) keeps a 4×4 logit map at the
-  4×4 level. The discriminators read the image alone: core's PatchGAN conditions on label
-  maps only, so eq. 4's ``D_i(·|c)`` is not conditional on the occluded / LR image here (in
-  super-resolution the disentanglement loss's LR term ties the output to the input).
+  4×4 level. Each is conditional as eq. 4's ``D_i(·|c)``: it reads the occluded (or
+  low-resolution) image and, for outpainting, the mask, resized to its level
+  (``core.patch_discriminator``'s ``use_image`` / ``use_mask``), next to the scored image.
 - **Steps**: the paper gives none; 200,000 iterations (≈ 29.5 epochs of CelebA's 162,770
   training faces at batch 24) at a constant learning rate (it names no schedule).
 - **Super-resolution diversification**: "disentanglement and diversification at every other
@@ -85,9 +85,18 @@ CHANNELS = 512
 SAMPLES_PER_INPUT = 4
 
 
-def _level_discriminator() -> dict[str, Any]:
-    """One level's discriminator: pix2pix's 70×70 PatchGAN (see the module docstring)."""
-    return {"type": "core.patch_discriminator", "ndf": 64, "n_layers": 3, "num_scales": 1}
+def _level_discriminator(condition: list[str]) -> dict[str, Any]:
+    """One level's discriminator: pix2pix's 70×70 PatchGAN (see the module docstring),
+    conditional on the input as eq. 4's ``D_i(·|c)``: it also reads the occluded (or
+    low-resolution) image and the mask, resized to its level."""
+    return {
+        "type": "core.patch_discriminator",
+        "ndf": 64,
+        "n_layers": 3,
+        "num_scales": 1,
+        "use_image": "image" in condition,
+        "use_mask": "mask" in condition,
+    }
 
 
 def _spec(generator: dict[str, Any], *, lr_term: bool, condition: list[str]) -> dict[str, Any]:
@@ -97,7 +106,7 @@ def _spec(generator: dict[str, Any], *, lr_term: bool, condition: list[str]) -> 
         "injector": {"type": "core.gaussian", "shared_styles": True},
         "discriminator": {
             "type": "nested_scale.pyramid_discriminator",
-            "discriminator": _level_discriminator(),
+            "discriminator": _level_discriminator(condition),
         },
         "losses": {
             # eq. 4 sums the levels' terms (reduce_scales: sum, not SPADE's mean)
@@ -133,7 +142,7 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
         "Nested scale-editing CelebA outpainting (§4.2): 128×128 faces from the eyes and nose "
         "(data: {type: celeba, task: outpainting}); pyramid decoder on the occluded image and "
         "its mask, 6 scales 4→128, 512 channels, one shared Z0 per scale; a 70×70 PatchGAN per "
-        "scale with the log loss (eq. 4), disentanglement (eq. 1) and progressive NDiv (eq. 5, "
+        "scale conditioned on the occluded image and mask, with the log loss (eq. 4), disentanglement (eq. 1) and progressive NDiv (eq. 5, "
         "N = 4, α = 0.8), weights 1/1/1; Adam 2e-4 β (0.5, 0.999), batch 24.",
     ),
     "nested_scale.celeba_sr16": (
