@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ...parts.base import Part
+from ...parts.base import Generator, Part
 from ...registry import Registry
 from ..inputs import config_value
 from .constants import CHECKS
@@ -134,4 +134,7 @@ def _requirements(part: Part) -> frozenset[str]:
 
 
 def _num_classes(part: Part) -> int:
-    return int(config_value(part.config, "num_classes", 4))
+    """The part's class count: its config's, else what it offers others (a generator that
+    wraps another, e.g. a pyramid adapter, has it in its runtime arguments), else 4."""
+    offered = part.runtime_args() if isinstance(part, Generator) else {}
+    return int(config_value(part.config, "num_classes", offered.get("num_classes") or 4))
