@@ -25,7 +25,12 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN = "<!-- synth list --format markdown: begin -->"
 END = "<!-- synth list --format markdown: end -->"
 #: entry-point name -> import package of the plugins the table lists (besides core)
-PLUGINS = {"pix2pixhd": "synth_pix2pixhd", "clvae": "synth_clvae", "cimle": "synth_cimle"}
+PLUGINS = {
+    "pix2pixhd": "synth_pix2pixhd",
+    "clvae": "synth_clvae",
+    "cimle": "synth_cimle",
+    "nested_scale": "synth_nested_scale",
+}
 COMMAND = "make readme-table (or: python tools/readme_table.py)"
 
 

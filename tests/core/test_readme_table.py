@@ -1,5 +1,5 @@
 """README.md's "Registered parts" block is what ``synth list --format markdown`` prints for core
-and the three plugins (regenerate it with ``make readme-table``)."""
+and the plugins (regenerate it with ``make readme-table``)."""
 
 from __future__ import annotations
 
