@@ -155,8 +155,9 @@ class NDiv(synth.Loss):
     codes ``z_k``: the level's mapped code ``sample_output.extras["scale_code/{k}"]`` when the
     generator exposes it (the decoder's ``A_k(z)``), else ``sample_latents.styles[k]`` (one code
     per level), else ``sample_latents.z``, else every style code concatenated. The levels'
-    terms are summed (eq. 5's Σ_k; ``scales`` picks a subset, e.g. every other level as the
-    paper's super-resolution model) and the per-input values averaged over the batch.
+    terms are summed (eq. 5's Σ_k; ``scales`` picks a subset of levels — the recipes use
+    every level, reading supplement B's "every other higher resolution scale" as each of the
+    higher scales) and the per-input values averaged over the batch.
 
     Distances are taken in float32 (under autocast too): the row normalisation divides small
     numbers.
