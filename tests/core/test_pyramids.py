@@ -232,3 +232,21 @@ def test_a_pyramid_does_not_set_a_multiscale_discriminators_own_scales(reg):
     model = synth.compose(spec)
     assert model.discriminator.config.num_scales == 2
     assert model.discriminator.config.num_classes == K
+
+
+def test_prior_samples_keep_the_pyramid_also_in_chunks(reg):
+    torch.manual_seed(0)
+    model = synth.compose(_spec(samples_per_input=2))
+    cond = make_condition(
+        ["label_map"], batch_size=2, size=(8, 8), num_classes=K, generator=torch.Generator()
+    )
+    whole = model.sample(cond, 3, generator=torch.Generator().manual_seed(1))
+    chunked = model.sample(
+        cond,
+        3,
+        sampler={"type": "core.prior", "batch_size": 4},
+        generator=torch.Generator().manual_seed(1),
+    )
+    assert [tuple(t.shape) for t in whole.pyramid] == [(6, 3, 2, 2), (6, 3, 4, 4), (6, 3, 8, 8)]
+    for a, b in zip(whole.pyramid, chunked.pyramid, strict=True):
+        torch.testing.assert_close(a, b)

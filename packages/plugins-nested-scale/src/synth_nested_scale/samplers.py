@@ -22,6 +22,7 @@ from torch import Tensor
 
 import synth
 from synth.errors import CapabilityError
+from synth.parts.samplers import generate_batched
 
 if TYPE_CHECKING:
     from synth.model import SynthesisModel
@@ -92,13 +93,6 @@ def _check_levels(levels: Sequence[int], count: int, who: str) -> list[int]:
     return sorted({int(k) % count for k in levels})
 
 
-def _generate(
-    model: SynthesisModel, cond_n: synth.Condition, latents: synth.Latents
-) -> synth.SynthesisOutput:
-    out = model.generator(cond_n, latents)
-    return synth.SynthesisOutput(image=out.image, pyramid=out.pyramid, latents=latents)
-
-
 class _Base(synth.Sampler):
     def example_inputs(
         self, *, batch_size: int, size: tuple[int, int], generator: torch.Generator
@@ -156,7 +150,7 @@ class ScaleEdit(_Base):
             fresh[k] if k in chosen else s.repeat_interleave(n, dim=0) for k, s in enumerate(kept)
         ]
         latents = dataclasses.replace(ref_n, styles=styles, kl=None)
-        return _generate(model, cond_n, latents)
+        return generate_batched(model, cond_n, latents)
 
 
 class ScaleInterpolate(_Base):
@@ -208,4 +202,4 @@ class ScaleInterpolate(_Base):
         walk = synth.ops.slerp(a, z, t2) if mode == "slerp" else torch.lerp(a, z, t2)
         styles = [walk if i == k else s.repeat_interleave(n, dim=0) for i, s in enumerate(kept)]
         latents = dataclasses.replace(start.repeat_interleave(n), styles=styles, kl=None)
-        return _generate(model, cond.repeat_interleave(n), latents)
+        return generate_batched(model, cond.repeat_interleave(n), latents)

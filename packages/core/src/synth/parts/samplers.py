@@ -31,25 +31,37 @@ from .base import Loss, Sampler, build_part
 if TYPE_CHECKING:
     from ..model import SynthesisModel
 
-__all__ = ["BestOfN", "Interpolate", "Prior"]
+__all__ = ["BestOfN", "Interpolate", "Prior", "generate_batched"]
 
 
-def _generate(
-    model: SynthesisModel, cond: Condition, latents: Latents | None, batch_size: int | None
-) -> Tensor:
+def generate_batched(
+    model: SynthesisModel,
+    cond: Condition,
+    latents: Latents | None,
+    batch_size: int | None = None,
+) -> SynthesisOutput:
     """Run the generator on every input of ``cond``, ``batch_size`` at a time (all if None).
 
-    Returns ``image: [B, C, H, W]``.
+    Returns the output with ``image [B, C, H, W]``, the ``pyramid`` levels and tensor
+    ``extras`` of the chunks joined, and ``latents``: what a sampler hands back.
     """
     total = cond.batch_size
     step = total if batch_size is None else batch_size
-    images = []
+    outs = []
     for start in range(0, total, step):
         sl = slice(start, min(start + step, total))
         chunk_cond = cond if step >= total else cond[sl]
         chunk_lat = None if latents is None else (latents if step >= total else latents[sl])
-        images.append(model.generator(chunk_cond, chunk_lat).image)
-    return images[0] if len(images) == 1 else torch.cat(images)
+        outs.append(model.generator(chunk_cond, chunk_lat))
+    if len(outs) == 1:
+        out = outs[0]
+        return SynthesisOutput(out.image, pyramid=out.pyramid, latents=latents, extras=out.extras)
+    pyramid = None
+    if outs[0].pyramid is not None:
+        pyramid = [torch.cat(level) for level in zip(*(o.pyramid for o in outs), strict=True)]
+    extras = {k: torch.cat([o.extras[k] for o in outs]) for k in outs[0].extras}
+    image = torch.cat([o.image for o in outs])
+    return SynthesisOutput(image, pyramid=pyramid, latents=latents, extras=extras)
 
 
 def _prior_samples(
@@ -58,11 +70,11 @@ def _prior_samples(
     n: int,
     generator: torch.Generator | None,
     batch_size: int | None,
-) -> tuple[Condition, Latents | None, Tensor]:
-    """``(cond_n, latents [B·n], image [B·n, C, H, W])`` from the injector's prior."""
+) -> tuple[Condition, SynthesisOutput]:
+    """``(cond_n, output)``: ``B·n`` prior samples (image, pyramid, latents) of ``cond``."""
     cond_n = cond.repeat_interleave(n)
     latents = model.injector.prior(cond_n, generator) if model.injector is not None else None
-    return cond_n, latents, _generate(model, cond_n, latents, batch_size)
+    return cond_n, generate_batched(model, cond_n, latents, batch_size)
 
 
 class Prior(Sampler):
@@ -89,9 +101,9 @@ class Prior(Sampler):
         *,
         generator: torch.Generator | None = None,
     ) -> SynthesisOutput:
-        """``n`` prior samples per input: ``image [B·n, C, H, W]`` ordered ``(b n)``."""
-        _, latents, image = _prior_samples(model, cond, n, generator, self.config.batch_size)
-        return SynthesisOutput(image=image, latents=latents)
+        """``n`` prior samples per input: ``image [B·n, C, H, W]`` ordered ``(b n)`` (with the
+        generator's ``pyramid`` when it has one)."""
+        return _prior_samples(model, cond, n, generator, self.config.batch_size)[1]
 
 
 def _tensors(latents: Latents) -> list[Tensor]:
@@ -189,8 +201,7 @@ class Interpolate(Sampler):
             spatial=mix("spatial", a_n.spatial, b_n.spatial),
             extras={k: mix(f"extras[{k!r}]", v, b_n.extras.get(k)) for k, v in a_n.extras.items()},
         )
-        image = _generate(model, cond.repeat_interleave(n), latents, self.config.batch_size)
-        return SynthesisOutput(image=image, latents=latents)
+        return generate_batched(model, cond.repeat_interleave(n), latents, self.config.batch_size)
 
 
 class BestOfN(Sampler):
@@ -269,7 +280,8 @@ class BestOfN(Sampler):
         dist = self.distance_part(model).to(target.device)
         bs = self.config.batch_size
         with torch.no_grad():
-            _, latents, images = _prior_samples(model, cond, n, generator, bs)
+            _, drawn = _prior_samples(model, cond, n, generator, bs)
+            latents, images = drawn.latents, drawn.image
             if tuple(images.shape[-2:]) != tuple(target.shape[-2:]):
                 raise ValueError(
                     f"core.best_of_n: target is {tuple(target.shape[-2:])} but the samples are "
