@@ -32,6 +32,8 @@ recipe, ``registry.add_recipe(name, spec, demo={...})`` (:class:`DemoSettings`):
     unset        [dotted spec path]: keys removed, e.g. explicit per-level widths that a
                  capped width should decide
     train        TrainerConfig fields for the minutes-long run, over :data:`DEMO_TRAIN`
+    compare      [recipe name]: what ``synth demo --compare`` trains next to this recipe, with
+                 the same budget, photos, seed and size (:func:`run_compare`)
 
 Every ``num_classes`` becomes the demo labels' count; the user's ``--set`` overrides come
 last, unchecked by the caps. Pretrained backbones (VGG for perceptual losses, AlexNet for
@@ -104,6 +106,7 @@ class DemoSettings(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict)
     unset: list[str] = Field(default_factory=list)
     train: dict[str, Any] = Field(default_factory=dict)
+    compare: list[str] = Field(default_factory=list)
 
 
 @dataclass
