@@ -612,31 +612,42 @@ def _lpips_weights(notes: list[str]) -> str:
     return "none"
 
 
-def _measures(
-    model: Any, data: _Shown, samples: Tensor, g: torch.Generator, notes: list[str]
-) -> dict[str, Any]:
-    """LPIPS diversity of the samples [B, n, 3, H, W], and best-of-n L1 (the sample closest
-    to the photo) against a single sample's distance."""
+def _diversity_metric(notes: list[str], per_scale: bool) -> Any:
+    """The demo's sample-diversity metric: the one place that chooses it, so that ``synth
+    demo`` and every recipe of ``synth demo --compare`` are measured alike."""
     from .metrics import LPIPSDiversity
+
+    return LPIPSDiversity({"weights": _lpips_weights(notes), "per_scale": per_scale})
+
+
+def _measures(
+    model: Any, data: _Shown, out: Any, n: int, g: torch.Generator, notes: list[str]
+) -> dict[str, Any]:
+    """LPIPS diversity of the samples (``out``: the sampler's output, ``(b n)``-ordered image
+    and, for a generator with a pyramid, its levels), per pyramid level too, and best-of-n L1
+    (the sample closest to the photo) against a single sample's distance."""
     from .parts.samplers import BestOfN
 
-    n = samples.shape[1]
     with torch.no_grad():
         best = BestOfN({"distance": {"type": "core.l1"}}).sample(
             model, data.cond, n, generator=g, target=data.real
         )
     distances = best.extras["distances"].float()
-    weights = _lpips_weights(notes)
-    metric = LPIPSDiversity({"weights": weights}).to(samples.device)
-    metric.update(samples=samples)
+    per_scale = out.pyramid is not None
+    metric = _diversity_metric(notes, per_scale).to(out.image.device)
+    metric.update(out, n=n)
     diversity = metric.compute()
-    return {
+    measured = {
         "lpips_diversity": float(diversity["lpips_diversity"]),
         "lpips_diversity_std": float(diversity["std"]),
-        "lpips_weights": weights,
+        "lpips_weights": metric.config.weights,
         f"best_of_{n}_l1": float(distances.min(1).values.mean()),
         "mean_sample_l1": float(distances.mean()),
     }
+    if per_scale:
+        measured["lpips_diversity_per_scale"] = diversity["per_scale"]
+        measured["pyramid_levels"] = diversity["settings"]["levels"]
+    return measured
 
 
 # --------------------------------------------------------------------------- the run
@@ -654,8 +665,9 @@ def _clear(out: Path) -> None:
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
-def _pictures(run: _Run, model: Any, data: _Shown, g: torch.Generator) -> tuple[dict, Tensor]:
-    """``samples.png`` and the plugins' pictures; the files and the samples [B, n, 3, H, W]."""
+def _pictures(run: _Run, model: Any, data: _Shown, g: torch.Generator) -> tuple[dict, Any]:
+    """``samples.png`` and the plugins' pictures; the files and the sampler's output (image
+    ``[B·n, 3, H, W]`` ordered ``(b n)``, and the pyramid when the generator has one)."""
     from .viz import sample_grid
 
     n = run.num_samples
@@ -667,7 +679,7 @@ def _pictures(run: _Run, model: Any, data: _Shown, g: torch.Generator) -> tuple[
             data.shown, samples, real=data.real, path=files["samples"], palette=data.palette
         )
         files.update(_plugin_pictures(model, data, n, g, run.out, run.notes))
-    return files, samples
+    return files, out
 
 
 def _sample_command(run: _Run, files: dict[str, Path], data: _Shown, mode: str) -> str:
@@ -789,8 +801,8 @@ def run_demo(
     model = trainer.model.eval()
     data = _display_data(model, show_data, trainer.device)
     g = torch.Generator(trainer.device).manual_seed(seed)
-    files, samples = _pictures(run, model, data, g)
-    measures = _measures(model, data, samples, g, run.notes)
+    files, out = _pictures(run, model, data, g)
+    measures = _measures(model, data, out, run.num_samples, g, run.notes)
     files.update(
         loss_curve=run.out / "loss_curve.png",
         model=run.out / "model",
