@@ -50,7 +50,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,12 +72,16 @@ from .registry import KNOWN_PLUGINS, DemoPicture, Recipe, Registry, get_registry
 
 __all__ = [
     "DEMO_TRAIN",
+    "CompareResult",
+    "DemoImages",
     "DemoResult",
     "DemoSettings",
+    "compare_set",
     "default_recipe",
     "demo_settings",
     "demo_spec",
     "demo_trainer_config",
+    "run_compare",
     "run_demo",
 ]
 
@@ -110,14 +114,25 @@ class DemoSettings(BaseModel):
 
 
 @dataclass
+class DemoImages:
+    """What a demo run's pictures show, on the CPU, in ``[-1, 1]``."""
+
+    inputs: Tensor  # [B, 3, H, W] the inputs as drawn (coloured label maps, images)
+    real: Tensor  # [B, 3, H, W] the photos
+    samples: Tensor  # [B, n, 3, H, W]
+    names: list[str]  # the photos' names
+
+
+@dataclass
 class DemoResult:
-    """What :func:`run_demo` wrote and measured."""
+    """What :func:`run_demo` wrote and measured (``images``: what its pictures show)."""
 
     out_dir: Path
     files: dict[str, Path]
     metrics: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     sample_command: str = ""
+    images: DemoImages | None = None
 
 
 # --------------------------------------------------------------------------- which recipe
@@ -620,6 +635,17 @@ def _diversity_metric(notes: list[str], per_scale: bool) -> Any:
     return LPIPSDiversity({"weights": _lpips_weights(notes), "per_scale": per_scale})
 
 
+def _metric_label(settings: Mapping[str, Any]) -> str:
+    """How a diversity number was made, in words, from the metric's ``settings``: the
+    ``distance`` it names, else LPIPS with its network and trunk weights."""
+    if settings.get("distance"):
+        return str(settings["distance"])
+    weights = settings.get("weights")
+    known = isinstance(weights, Mapping) and weights.get("file")
+    trunk = f"ImageNet trunk {Path(str(weights['file'])).name}" if known else "random trunk"
+    return f"LPIPS ({settings.get('net', '?')}, {trunk})"
+
+
 def _measures(
     model: Any, data: _Shown, out: Any, n: int, g: torch.Generator, notes: list[str]
 ) -> dict[str, Any]:
@@ -641,6 +667,7 @@ def _measures(
         "lpips_diversity": float(diversity["lpips_diversity"]),
         "lpips_diversity_std": float(diversity["std"]),
         "lpips_weights": metric.config.weights,
+        "diversity_metric": _metric_label(diversity["settings"]),
         f"best_of_{n}_l1": float(distances.min(1).values.mean()),
         "mean_sample_l1": float(distances.mean()),
     }
@@ -680,6 +707,15 @@ def _pictures(run: _Run, model: Any, data: _Shown, g: torch.Generator) -> tuple[
         )
         files.update(_plugin_pictures(model, data, n, g, run.out, run.notes))
     return files, out
+
+
+def _images(data: _Shown, out: Any, run: _Run) -> DemoImages:
+    """The run's pictures as tensors (for :func:`run_compare`'s figure)."""
+    from .viz import condition_tiles
+
+    samples = rearrange(out.image.float(), "(b n) c h w -> b n c h w", n=run.num_samples)
+    tiles = condition_tiles(data.shown, data.palette)
+    return DemoImages(tiles, data.real.float().cpu(), samples.cpu(), list(data.names))
 
 
 def _sample_command(run: _Run, files: dict[str, Path], data: _Shown, mode: str) -> str:
@@ -812,4 +848,296 @@ def run_demo(
     command = _sample_command(run, files, data, mode)
     report = _report(run, trainer, summary, seconds, spec, changes)
     metrics = _write_metrics(run, files, {**measures, **report}, weights_error, command)
-    return DemoResult(run.out, files, metrics, run.notes, command)
+    return DemoResult(run.out, files, metrics, run.notes, command, _images(data, out, run))
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class CompareResult:
+    """What :func:`run_compare` wrote and measured: one row per recipe that ran (the demo
+    recipe first), each recipe's :class:`DemoResult`, and notes (which recipes were skipped)."""
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    runs: dict[str, DemoResult]
+    files: dict[str, Path]
+    notes: list[str] = field(default_factory=list)
+
+
+def _skip_reason(reg: Registry, name: str) -> str | None:
+    """Why recipe ``name`` cannot run with the installed plugins (``None``: it can). A name
+    that no installed or known plugin explains (a typo) is the registry's error."""
+    if name not in reg.recipes():
+        prefix = name.split(".", 1)[0]
+        if prefix in KNOWN_PLUGINS and not reg.list(pattern=f"{prefix}.*"):
+            return f"its plugin is not installed (pip install {KNOWN_PLUGINS[prefix]})"
+        reg.recipe(name)  # raises: unknown recipe, with the close matches
+    missing = _missing_plugins(reg, reg.recipe(name))
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        return f"it needs {', '.join(missing)}, which {verb} not installed"
+    return None
+
+
+def compare_set(
+    recipe: str | None = None, names: Sequence[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """The recipes ``synth demo --compare`` trains, the demo recipe first, and notes.
+
+    ``names`` (default: the demo recipe's ``demo["compare"]``), without repeats; a recipe whose
+    plugins are missing is left out with a note saying what to install. ``recipe=None``:
+    :func:`default_recipe`. Nothing to compare with is a ``ValueError``.
+    """
+    reg = get_registry()
+    notes: list[str] = []
+    if recipe is None:
+        recipe, notes = default_recipe(reg)
+    wanted = list(names) if names else demo_settings(reg.recipe(recipe)).compare
+    if not wanted:
+        raise ValueError(
+            f"recipe {recipe} names no recipes to compare with (its demo['compare'] is "
+            "empty); name them: synth demo --compare NAME [NAME ...]"
+        )
+    chosen = [recipe]
+    for name in dict.fromkeys(wanted):
+        why = None if name in chosen else _skip_reason(reg, name)
+        if why is not None:
+            notes.append(f"{name} skipped: {why}")
+        elif name not in chosen:
+            chosen.append(name)
+    return chosen, notes
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _time_left(left: int, minutes: float, steps: int | None, took: list[float]) -> str:
+    """The comparison's time left when the next of ``left`` recipes starts: from the runs so
+    far' mean duration; before the first run, the budget."""
+    if took:
+        return f"about {_duration(left * sum(took) / len(took))} left"
+    if steps is not None:
+        return f"{left} recipes of at most {steps} steps or {minutes:g} min each left"
+    return f"{left} × {minutes:g} min of training left, plus set-up and sampling"
+
+
+def _row(name: str, result: DemoResult, first: float | None, n: int) -> dict[str, Any]:
+    """One recipe's line of the comparison, from its metrics.json."""
+    m = result.metrics
+    diversity = float(m["lpips_diversity"])
+    return {
+        "recipe": name,
+        "diversity": diversity,
+        "diversity_std": m["lpips_diversity_std"],
+        "diversity_ratio": diversity / first if first else None,
+        "diversity_metric": m["diversity_metric"],
+        f"best_of_{n}_l1": m[f"best_of_{n}_l1"],
+        "mean_sample_l1": m["mean_sample_l1"],
+        "per_scale_diversity": m.get("lpips_diversity_per_scale"),
+        "pyramid_levels": m.get("pyramid_levels"),
+        "steps": m["train"]["steps"],
+        "seconds": m["train"]["seconds"],
+        "images_per_s": m["train"]["images_per_s"],
+        "batch_size": m["settings"]["batch_size"],
+        "run_dir": str(result.out_dir),
+    }
+
+
+def _rows(runs: Mapping[str, DemoResult], n: int) -> list[dict[str, Any]]:
+    """Every recipe's row; ``diversity_ratio`` is each diversity over the first recipe's."""
+    rows: list[dict[str, Any]] = []
+    for name, result in runs.items():
+        first = rows[0]["diversity"] if rows else float(result.metrics["lpips_diversity"])
+        rows.append(_row(name, result, first, n))
+    return rows
+
+
+def _run_notes(runs: Mapping[str, DemoResult]) -> list[str]:
+    """The runs' notes, once each; a note not every run made names the recipes that did."""
+    who: dict[str, list[str]] = {}
+    for name, result in runs.items():
+        for note in result.notes:
+            who.setdefault(note, []).append(name)
+    return [n if len(w) == len(runs) else f"{', '.join(w)}: {n}" for n, w in who.items()]
+
+
+def _budget(minutes: float, steps: int | None) -> str:
+    return f"{steps} steps (time limit {minutes:g} min)" if steps else f"{minutes:g} minutes"
+
+
+def _markdown_row(row: Mapping[str, Any], n: int) -> str:
+    scales = row["per_scale_diversity"]
+    per = "no pyramid" if scales is None else ", ".join(_number(v) for v in scales)
+    ratio = "–" if row["diversity_ratio"] is None else f"{row['diversity_ratio']:.3g}×"
+    cells = [
+        row["recipe"], _number(row["diversity"]), ratio, f"{row[f'best_of_{n}_l1']:.4f}",
+        f"{row['mean_sample_l1']:.4f}", per, str(row["steps"]), f"{row['images_per_s']:.2f}",
+    ]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _markdown(rows: list[dict[str, Any]], settings: Mapping[str, Any], notes: list[str]) -> str:
+    """compare.md: how the recipes were run and measured, one table row per recipe, notes."""
+    n, head = settings["num_samples"], rows[0]
+    lines = [
+        "# synth demo --compare",
+        "",
+        f"Each recipe trained for {_budget(settings['minutes'], settings['steps'])} on the same "
+        f"{settings['photos']} demo photos ({settings['size']} px, {settings['num_classes']} "
+        f"classes, seed {settings['seed']}, {settings['device']}); {n} samples per photo. "
+        f"Diversity: {head['diversity_metric']}, mean pairwise over the {n} samples of a photo, "
+        "averaged over the photos (per scale: the same for each pyramid level, coarsest first); "
+        f"× first: the ratio to {head['recipe']}'s diversity. Distance to the photo: mean L1 "
+        f"of the closest of the {n} samples (best of {n}) and of one sample.",
+        "",
+        f"| recipe | diversity | × first | best-of-{n} L1 | one-sample L1 | per-scale diversity "
+        "| steps | images/s |",
+        "|---|--:|--:|--:|--:|---|--:|--:|",
+        *(_markdown_row(row, n) for row in rows),
+    ]
+    if notes:
+        lines += ["", "Notes:", "", *(f"- {note}" for note in notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _per_scale_bars(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per pyramid level (coarsest first), each recipe's diversity there (None: no level)."""
+    levels = [row["per_scale_diversity"] or [] for row in rows]
+    return {
+        f"level {j + 1}": {
+            row["recipe"]: scales[j] if j < len(scales) else None
+            for row, scales in zip(rows, levels, strict=True)
+        }
+        for j in range(max(map(len, levels)))
+    }
+
+
+def _comparison_picture(
+    path: Path, rows: list[dict[str, Any]], runs: Mapping[str, DemoResult], title: str, n: int
+) -> Path:
+    """compare.png: per recipe its samples of the first photo, then bar charts of diversity,
+    distance to the photo and (when a recipe has a pyramid) per-scale diversity."""
+    import textwrap
+
+    from .viz import comparison_figure
+
+    first = next(iter(runs.values())).images
+    assert first is not None
+    samples = {name: r.images.samples[0] for name, r in runs.items() if r.images is not None}
+    metric = textwrap.fill(rows[0]["diversity_metric"], 48)
+    bars: dict[str, Any] = {
+        f"sample diversity\n{metric}": {"": {r["recipe"]: r["diversity"] for r in rows}},
+        "L1 distance to the photo": {
+            f"best of {n}": {r["recipe"]: r[f"best_of_{n}_l1"] for r in rows},
+            "one sample": {r["recipe"]: r["mean_sample_l1"] for r in rows},
+        },
+    }
+    if any(r["per_scale_diversity"] for r in rows):
+        bars["per-scale diversity (coarse → fine)"] = _per_scale_bars(rows)
+    inputs = {"input": first.inputs[0], "photo": first.real[0]}
+    return comparison_figure(samples, path, inputs=inputs, bars=bars, title=title)
+
+
+def _write_comparison(
+    out: Path, rows: list[dict[str, Any]], runs: Mapping[str, DemoResult], settings: dict,
+    notes: list[str],
+) -> dict[str, Path]:  # fmt: skip
+    """compare.md, compare.json and compare.png in ``out``; the files."""
+    files = {k: out / f"compare.{k}" for k in ("md", "json", "png")}
+    first = next(iter(runs.values())).images
+    photo = first.names[0] if first is not None else "?"
+    settings = {**settings, "photos": len(first.names) if first is not None else None}
+    files["md"].write_text(_markdown(rows, settings, notes), encoding="utf-8")
+    n = settings["num_samples"]
+    title = (
+        f"{n} samples of the photo {photo!r} per recipe: the same photos, seed and size, "
+        f"{_budget(settings['minutes'], settings['steps'])} each"
+    )
+    _comparison_picture(files["png"], rows, runs, title, n)
+    report = {
+        "diversity_metric": rows[0]["diversity_metric"],
+        "settings": settings,
+        "recipes": rows,
+        "notes": notes,
+        "files": {k: str(p) for k, p in files.items()},
+    }
+    files["json"].write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    return files
+
+
+def _check_recipes(names: list[str], size: int, num_classes: int, same: Mapping) -> None:
+    """Each recipe's demo spec and trainer settings, so that a bad one is an error before
+    minutes of training, not after."""
+    reg = get_registry()
+    for name in names:
+        demo_spec(name, size=size, num_classes=num_classes)
+        demo_trainer_config(reg.recipe(name), {}, batch_size=same["batch_size"], lr=same["lr"])
+
+
+def _train_each(
+    names: list[str], out: Path, same: dict[str, Any], log: Callable
+) -> dict[str, DemoResult]:
+    """:func:`run_demo` of each recipe into ``out/compare/<recipe>/``, with the same
+    arguments ``same``; says which recipe runs and how long the comparison has left."""
+    runs: dict[str, DemoResult] = {}
+    took: list[float] = []
+    for i, name in enumerate(names):
+        left = _time_left(len(names) - i, same["minutes"], same["steps"], took)
+        log(f"[{i + 1}/{len(names)}] {name} ({left})")
+        t0 = time.perf_counter()
+        runs[name] = run_demo(name, out_dir=out / "compare" / name, log=log, **same)
+        took.append(time.perf_counter() - t0)
+    return runs
+
+
+def run_compare(
+    recipe: str | None = None,
+    *,
+    compare: Sequence[str] | None = None,
+    out_dir: str | os.PathLike = "runs/demo",
+    minutes: float = 3.0,
+    steps: int | None = None,
+    size: int = 64,
+    num_classes: int = 8,
+    batch_size: int | None = None,
+    num_samples: int = 6,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    download: bool = False,
+    progress: bool | None = None,
+    log: Any = print,
+) -> CompareResult:
+    """Train the demo recipe and each recipe of :func:`compare_set` (``compare``, default the
+    recipe's ``demo["compare"]``) as :func:`run_demo` does, each with the same budget
+    (``minutes``, or ``steps``, per recipe), photos, seed and size, into
+    ``out_dir/compare/<recipe>/``; then write ``out_dir/compare.md`` (a table, one row per
+    recipe), ``compare.json`` and ``compare.png`` (samples of one photo per recipe, bar charts
+    of the measurements)."""
+    names, notes = compare_set(recipe, compare)
+    for note in notes:
+        log(f"  note: {note}")
+    same = {
+        "minutes": minutes, "steps": steps, "batch_size": batch_size, "num_samples": num_samples,
+        "lr": lr, "seed": seed, "device": device, "download": download, "progress": progress,
+    }  # fmt: skip
+    _check_recipes(names, size, num_classes, same)
+    out = Path(out_dir)
+    log(
+        f"synth demo --compare: {', '.join(names)}; each trains for {_budget(minutes, steps)} "
+        f"on the same photos ({size} px, seed {seed})"
+    )
+    runs = _train_each(names, out, {**same, "size": size, "num_classes": num_classes}, log)
+    rows = _rows(runs, num_samples)
+    notes += _run_notes(runs)
+    kept = ("minutes", "steps", "batch_size", "num_samples", "lr", "seed", "device")
+    settings = {**{k: same[k] for k in kept}, "size": size, "num_classes": num_classes}
+    files = _write_comparison(out, rows, runs, settings, notes)
+    return CompareResult(out, rows, runs, files, notes)

@@ -1,5 +1,5 @@
-"""Pictures people would rather look at than read: label maps, sample grids, loss curves and
-the disentanglement curve.
+"""Pictures people would rather look at than read: label maps, sample grids, loss curves, the
+disentanglement curve and models side by side.
 
 Grids are :func:`torchvision.utils.make_grid`, written as PNG with Pillow (both required: a
 training run writes sample grids); column headers and class tiles use PIL's default font. Loss
@@ -13,6 +13,7 @@ or in other float dtypes are moved and cast first. Images are ``float`` tensors 
 >>> sv.sample_grid(cond, samples, real=batch.real, path="grid.png")  # doctest: +SKIP
 >>> sv.loss_curve("runs/x/log.jsonl", "runs/x/loss.png", smooth=20)  # doctest: +SKIP
 >>> sv.disentanglement_curve({"ours": [0.3, 0.1, 0.02]}, "curve.png")  # doctest: +SKIP
+>>> sv.comparison_figure({"a": samples_a, "b": samples_b}, "compare.png")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "CITYSCAPES_COLORS",
     "LOSS_CURVE_EXCLUDE",
     "colorize_labels",
+    "comparison_figure",
     "condition_tiles",
     "disentanglement_curve",
     "image_grid",
@@ -704,3 +706,97 @@ def disentanglement_curve(
     ax.set_title(title)
     fig.tight_layout()
     return _save(canvas, path)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def comparison_figure(
+    samples: Mapping[str, Tensor],
+    path: str | os.PathLike,
+    *,
+    inputs: Mapping[str, Tensor] | None = None,
+    bars: Mapping[str, Mapping[str, Mapping[str, float | None]]] | None = None,
+    title: str = "",
+    cell: int = 96,
+) -> Path:
+    """Draw models side by side as one PNG (matplotlib): per model one row of its samples of
+    the same input, above grouped bar charts of what was measured; returns ``path``.
+
+    Args:
+        samples: per model (the row's label, in row order), ``[k, 3, H, W]`` samples in
+            ``[-1, 1]`` of one and the same input.
+        path: the PNG to write (parent folders are made).
+        inputs: pictures at the start of every row, by column title, each ``[3, H, W]`` in
+            ``[-1, 1]`` (e.g. ``{"label map": tile, "photo": real}``).
+        bars: per panel title, per series (legend entry), per model: a value. Each panel is a
+            grouped bar chart with the models on x and each bar's value written on it;
+            ``None``/NaN leaves the bar out and writes "n/a".
+        title: the figure's title.
+        cell: the side of one image cell in pixels.
+
+    Needs matplotlib (``[viz]`` extra).
+    """
+    require("matplotlib", extra="viz", needed_by="synth.viz.comparison_figure")
+    names = list(samples)
+    if not names:
+        raise ValueError("comparison_figure: no models to draw")
+    inputs, bars = dict(inputs or {}), dict(bars or {})
+    cols = len(inputs) + max(int(s.shape[0]) for s in samples.values())
+    image_h, chart_h = cell * len(names), (320 if bars else 0)
+    width = max(cols * cell + 180, 360 * len(bars))
+    fig, canvas = _figure((width, image_h + chart_h + 60))
+    fig.set_layout_engine("constrained")
+    outer = fig.add_gridspec(
+        2 if bars else 1, 1, height_ratios=[image_h, chart_h] if bars else None
+    )
+    _image_rows(fig, outer[0].subgridspec(len(names), cols), samples, inputs)
+    if bars:
+        panels = outer[1].subgridspec(1, len(bars))
+        for i, (panel, series) in enumerate(bars.items()):
+            _grouped_bars(fig.add_subplot(panels[0, i]), panel, series, names)
+    if title:
+        fig.suptitle(title)
+    return _save(canvas, Path(path))
+
+
+def _image_rows(
+    fig: Any, grid: Any, samples: Mapping[str, Tensor], inputs: Mapping[str, Tensor]
+) -> None:
+    """One row per model: the ``inputs`` columns, then its samples, titled on the first row."""
+    for r, (name, images) in enumerate(samples.items()):
+        columns = [(t, image) for t, image in inputs.items()]
+        columns += [(f"sample {j + 1}", image) for j, image in enumerate(images.unbind(0))]
+        for c, (label, image) in enumerate(columns):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(to_uint8(image[None])[0], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(label, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+
+
+def _grouped_bars(
+    ax: Any, title: str, series: Mapping[str, Mapping[str, float | None]], names: list[str]
+) -> None:
+    """Bars of each series side by side per model (tab10 colours), values written on them."""
+    tab10 = list(_matplotlib("colors").TABLEAU_COLORS.values())
+    x = np.arange(len(names))
+    width = 0.8 / max(1, len(series))
+    for j, (label, values) in enumerate(series.items()):
+        heights = np.array([np.nan if values.get(n) is None else values[n] for n in names], float)
+        offset = (j - (len(series) - 1) / 2) * width
+        bars = ax.bar(x + offset, np.nan_to_num(heights), width, label=label, color=tab10[j % 10])
+        texts = [f"{h:.3g}" if np.isfinite(h) else "n/a" for h in heights]
+        ax.bar_label(bars, labels=texts, fontsize=7, padding=1)
+    ax.set_xticks(x)
+    ax.set_xticklabels([n.replace(".", ".\n", 1) for n in names], fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.margins(y=0.15)
+    ax.grid(True, axis="y", color="0.9")
+    ax.set_axisbelow(True)
+    ax.set_title(title, fontsize=10)
+    if len(series) > 1 or next(iter(series), ""):
+        ax.legend(loc="best", fontsize="small")

@@ -1,5 +1,6 @@
 """``synth demo``: train a registered recipe on the embedded demo photos for a few minutes
-(:func:`synth.demo.run_demo`) and print what it wrote and measured."""
+(:func:`synth.demo.run_demo`) and print what it wrote and measured; with ``--compare``, train
+it next to other recipes with the same budget (:func:`synth.demo.run_compare`)."""
 
 from __future__ import annotations
 
@@ -62,11 +63,71 @@ def _print_result(result: Any, n: int) -> None:
             out(f"  (without the environment active: {local} {result.sample_command[6:]})")
 
 
+def _comparison_line(row: dict[str, Any], n: int) -> str:
+    """One recipe's numbers on one line."""
+    ratio, scales = row["diversity_ratio"], row["per_scale_diversity"]
+    extra = [] if ratio is None else [f"{ratio:.3g}× the first"]
+    if scales is not None:
+        extra.append("per scale " + ", ".join("–" if v is None else f"{v:.4g}" for v in scales))
+    text = f"  {row['recipe']}: diversity {row['diversity']:.4g}"
+    text += f" ({'; '.join(extra)})" if extra else ""
+    return (
+        f"{text}; best-of-{n} L1 {row[f'best_of_{n}_l1']:.4f} vs one sample "
+        f"{row['mean_sample_l1']:.4f}; {row['steps']} steps, {row['images_per_s']:.2f} images/s"
+    )
+
+
+def _print_comparison(result: Any, n: int) -> None:
+    out()
+    out(f"diversity: {result.rows[0]['diversity_metric']} (mean pairwise over {n} samples)")
+    for row in result.rows:
+        out(_comparison_line(row, n))
+    for note in result.notes:
+        out(f"note: {note}")
+    out(f"wrote {result.out_dir}/:")
+    for path in result.files.values():
+        out(f"  {path}")
+    for name, run in result.runs.items():
+        out(f"  {run.out_dir}/  ({name}: samples, metrics, model)")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``synth demo --compare [NAME ...]``: :func:`synth.demo.run_compare`."""
+    from ..demo import run_compare
+
+    if args.set:
+        raise CLIError(
+            "--set changes one recipe's spec and cannot be combined with --compare, which "
+            "trains every recipe as its demo settings give it",
+            2,
+        )
+    result = run_compare(
+        args.recipe,
+        compare=args.compare,
+        out_dir=args.out,
+        minutes=args.minutes,
+        steps=args.steps,
+        size=args.size,
+        num_classes=args.num_classes,
+        batch_size=args.batch_size,
+        num_samples=args.n,
+        seed=args.seed,
+        device=args.device,
+        download=args.download,
+        progress=True if args.progress else None,
+        log=out,
+    )
+    _print_comparison(result, args.n)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
     from ..errors import ComposeError, UnknownPartError
 
     try:
+        if args.compare is not None:
+            return _compare(args)
         result = run_demo(
             args.recipe,
             out_dir=args.out,
@@ -128,4 +189,12 @@ def add_parser(sub: Any) -> None:
         help="let missing pretrained backbones download (default: use random ones)",
     )
     s.add_argument("--progress", action="store_true", help="a progress bar even without a TTY")
+    s.add_argument(
+        "--compare",
+        nargs="*",
+        metavar="NAME",
+        help="also train these recipes (default: the ones the demo recipe names) with the same "
+        "budget (--minutes or --steps each), photos, seed and size, and write compare.md, "
+        "compare.json and compare.png to --out, each run in --out/compare/<recipe>/",
+    )
     s.set_defaults(func=cmd_demo)
