@@ -150,7 +150,9 @@ def _slot_requirements(
     """``{"generator.norm (core.adain)": requires}`` for every slot, recursively.
 
     Slots are the Config fields typed ``PartSpec``; a slot given by name or left at its default
-    is checked the same as one written out as a dict.
+    is checked the same as one written out as a dict. What a slot reads comes from its spec
+    (:func:`_requirements`), so e.g. a wrapped generator configured without noise inputs does
+    not ask for them.
     """
     out: dict[str, frozenset[str]] = {}
     for key in slot_fields(cls.Config):
@@ -168,7 +170,7 @@ def _slot_requirements(
         except RegistryError as e:
             problems.append(f"{where}.{key}: {e}")
             continue
-        out[label] = sub_cls.requirements(None)
+        out[label] = _requirements(sub_cls, sub)
         out.update(_slot_requirements(reg, sub_cls, sub, f"{where}.{key}", problems))
     return out
 
