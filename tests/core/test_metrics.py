@@ -77,6 +77,7 @@ def test_lpips_diversity_matches_a_pairwise_loop():
     assert result["std"] == pytest.approx(np.std(per_input), rel=1e-4, abs=1e-7)
     assert result["num_inputs"] == 5
     assert result["settings"] == {
+        "distance": "LPIPS (alex, random trunk)",
         "net": "alex",
         "weights": "none",
         "lpips_version": "0.1",

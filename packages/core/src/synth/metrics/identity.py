@@ -10,11 +10,12 @@ from pydantic import Field
 from torch import Tensor
 
 from ..config import PartConfig, PartSpec
+from ..nn.backbones import WHEEL_BACKBONE
 from ..outputs import SynthesisOutput
 from ..parts.base import Loss, Metric
-from ..parts.losses import LPIPS, LPIPSConfig
+from ..parts.losses import LPIPS, LPIPSConfig, Perceptual
+from .diversity import distance_description, distance_weights_info
 from .inputs import check_images
-from .provenance import lpips_weights_info
 
 if TYPE_CHECKING:
     from ..model import SynthesisModel
@@ -241,12 +242,20 @@ class IdentityRecovery(Metric):
             )
         return out.extras["distance"]
 
-    def _weights_info(self) -> str | dict[str, Any] | None:
-        """Trunk weights of the LPIPS distance this metric ran (None if it ran none)."""
+    def _distance_net(self) -> tuple[str, str, str] | None:
+        """``(net, weights, version)`` when the distance this metric ran is LPIPS or the
+        feature distance on the wheel's backbone (``None`` otherwise, or when it ran none)."""
         part: Loss | None = None if self._sampler is None else self._sampler._distance
         if isinstance(part, LPIPS):
-            return lpips_weights_info(part.config.net, part.config.weights)
+            return part.config.net, part.config.weights, part.config.version
+        if isinstance(part, Perceptual) and part.config.backbone == WHEEL_BACKBONE:
+            return WHEEL_BACKBONE, part.config.weights, ""
         return None
+
+    def _weights_info(self) -> str | dict[str, Any] | None:
+        """Weights of the LPIPS (or wheel-backbone) distance this metric ran (None if none)."""
+        net = self._distance_net()
+        return None if net is None else distance_weights_info(*net[:2])
 
     def compute(self) -> dict[str, Any]:
         """``{"shortest_distance", "recovery_count", "recovery_percent", "num_inputs",
@@ -267,6 +276,7 @@ class IdentityRecovery(Metric):
         wins = d <= d.min(0, keepdim=True).values + self.config.tie_tolerance  # ties all win
         share = wins.double() / wins.sum(0, keepdim=True)  # ... a 1/k share each
         count = share.sum(1)
+        net = self._distance_net()
         spec = dict(self.config.distance)
         if spec.get("type") == "core.lpips":  # record the defaults in force too
             with contextlib.suppress(ValueError):
@@ -281,6 +291,7 @@ class IdentityRecovery(Metric):
             "settings": {
                 "n": self.config.n,
                 "distance": spec,
+                "distance_description": None if net is None else distance_description(*net),
                 "weights": self._weights_info(),
                 "resolution": list(self._size) if self._size else None,
                 "sources": dict(self._source),
