@@ -153,3 +153,99 @@ def test_perturbation_statistics():
     out = perturb_codes(codes, 0.1, torch.Generator().manual_seed(0))
     assert abs(float(out.spatial.std()) - 0.1) < 0.005
     assert perturb_codes(codes, 0.0, torch.Generator()).spatial is codes.spatial
+
+
+def test_kept_candidates_leave_the_selection_unchanged():
+    """``keep_others``: the first unchosen candidates of each input in draw order, raw; the
+    choice, the chosen codes and their distances are those of a selection without them."""
+    model = tiny_sr_model()
+    cond, real = lr_batch(3)
+    m, k = 6, 3
+    with torch.no_grad():
+        ref = select_codes(model, cond, real, model.losses["imle"], m, seed=5, chunk_size=4)
+        sel = select_codes(
+            model, cond, real, model.losses["imle"], m, seed=5, chunk_size=4, keep_others=k
+        )
+        _, raw = _brute_force(model, cond, real, m, seed=5)
+    assert ref.others is None
+    assert torch.equal(sel.index, ref.index) and torch.equal(sel.distance, ref.distance)
+    assert torch.equal(sel.codes.spatial, ref.codes.spatial)
+    rows = [i * m + j for i in range(3) for j in range(m) if j != int(ref.index[i])]
+    want = raw.spatial[torch.tensor(rows)].view(3, m - 1, *raw.spatial.shape[1:])[:, :k]
+    assert torch.equal(sel.others.spatial, want.flatten(0, 1))
+    with pytest.raises(ValueError, match="at most 5 others"):
+        select_codes(model, cond, real, model.losses["imle"], m, keep_others=m)
+
+
+def test_hierarchical_kept_candidates_come_from_the_first_round():
+    """Every stage's code of a kept candidate is a fresh draw (the first round fixes none)."""
+    model = tiny_sr_model(scale=4, hierarchical=True)
+    cond, real = lr_batch(2, h=4, scale=4)
+    m, seed = 5, 3
+    with torch.no_grad():
+        sel = select_codes(
+            model,
+            cond,
+            real,
+            model.losses["imle"],
+            m,
+            seed=seed,
+            chunk_size=3,
+            hierarchical=True,
+            keep_others=2,
+        )
+        raw0 = model.injector.draw(
+            cond.repeat_interleave(m), torch.Generator().manual_seed(_mix(seed, 0, 0))
+        )
+    first = sel.index[:, 0]
+    cols = torch.stack([torch.tensor([j for j in range(m) if j != int(c)][:2]) for c in first])
+    rows = (torch.arange(2)[:, None] * m + cols).flatten()
+    for s in range(2):
+        key = stage_code_key(s)
+        assert torch.equal(sel.others.extras[key], raw0.extras[key][rows])
+
+
+class _Recorder(synth.Loss):
+    """A generator loss that keeps the inputs it saw (and returns 0 with a gradient path)."""
+
+    needs = frozenset({"samples"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[synth.LossInputs] = []
+
+    def forward(self, batch: synth.LossInputs) -> torch.Tensor:
+        self.seen.append(batch)
+        return batch.samples.sum() * 0.0
+
+
+def test_samples_per_input_exposes_the_chosen_code_and_other_candidates():
+    cond, real = lr_batch(4)
+    runs = {}
+    for n in (1, 3):
+        model = tiny_sr_model().train()
+        model.objective = IMLE(num_codes=6, inner_steps=2, minibatch=2, samples_per_input=n)
+        recorder = _Recorder()
+        if n > 1:
+            model.losses["samples"] = recorder
+        logs = model.objective.step(model, cond, real, _Updater(model, step=7))
+        runs[n] = logs
+    # the selection (and so the chosen distance) does not depend on N
+    assert torch.equal(runs[1]["imle/distance"], runs[3]["imle/distance"])
+    torch.testing.assert_close(runs[1]["g/imle"], runs[3]["g/imle"])
+    assert len(recorder.seen) == 2
+    for batch in recorder.seen:
+        assert batch.samples.shape == (2, 3, 3, 16, 16)
+        assert batch.sample_latents.spatial.shape == (6, 2, 8, 8)
+        assert torch.equal(batch.samples[:, 0], batch.fake.image)
+        assert torch.equal(batch.sample_latents.spatial[::3], batch.latents.spatial)
+        assert len(batch.sample_output.pyramid) == 1  # the RRDB's [image]
+        # the others are raw candidates, distinct from the chosen (perturbed) code
+        assert not torch.equal(batch.sample_latents.spatial[1::3], batch.latents.spatial)
+
+
+def test_samples_per_input_config():
+    assert IMLE.provided(IMLE.Config(num_codes=4, samples_per_input=2)) == {"samples"}
+    assert IMLE.provided(IMLE.Config(num_codes=4)) == frozenset()
+    with pytest.raises(ValueError, match="samples_per_input=5 .* num_codes=4"):
+        IMLE.Config(num_codes=4, samples_per_input=5)

@@ -26,6 +26,8 @@ CASES = [
     ("cimle.imle", dict(num_codes=4, inner_steps=2, minibatch=2, chunk_size=3), ()),
     # chunk derived from a byte budget (probe pass) instead of a fixed candidate count
     ("cimle.imle", dict(num_codes=4, inner_steps=2, minibatch=2, memory_budget_mb=0.05), ()),
+    # N samples per input for diversity losses: the chosen code and N-1 other candidates
+    ("cimle.imle", dict(num_codes=4, inner_steps=2, minibatch=2, samples_per_input=3), ()),
     ("cimle.faithfulness_weighted_variance", dict(distance={"type": "core.l1"}), ()),
 ]
 

@@ -28,6 +28,11 @@ allocator peak; elsewhere: peak of live tensors allocated by the pass) and the c
 budget divided by that cost (see :func:`select_codes`). Chunking does not change the choice
 (other batch sizes may only round differently, which matters for exact near-ties).
 
+Diversity losses (``samples_per_input = N > 1``, a synth extension): each update also sees N
+samples per input -- the chosen code and N−1 of the other candidates drawn for it -- in
+``LossInputs.samples`` / ``sample_latents`` / ``sample_output``, as ``core.gan`` gives them
+(see :class:`IMLE`); the selection is the same for every N.
+
 Hierarchical variant (``hierarchical=True``, generator with a ``pyramid`` and codes
 ``extras["cimle.code.k"]``): the code of ×2 stage k is chosen with the codes of stages < k
 fixed to their chosen values, comparing ``pyramid[k]`` with the target area-downsampled to
@@ -44,12 +49,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from synth import Condition, Latents, Loss, LossInputs, Objective, PartConfig
+from synth import Condition, Latents, Loss, LossInputs, Objective, PartConfig, SynthesisOutput
 from synth.parts.objectives import synced, weighted_losses
 
 from .generators import stage_code_key
@@ -126,11 +131,20 @@ class Selection:
     """Result of :func:`select_codes`: chosen raw ``codes`` (batch B), ``index [B]`` (per
     stage for the hierarchical variant: ``index [B, K]``), the chosen ``distance [B]`` and
     ``chunk_size``, the candidates per generator + distance pass that were used (given or
-    derived from the memory budget)."""
+    derived from the memory budget). ``others`` (with ``keep_others = k > 0``): each input's
+    first ``k`` unchosen candidates of the first round in draw order, raw, batch ``B·k``
+    ordered ``(b k)``; ``None`` otherwise."""
 
-    def __init__(self, codes: Latents, index: Tensor, distance: Tensor, chunk_size: int) -> None:
+    def __init__(
+        self,
+        codes: Latents,
+        index: Tensor,
+        distance: Tensor,
+        chunk_size: int,
+        others: Latents | None = None,
+    ) -> None:
         self.codes, self.index, self.distance = codes, index, distance
-        self.chunk_size = chunk_size
+        self.chunk_size, self.others = chunk_size, others
 
 
 def _blocks(b: int, size: int) -> Iterator[tuple[int, int]]:
@@ -304,6 +318,7 @@ def select_codes(
     hierarchical: bool = False,
     progress: bool = False,
     cost_cache: CostCache | None = None,
+    keep_others: int = 0,
 ) -> Selection:
     """``σ(i) = argmin_j L(T(x_i, z_ij), y_i)`` for every input (Algorithm 1, inner loop over S).
 
@@ -326,6 +341,10 @@ def select_codes(
         progress: tqdm bar over the chunks.
         cost_cache: keeps the measured per-candidate cost between calls, keyed by networks,
             per-input sizes/dtypes, device and autocast (the objective's: one probe per size).
+        keep_others: also return, per input, this many of its unchosen candidates
+            (``Selection.others``; at most ``num_codes - 1``): the first ones in draw order of
+            the first round, where every code is a fresh prior draw (the hierarchical variant
+            fixes earlier stages only in later rounds). They do not take part in the choice.
 
     The budget becomes a chunk through one probe pass on 2 candidates
     (:func:`_probe_candidate_bytes`; on CUDA it resets the peak memory statistics): the chunk
@@ -339,6 +358,11 @@ def select_codes(
     if model.injector is None:
         raise ValueError("cimle.imle needs an injector (the codes' prior), e.g. cimle.spatial_code")
     m, b = int(num_codes), cond.batch_size
+    if not 0 <= keep_others < m:
+        raise ValueError(
+            f"keep_others={keep_others}: each input has num_codes={m} candidates, one of them "
+            f"chosen, so at most {m - 1} others can be kept"
+        )
     scorer = _Scorer(distance)
     with torch.no_grad():
         target = scorer.prepare(real, cond)
@@ -363,14 +387,15 @@ def select_codes(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_chunks, desc="imle select", disable=not progress, leave=False)
-        run = _SelectionPass(model, scorer, m, chunk, n_stages, hierarchical, bar)
+        run = _SelectionPass(model, scorer, m, chunk, n_stages, hierarchical, bar, keep_others)
         blocks = [
             run.block(cond[s:e], target.index(torch.arange(s, e, device=real.device)), seed, j)
             for j, (s, e) in enumerate(_blocks(b, draw_block))
         ]
         bar.close()
-    codes, best, indices = zip(*blocks)
-    return Selection(Latents.cat(list(codes)), torch.cat(indices), torch.cat(best), chunk)
+    codes, best, indices, others = zip(*blocks)
+    kept = Latents.cat(list(others)) if keep_others else None
+    return Selection(Latents.cat(list(codes)), torch.cat(indices), torch.cat(best), chunk, kept)
 
 
 def _stage_count(model: SynthesisModel, cond: Condition, device: torch.device) -> int:
@@ -397,19 +422,23 @@ class _SelectionPass:
         n_stages: int,
         hierarchical: bool,
         bar: Any,
+        keep_others: int = 0,
     ) -> None:
         self.model, self.scorer, self.m, self.chunk = model, scorer, m, chunk
         self.n_stages, self.hierarchical, self.bar = n_stages, hierarchical, bar
+        self.keep_others = keep_others
 
     def block(
         self, cond: Condition, target: Target, seed: int, j: int
-    ) -> tuple[Latents, Tensor, Tensor]:
+    ) -> tuple[Latents, Tensor, Tensor, Latents | None]:
         """Chosen codes, their distances ``[nb]`` and indices (``[nb]``, or ``[nb, K]`` per
-        stage) for the ``nb`` inputs of draw block ``j``; stage k's codes are drawn from
+        stage) for the ``nb`` inputs of draw block ``j``, and the kept unchosen candidates
+        (``[(nb k)]``, see :func:`select_codes`); stage k's codes are drawn from
         ``Generator().manual_seed(mix(seed, j, k))`` with the earlier stages' choices fixed."""
         m, nb = self.m, cond.batch_size
         cand_cond = cond.repeat_interleave(m)
         fixed: Latents | None = None
+        others: Latents | None = None
         stage_idx: list[Tensor] = []
         for k in range(self.n_stages):
             g = torch.Generator(device=target.image.device).manual_seed(_mix(seed, j, k))
@@ -421,9 +450,12 @@ class _SelectionPass:
             d = rearrange(self._distances(cand_cond, raw, target, k), "(b m) -> b m", m=m)
             val, idx = d.min(dim=1)
             fixed = raw[torch.arange(nb, device=idx.device) * m + idx]
+            if k == 0 and self.keep_others:
+                others = raw[_other_rows(idx, m, self.keep_others)]
             stage_idx.append(idx)
         assert fixed is not None
-        return fixed, val, torch.stack(stage_idx, dim=1) if self.hierarchical else stage_idx[0]
+        index = torch.stack(stage_idx, dim=1) if self.hierarchical else stage_idx[0]
+        return fixed, val, index, others
 
     def _distances(self, cand_cond: Condition, raw: Latents, target: Target, stage: int) -> Tensor:
         """Distances ``[(nb m)]`` of every candidate to its input's target, ``chunk`` at a time."""
@@ -445,6 +477,15 @@ class _SelectionPass:
             )
             self.bar.update(1)
         return dists
+
+
+def _other_rows(chosen: Tensor, m: int, k: int) -> Tensor:
+    """Rows of ``[(nb m)]`` candidates holding each input's first ``k`` unchosen ones in draw
+    order, ``[(nb k)]``: columns ``0..k-1`` shifted past the chosen column ``chosen [nb]``."""
+    cols = torch.arange(k, device=chosen.device)
+    cols = cols + (cols >= chosen[:, None]).long()  # [nb, k]
+    rows = torch.arange(chosen.shape[0], device=chosen.device)[:, None] * m + cols
+    return rearrange(rows, "b k -> (b k)")
 
 
 def perturb_codes(codes: Latents, std: float, generator: torch.Generator) -> Latents:
@@ -470,6 +511,17 @@ class IMLE(Objective):
     the inner steps), ``imle/chunk`` (candidates per selection pass). Needs a loss with
     ``distance`` in the model (``distance`` names it; by default the first one that has it,
     e.g. ``cimle.distance``).
+
+    Several samples per input for diversity losses (a synth extension, not in the paper or
+    the official code; ``samples_per_input = N > 1``, at most ``num_codes``): the m candidates
+    drawn for an input anyway supply them. Sample 0 of input i is its chosen code (perturbed,
+    the code of the cached pair), samples 1..N−1 its first N−1 unchosen candidates of the
+    selection's first round (raw prior draws, :func:`select_codes` ``keep_others``). Each
+    update runs the generator once on the mini-batch's ``|S̃|·N`` codes; the losses get
+    ``fake``/``latents`` = the chosen codes' rows (Algorithm 1's pairs, as with N = 1) and
+    ``samples [|S̃|, N, C, H, W]``, ``sample_latents`` and ``sample_output`` (pyramid,
+    extras) of all ``|S̃|·N``, ordered ``(b n)`` as ``core.gan``'s ``samples_per_input``. The
+    selection, its draws and the chosen codes do not depend on N.
 
     Selection memory: ``chunk_size`` fixes the candidates per generator + distance pass;
     left ``None`` it is derived from ``memory_budget_mb`` (see :func:`select_codes`) with the
@@ -497,9 +549,31 @@ class IMLE(Objective):
         distance: str | None = Field(None, description="name of the distance loss in the model")
         seed: int = 0
         progress: bool | None = None
+        samples_per_input: int = Field(
+            1,
+            ge=1,
+            description="N samples per input for diversity losses: the chosen code and N-1 "
+            "other candidates (at most num_codes)",
+        )
+
+        @model_validator(mode="after")
+        def _enough_codes(self) -> IMLE.Config:
+            if self.samples_per_input > self.num_codes:
+                raise ValueError(
+                    f"samples_per_input={self.samples_per_input} takes its samples from the "
+                    f"num_codes={self.num_codes} candidates drawn per input; raise num_codes "
+                    "or lower samples_per_input"
+                )
+            return self
 
     networks: ClassVar[tuple[str, ...]] = ("generator", "injector")
     config: Config
+
+    @classmethod
+    def provided(cls, config: PartConfig | None = None) -> frozenset[str]:
+        """``samples`` (with ``sample_latents`` and ``sample_output``) when N > 1."""
+        n = getattr(config, "samples_per_input", 1)
+        return frozenset({"samples"}) if n > 1 else frozenset()
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -574,11 +648,12 @@ class IMLE(Objective):
                 hierarchical=cfg.hierarchical,
                 progress=bool(show),
                 cost_cache=self._cost_cache,
+                keep_others=cfg.samples_per_input - 1,
             )
         self.last_chunk_size = sel.chunk_size
         g = torch.Generator(device=real.device).manual_seed(_mix(base, 0x5EED))
         codes = perturb_codes(sel.codes, cfg.perturb, g)
-        b = cond.batch_size
+        b, n = cond.batch_size, cfg.samples_per_input
         mb = min(cfg.minibatch, b)
         needs_features = any("features" in loss.needs for loss in model.losses.values())
         sums: dict[str, Tensor] = {}
@@ -593,11 +668,11 @@ class IMLE(Objective):
         generator, injector = synced(updater, model.generator), synced(updater, model.injector)
         for _ in steps:
             idx = torch.randperm(b, generator=g, device=real.device)[:mb]
-            c_i, r_i = cond[idx], real[idx]
+            others = None if sel.others is None else sel.others[_group_rows(idx, n - 1)]
             with updater.autocast():
-                lat = codes_to_latents(injector, c_i, codes[idx])
-                fake = generator(c_i, lat, return_features=needs_features)
-                batch = LossInputs("generator", c_i, real=r_i, fake=fake, latents=lat)
+                batch = self._loss_inputs(
+                    generator, injector, cond[idx], real[idx], codes[idx], others, needs_features
+                )
                 loss, logs = weighted_losses(model.losses, batch, frozenset({"generator"}), "g")
             updater.update(("generator", "injector"), loss)
             for k, v in logs.items():
@@ -606,3 +681,65 @@ class IMLE(Objective):
         out["imle/distance"] = sel.distance.float().mean().detach()
         out["imle/chunk"] = torch.tensor(float(sel.chunk_size), device=real.device)
         return out
+
+    def _loss_inputs(
+        self,
+        generator: Any,
+        injector: Any,
+        cond: Condition,
+        real: Tensor,
+        codes: Latents,
+        others: Latents | None,
+        needs_features: bool,
+    ) -> LossInputs:
+        """The generator phase's loss inputs for one update on a mini-batch of ``|S̃|`` cached
+        pairs (``cond``, ``real [|S̃|, 3, H, W]``, chosen perturbed ``codes``) and, with N > 1,
+        their kept candidates ``others`` (``|S̃|·(N−1)``, ordered ``(b n)``): one generator pass
+        on all ``|S̃|·N`` codes, the chosen ones' rows as ``fake`` (see the class doc)."""
+        if others is None:
+            lat = codes_to_latents(injector, cond, codes)
+            fake = generator(cond, lat, return_features=needs_features)
+            return LossInputs("generator", cond, real=real, fake=fake, latents=lat)
+        n = self.config.samples_per_input
+        cond_n = cond.repeat_interleave(n)
+        lat_n = codes_to_latents(
+            injector, cond_n, _interleave(codes, others, cond.batch_size, n, real.device)
+        )
+        out = generator(cond_n, lat_n, return_features=needs_features)
+        chosen = torch.arange(cond.batch_size, device=real.device) * n
+        return LossInputs(
+            "generator",
+            cond,
+            real=real,
+            fake=_output_rows(out, chosen),
+            latents=lat_n[chosen],
+            samples=rearrange(out.image, "(b n) c h w -> b n c h w", n=n),
+            sample_latents=lat_n,
+            sample_output=out,
+        )
+
+
+def _group_rows(idx: Tensor, k: int) -> Tensor:
+    """Rows ``[(b k)]`` of the groups ``idx [b]`` in a batch of groups of ``k`` rows each."""
+    rows = idx[:, None] * k + torch.arange(k, device=idx.device)
+    return rearrange(rows, "b k -> (b k)")
+
+
+def _interleave(first: Latents, rest: Latents, b: int, n: int, device: torch.device) -> Latents:
+    """``b`` codes ``first`` and ``b·(n−1)`` codes ``rest`` (ordered ``(b n)``) as ``b·n``
+    codes ordered ``(b n)``, each input's ``first`` code leading its group."""
+    joined = Latents.cat([first, rest])
+    group = torch.arange(b, device=device)[:, None]
+    order = torch.cat([group, b + group * (n - 1) + torch.arange(n - 1, device=device)], dim=1)
+    return joined[rearrange(order, "b n -> (b n)")]
+
+
+def _output_rows(out: SynthesisOutput, rows: Tensor) -> SynthesisOutput:
+    """Rows ``rows`` of a generator output (image, features, pyramid, latents, extras)."""
+    return SynthesisOutput(
+        image=out.image[rows],
+        features=None if out.features is None else [f[rows] for f in out.features],
+        pyramid=None if out.pyramid is None else [p[rows] for p in out.pyramid],
+        latents=None if out.latents is None else out.latents[rows],
+        extras={k: v[rows] for k, v in out.extras.items()},
+    )
