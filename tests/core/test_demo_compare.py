@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import torch.nn.functional as F
 from PIL import Image
 
 import synth
 import synth.testing
+import synth.viz
 from synth.cli import main
 from synth.demo import compare_set, run_compare, run_demo
 from synth.parts.generators import SimpleGenerator
@@ -197,3 +199,23 @@ def test_cli_compare_prints_every_recipe(compare_registry, tmp_path, capsys):
     assert "  cmptest.pyramid: diversity " in printed and "× the first; per scale " in printed
     assert "note: pix2pixhd.imle skipped" in printed
     assert str(tmp_path / "compare.md") in printed
+
+
+def test_comparison_figure_rows_and_panels(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    samples = {
+        "a.x": torch.rand(3, 3, 16, 16, generator=g) * 2 - 1,
+        "b.y": torch.zeros(2, 3, 16, 16),
+    }
+    bars = {
+        "diversity": {"": {"a.x": 0.5, "b.y": None}},  # None: the bar is left out, "n/a"
+        "per scale": {"level 1": {"a.x": 0.1}, "level 2": {"a.x": 0.2}},  # only a.x has levels
+    }
+    inputs = {"photo": torch.zeros(3, 16, 16)}
+    first = synth.viz.comparison_figure(samples, tmp_path / "c.png", inputs=inputs, bars=bars)
+    again = synth.viz.comparison_figure(samples, tmp_path / "d.png", inputs=inputs, bars=bars)
+    assert first.read_bytes() == again.read_bytes()  # the same numbers give the same file
+    with Image.open(first) as png:  # 1 input + 3 samples of 96 px, and a chart row
+        assert png.width >= 4 * 96 and png.height >= 2 * 96 + 320
+    with pytest.raises(ValueError, match="no models"):
+        synth.viz.comparison_figure({}, tmp_path / "e.png")

@@ -1008,8 +1008,10 @@ def _markdown(rows: list[dict[str, Any]], settings: Mapping[str, Any], notes: li
 
 
 def _per_scale_bars(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Per pyramid level (coarsest first), each recipe's diversity there (None: no level)."""
-    levels = [row["per_scale_diversity"] or [] for row in rows]
+    """Per pyramid level (coarsest first), each pyramid recipe's diversity there (None: no
+    such level)."""
+    rows = [row for row in rows if row["per_scale_diversity"]]
+    levels = [row["per_scale_diversity"] for row in rows]
     return {
         f"level {j + 1}": {
             row["recipe"]: scales[j] if j < len(scales) else None
@@ -1040,7 +1042,8 @@ def _comparison_picture(
         },
     }
     if any(r["per_scale_diversity"] for r in rows):
-        bars["per-scale diversity (coarse → fine)"] = _per_scale_bars(rows)
+        panel = "per-scale diversity\n(recipes with a pyramid; level 1 = coarsest)"
+        bars[panel] = _per_scale_bars(rows)
     inputs = {"input": first.inputs[0], "photo": first.real[0]}
     return comparison_figure(samples, path, inputs=inputs, bars=bars, title=title)
 

@@ -730,8 +730,8 @@ def comparison_figure(
         inputs: pictures at the start of every row, by column title, each ``[3, H, W]`` in
             ``[-1, 1]`` (e.g. ``{"label map": tile, "photo": real}``).
         bars: per panel title, per series (legend entry), per model: a value. Each panel is a
-            grouped bar chart with the models on x and each bar's value written on it;
-            ``None``/NaN leaves the bar out and writes "n/a".
+            grouped bar chart with the models on x (those with a value in the panel) and each
+            bar's value written on it; ``None``/NaN leaves the bar out and writes "n/a".
         title: the figure's title.
         cell: the side of one image cell in pixels.
 
@@ -781,22 +781,27 @@ def _image_rows(
 def _grouped_bars(
     ax: Any, title: str, series: Mapping[str, Mapping[str, float | None]], names: list[str]
 ) -> None:
-    """Bars of each series side by side per model (tab10 colours), values written on them."""
+    """Bars of each series side by side per model that has a value in the panel (tab10
+    colours), values written on them."""
     tab10 = list(_matplotlib("colors").TABLEAU_COLORS.values())
+    names = [n for n in names if any(n in values for values in series.values())]
     x = np.arange(len(names))
     width = 0.8 / max(1, len(series))
+    top = 0.0
     for j, (label, values) in enumerate(series.items()):
         heights = np.array([np.nan if values.get(n) is None else values[n] for n in names], float)
         offset = (j - (len(series) - 1) / 2) * width
         bars = ax.bar(x + offset, np.nan_to_num(heights), width, label=label, color=tab10[j % 10])
         texts = [f"{h:.3g}" if np.isfinite(h) else "n/a" for h in heights]
         ax.bar_label(bars, labels=texts, fontsize=7, padding=1)
+        top = max(top, float(np.nanmax(heights, initial=0.0)))
     ax.set_xticks(x)
     ax.set_xticklabels([n.replace(".", ".\n", 1) for n in names], fontsize=8)
-    ax.set_ylim(bottom=0)
-    ax.margins(y=0.15)
+    legend = len(series) > 1 or bool(next(iter(series), ""))
+    # headroom for the value labels and a legend row above the bars
+    ax.set_ylim(0, (top or 1.0) * (1.35 if legend else 1.15))
     ax.grid(True, axis="y", color="0.9")
     ax.set_axisbelow(True)
     ax.set_title(title, fontsize=10)
-    if len(series) > 1 or next(iter(series), ""):
-        ax.legend(loc="best", fontsize="small")
+    if legend:
+        ax.legend(loc="upper center", ncols=min(len(series), 3), fontsize="small")
