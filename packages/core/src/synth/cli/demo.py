@@ -44,8 +44,9 @@ def _print_result(result: Any, n: int) -> None:
         f"({m['train']['images_per_s']:.2f} images/s)"
     )
     out(
-        f"LPIPS diversity {m['lpips_diversity']:.4f} (mean pairwise over {n} samples); "
-        f"best-of-{n} L1 {m[f'best_of_{n}_l1']:.4f} vs one sample {m['mean_sample_l1']:.4f}"
+        f"diversity {m['lpips_diversity']:.4f} (mean pairwise over {n} samples; "
+        f"{m.get('diversity_metric', 'LPIPS')}); best-of-{n} L1 on pixels "
+        f"{m[f'best_of_{n}_l1']:.4f} vs one sample {m['mean_sample_l1']:.4f}"
     )
     for note in result.notes:
         out(f"note: {note}")
