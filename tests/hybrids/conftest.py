@@ -19,6 +19,7 @@ PLUGIN_PACKAGES: dict[str, str] = {
     "pix2pixhd": "synth_pix2pixhd",
     "clvae": "synth_clvae",
     "cimle": "synth_cimle",
+    "nested_scale": "synth_nested_scale",
 }
 
 

@@ -1,7 +1,8 @@
 """``synth demo`` / :func:`synth.demo.run_demo`: a hybrid recipe shrunk to CPU size by its own
-demo settings, trained for a time budget on the demo photos, with its pictures (CLVAE's through
-the ``synth_demo_pictures`` hook), metrics, model and a working ``synth sample`` command;
-per-class resampling keeps every other code; the default recipe is the plugins' preference."""
+demo settings, trained for a time budget on the demo photos, with its pictures (CLVAE's and the
+nested-scale plugin's through the ``synth_demo_pictures`` hook), metrics, model and a working
+``synth sample`` command; per-class resampling keeps every other code; the default recipe is
+the plugins' preference: the flagship, ``nested_scale.spade``, with every plugin installed."""
 
 from __future__ import annotations
 
@@ -19,11 +20,14 @@ from synth.demo import default_recipe, demo_spec, run_demo
 pytest.importorskip("synth_clvae")
 pytest.importorskip("synth_pix2pixhd")
 pytest.importorskip("synth_cimle")
+pytest.importorskip("synth_nested_scale")
 
 from synth_clvae.pictures import class_resample
 
-#: What the installed plugins prefer as the default demo: GauGAN as a composition.
-DEFAULT_RECIPE = "clvae.gaugan_composed"
+#: What the installed plugins prefer as the default demo: the flagship (nested-scale plugin,
+#: needs clvae); without the nested-scale plugin, GauGAN as a composition.
+DEFAULT_RECIPE = "nested_scale.spade"
+GAUGAN = "clvae.gaugan_composed"
 
 #: A very short run at 32 px with one VGG layer: the pipeline, not the quality.
 TINY = {"minutes": 0.01, "size": 32, "num_samples": 3, "batch_size": 2}
@@ -31,8 +35,25 @@ ONE_VGG_LAYER = {"losses.vgg.layers": ["relu1_1"], "losses.vgg.layer_weights": [
 
 
 def test_the_default_demo_is_the_plugins_preference(registry_with):
-    registry_with("pix2pixhd", "clvae", "cimle")
+    registry_with("nested_scale", "pix2pixhd", "clvae", "cimle")
     assert default_recipe() == (DEFAULT_RECIPE, [])
+    registry_with("pix2pixhd", "clvae", "cimle")
+    assert default_recipe() == (GAUGAN, [])
+    assert synth.get_registry().recipe(GAUGAN).demo["preference"] == 10
+
+
+def test_the_default_demo_with_every_installed_plugin_is_the_flagship():
+    assert default_recipe() == (DEFAULT_RECIPE, [])
+
+
+def test_without_clvae_the_flagship_gives_way_and_the_note_says_why(registry_with):
+    registry_with("nested_scale", "pix2pixhd", "cimle")
+    name, notes = default_recipe()
+    assert name == "cimle.sr_x4_small"
+    assert notes == [
+        f"the default demo recipe {DEFAULT_RECIPE} needs synth-plugin-clvae, which is not "
+        f"installed; running {name} instead (pip install synth-plugin-clvae for the default)"
+    ]
 
 
 def test_without_a_plugin_of_the_default_the_demo_runs_another_and_says_so(registry_with):
@@ -40,7 +61,7 @@ def test_without_a_plugin_of_the_default_the_demo_runs_another_and_says_so(regis
     name, notes = default_recipe()
     assert name == "clvae.gaugan_vae_ade20k"  # clvae's next preference: GauGAN-VAE alone
     assert notes == [
-        f"the default demo recipe {DEFAULT_RECIPE} needs synth-plugin-pix2pixhd, which is not "
+        f"the default demo recipe {GAUGAN} needs synth-plugin-pix2pixhd, which is not "
         f"installed; running {name} instead (pip install synth-plugin-pix2pixhd for the default)"
     ]
     registry_with("pix2pixhd", "cimle")  # without clvae: the preferred recipe of the others
@@ -51,7 +72,7 @@ def test_a_plugin_with_a_higher_preference_becomes_the_default_demo(registry_wit
     """A later plugin (e.g. a nested-scale hybrid) takes over the default by registering a
     higher demo preference: no core change."""
     reg = registry_with("pix2pixhd", "clvae")
-    base = reg.recipe(DEFAULT_RECIPE)
+    base = reg.recipe(GAUGAN)
 
     class Later:
         @synth.hookimpl
@@ -77,24 +98,28 @@ def test_cli_demo_prints_the_fallback_note(registry_with, tmp_path, capsys):
 
 
 def test_demo_spec_caps_a_paper_sized_recipe():
-    caps = synth.get_registry().recipe(DEFAULT_RECIPE).demo["caps"]
-    spec, changes = demo_spec(size=48, num_classes=5)  # the default recipe
+    caps = synth.get_registry().recipe(GAUGAN).demo["caps"]
+    spec, changes = demo_spec(GAUGAN, size=48, num_classes=5)
     gen = spec["generator"]
     assert gen["ngf"] == caps["ngf"] and gen["crop_size"] == 48 and gen["num_classes"] == 5
     assert gen["norm"]["hidden"] == caps["hidden"]  # a slot left at its default is capped
     # the hybrid's own settings shrink the other plugin's part (pix2pixHD's discriminator)
     assert spec["discriminator"]["ndf"] == caps["ndf"]
     assert any("ngf 64 → 16" in c for c in changes)
-    spec, changes = demo_spec(DEFAULT_RECIPE, overrides={"generator.ngf": 8})
+    spec, changes = demo_spec(GAUGAN, overrides={"generator.ngf": 8})
     assert spec["generator"]["ngf"] == 8 and changes[-1].endswith("(--set)")
     # the registered recipe itself is untouched
-    assert synth.get_registry().recipe(DEFAULT_RECIPE).spec["generator"]["crop_size"] == 256
+    assert synth.get_registry().recipe(GAUGAN).spec["generator"]["crop_size"] == 256
+    # the default recipe (the flagship) shrinks the wrapped generator inside its adapter
+    spec, _ = demo_spec(size=48, num_classes=5)
+    inner = spec["generator"]["generator"]
+    assert inner["ngf"] == caps["ngf"] and inner["crop_size"] == 48 and inner["num_classes"] == 5
 
 
 def test_default_demo_writes_pictures_metrics_model_and_a_working_command(tmp_path, capsys):
     lines: list[str] = []
     out = tmp_path / "demo"
-    result = run_demo(out_dir=out, overrides=ONE_VGG_LAYER, log=lines.append, **TINY)
+    result = run_demo(out_dir=out, log=lines.append, **TINY)  # the flagship: no VGG loss
     for name in ("samples.png", "loss_curve.png", "metrics.json", "log.jsonl"):
         assert (out / name).is_file(), name
     assert (out / "model" / "synth.json").is_file()
@@ -104,11 +129,15 @@ def test_default_demo_writes_pictures_metrics_model_and_a_working_command(tmp_pa
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recipe"] == DEFAULT_RECIPE
     assert metrics["lpips_diversity"] >= 0 and metrics["best_of_3_l1"] <= metrics["mean_sample_l1"]
-    assert metrics["train"]["steps"] >= 1 and metrics["settings"]["spec"]["generator"]["ngf"] == 16
-    # a model with only a global code has no per-class resampling, and says so
+    spade = metrics["settings"]["spec"]["generator"]["generator"]
+    assert metrics["train"]["steps"] >= 1 and spade["ngf"] == 16
+    # per-scale codes: the scale-edit picture and per-scale diversity; no per-class codes, no
+    # per-class resampling, and the demo says so
+    assert (out / "scale_edit.png").is_file() and metrics["files"]["scale_edit"]
+    assert len(metrics["lpips_diversity_per_scale"]) == 6
     assert not (out / "class_resample.png").exists()
     assert any("per-class codes" in n for n in result.notes)
-    assert any("random" in n for n in result.notes)  # no VGG / AlexNet weights offline
+    assert any("AlexNet" in n for n in result.notes)  # no LPIPS AlexNet weights offline
     assert any("demo size" in ln for ln in lines)
     # the printed command reloads the model and samples the saved label map
     argv = shlex.split(result.sample_command)
@@ -181,11 +210,12 @@ def test_cli_demo_errors(capsys):
 def test_cli_demo_prints_the_summary_and_the_sample_command(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = ["demo", "--minutes", "0.01", "--size", "32", "-n", "2", "--batch-size", "2"]
-    argv += ["--set", 'losses.vgg.layers=["relu1_1"]', "--set", "losses.vgg.layer_weights=[1]"]
+    argv += ["--set", "generator.style_dim=8"]  # the default recipe: the flagship's adapter
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "losses.vgg.layers = ['relu1_1'] (--set)" in out
-    assert "LPIPS diversity" in out and "best-of-2 L1" in out
+    assert "synth demo: nested_scale.spade" in out
+    assert "generator.style_dim = 8 (--set)" in out
+    assert "diversity " in out and "best-of-2 L1" in out
     assert "synth sample runs/demo/model --label-map runs/demo/inputs/astronaut.png" in out
     assert (tmp_path / "runs" / "demo" / "samples.png").is_file()
 

@@ -89,7 +89,7 @@ class SynthesisModel(nn.Module):
                 f"this model reads Condition field(s) {missing} but the Condition has only "
                 f"{sorted(cond.fields())}; give it {', '.join(missing)}"
             )
-        k = getattr(self.generator.config, "num_classes", None)
+        k = self.generator.num_classes
         if k is not None and cond.num_classes is not None and cond.num_classes != k:
             raise ValueError(
                 f"Condition.num_classes = {cond.num_classes} but the generator was built for "

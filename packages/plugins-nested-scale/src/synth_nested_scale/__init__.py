@@ -4,6 +4,7 @@ from .discriminators import PyramidDiscriminator
 from .encoders import ConditionEncoder
 from .generators import Pyramid, PyramidDecoder
 from .losses import Disentangle, NDiv, ndiv, pairwise_distances
+from .pictures import scale_edit_grid, scale_edits
 from .recipes import RECIPES
 from .samplers import ScaleEdit, ScaleInterpolate
 
@@ -19,4 +20,6 @@ __all__ = [
     "ScaleInterpolate",
     "ndiv",
     "pairwise_distances",
+    "scale_edit_grid",
+    "scale_edits",
 ]

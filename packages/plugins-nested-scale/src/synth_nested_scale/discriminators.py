@@ -9,6 +9,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 import synth
+from synth.errors import RegistryError
 from synth.parts.base import build_part
 
 __all__ = ["PyramidDiscriminator"]
@@ -88,7 +89,10 @@ class PyramidDiscriminator(synth.Discriminator):
         if config is None:
             return cls.requires
         spec = dict(config.discriminator)
-        inner = synth.get_registry().resolve(spec.pop("type"))
+        try:
+            inner = synth.get_registry().resolve(spec.pop("type"))
+        except RegistryError:  # the composer reports the unknown name, with the pip line
+            return cls.requires
         k = getattr(config, "num_classes", None)
         if k is not None and "num_classes" in inner.Config.model_fields:
             spec["num_classes"] = k

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from synth import Condition, Generator, Latents, PartConfig, PartSpec, SynthesisOutput
 from synth.config import normalize_spec
+from synth.errors import RegistryError
 from synth.nn.norms import instance_normalize, modulate
 from synth.registry import get_registry
 
@@ -548,7 +549,10 @@ class Pyramid(Generator):
         """The wrapped generator's requirements plus ``styles``."""
         if config is None:
             return frozenset({"styles"})
-        wrapped, wrapped_config = _wrapped_class(config.generator)
+        try:
+            wrapped, wrapped_config = _wrapped_class(config.generator)
+        except RegistryError:  # the composer's slot check reports it, with the pip line
+            return frozenset({"styles"})
         return frozenset(wrapped.requirements(wrapped_config) | {"styles"})
 
     def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:

@@ -76,7 +76,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["DEMO", "RECIPES", "TRAIN"]
+__all__ = ["DEMO", "FLAGSHIP", "RECIPES", "TRAIN"]
 
 #: The paper's width of the decoder at every scale (supplement A).
 CHANNELS = 512
@@ -166,6 +166,54 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
     ),
 }
 
+# --------------------------------------------------------------------------- the flagship
+
+#: The hybrid of DESIGN.md: a SPADE generator trained with the nested-scale losses.
+FLAGSHIP = "nested_scale.spade"
+
+
+def _flagship() -> dict[str, Any]:
+    """SPADE (clvae.spade_generator, label-map input, ADE20K's 151 classes at 256²) in the
+    pyramid adapter, per-scale codes, one SPADE PatchGAN per level, SPADE's hinge and feature
+    matching, disentanglement and progressive NDiv over N = 4 samples per input."""
+    return {
+        "generator": {
+            "type": "nested_scale.pyramid",
+            "style_dim": 64,
+            "generator": {
+                "type": "clvae.spade_generator",
+                "num_classes": 151,
+                "ngf": 64,
+                "crop_size": 256,
+            },
+        },
+        "injector": {"type": "core.gaussian", "shared_styles": True},
+        "discriminator": {
+            "type": "nested_scale.pyramid_discriminator",
+            "discriminator": {"type": "clvae.multiscale_discriminator", "num_d": 1},
+        },
+        "losses": {
+            "gan": {"type": "core.hinge", "weight": 1.0, "reduce_scales": "sum"},
+            "fm": {"type": "core.feature_matching", "weight": 10.0, "weighting": "spade"},
+            "disentangle": {"type": "nested_scale.disentangle", "weight": 1.0},
+            "ndiv": {"type": "nested_scale.ndiv", "weight": 1.0, "alpha": 0.8},
+        },
+        "objective": {"type": "core.gan", "samples_per_input": SAMPLES_PER_INPUT},
+        "sampler": {"type": "core.prior"},
+    }
+
+
+RECIPES[FLAGSHIP] = (
+    _flagship(),
+    "Hybrid (needs synth-plugin-clvae): the flagship, a SPADE generator trained with the "
+    "nested-scale losses: clvae.spade_generator (label maps, ADE20K's 151 classes, 256×256, "
+    "ngf 64) in nested_scale.pyramid (an RGB head and a per-scale code at each of its 6 "
+    "scales, one shared Z0 in training), one SPADE PatchGAN per scale (spectral instance "
+    "norm, conditional on the label map), hinge summed over the scales, SPADE's feature "
+    "matching (λ 10), disentanglement (eq. 1) and progressive NDiv (eq. 5, N = 4 samples per "
+    "input, α = 0.8). Train with TTUR: Adam β=(0, 0.9), G lr 1e-4, D lr 4e-4, batch 4.",
+)
+
 #: The paper's trainer settings (supplement A, the same for B): one Adam for every network,
 #: lr 2e-4, β (0.5, 0.999), batch 24. Steps: the paper gives none (module docstring).
 TRAIN: dict[str, dict[str, Any]] = {
@@ -175,6 +223,7 @@ TRAIN: dict[str, dict[str, Any]] = {
         "optimizer": {"type": "adam", "lr": 2e-4, "betas": (0.5, 0.999)},
     }
     for name in RECIPES
+    if name != FLAGSHIP
 }
 
 #: CPU size (see synth.demo): the demo side (64 px by default), 32 channels (the encoder
@@ -197,4 +246,32 @@ DEMO: dict[str, dict[str, Any]] = {
         "caps": {**_DEMO["caps"], "num_scales": 5},
     },
     "nested_scale.celeba_sr16": copy.deepcopy(_DEMO),
+}
+
+# --------------------------------------------------------------------------- flagship settings
+
+
+def _ttur(g: float, d: float) -> dict[str, Any]:
+    """SPADE's two time-scale update rule: Adam β (0, 0.9), ``g`` for G, ``d`` for D."""
+    adam = {"type": "adam", "betas": (0.0, 0.9)}
+    return {"optimizer": {**adam, "lr": g}, "optimizers": {"discriminator": {**adam, "lr": d}}}
+
+
+#: ADE20K's 20,210 training images at batch 4, 100 epochs then 100 of linear decay (SPADE's
+#: ADE20K schedule, as the GauGAN composition it is compared with).
+_ADE20K_STEPS_PER_EPOCH = 20_210 // 4
+
+TRAIN[FLAGSHIP] = {
+    **_ttur(1e-4, 4e-4),
+    "batch_size": 4,
+    "steps": 200 * _ADE20K_STEPS_PER_EPOCH,
+    "decay_start": 100 * _ADE20K_STEPS_PER_EPOCH,
+}
+
+DEMO[FLAGSHIP] = {
+    "preference": 20,
+    "caps": {"ngf": 16, "ndf": 16, "hidden": 32},
+    "size_fields": {"crop_size": 1},
+    "set": {"objective.samples_per_input": 3},
+    "compare": ["clvae.gaugan_composed", "pix2pixhd.imle"],
 }

@@ -82,7 +82,7 @@ def _names(args: argparse.Namespace) -> list[str]:
 
 
 def _check_classes(name: str, model: Any, dataset: Any, data: str) -> None:
-    k = getattr(model.generator.config, "num_classes", None)
+    k = model.generator.num_classes
     data_k = getattr(dataset, "num_classes", None)
     if k is not None and data_k is not None and k != data_k:
         raise CLIError(

@@ -33,7 +33,7 @@ def _read(loader: Callable[..., Any], path: str, *args: Any) -> Any:
 
 
 def _model_num_classes(model: Any, given: int | None, what: str) -> int:
-    k = given if given is not None else getattr(model.generator.config, "num_classes", None)
+    k = given if given is not None else model.generator.num_classes
     if k is None:
         raise CLIError(
             f"{what}: this model's generator takes no label map (its config has no "
@@ -108,7 +108,7 @@ def _check_indices(indices: list[int], n: int) -> None:
 def _data_num_classes(args: argparse.Namespace, model: Any, dataset: Any) -> int | None:
     k = args.num_classes
     if k is None:
-        k = getattr(model.generator.config, "num_classes", None)
+        k = model.generator.num_classes
     data_k = getattr(dataset, "num_classes", None)
     if k is None:
         return data_k

@@ -219,6 +219,12 @@ class Generator(Part, nn.Module, ABC):
             out["pyramid_levels"] = len(self.pyramid_scales)
         return out
 
+    @property
+    def num_classes(self) -> int | None:
+        """K when the generator reads a label map, else ``None``: its ``runtime_args`` offer, so
+        a wrapper (e.g. a pyramid adapter) reports the generator it wraps."""
+        return self.runtime_args().get("num_classes")
+
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int] | None:
         """The output size for an input image of ``input_size`` when the generator fixes it
         (super-resolution by a set factor); ``None`` when the caller chooses the size."""

@@ -122,7 +122,7 @@ def train(
     dataset = build_dataset(run.data)
     seed_everything(tcfg.seed)
     model = compose(run.model)
-    k = getattr(model.generator.config, "num_classes", None)
+    k = model.generator.num_classes
     if k is not None and getattr(dataset, "num_classes", None) not in (None, k):
         raise ConfigError(
             f"the data set has num_classes = {dataset.num_classes} but the generator was built "
