@@ -20,6 +20,7 @@ PLUGIN_PACKAGES: dict[str, str] = {
     "clvae": "synth_clvae",
     "cimle": "synth_cimle",
     "nested_scale": "synth_nested_scale",
+    "collage": "synth_collage",
 }
 
 
