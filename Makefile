@@ -14,11 +14,12 @@ UV ?= $(shell command -v uv 2>/dev/null \
 export PATH := $(USER_BIN):$(PATH)
 
 RUN := $(UV) run --frozen --no-sync
-# Tests never download weights or data.
-TEST_ENV := SYNTH_OFFLINE=1 HF_HUB_OFFLINE=1
+# Tests never download weights or data. UV: the wheel smoke test (tests/core/test_wheels.py)
+# builds and installs with the same uv.
+TEST_ENV := SYNTH_OFFLINE=1 HF_HUB_OFFLINE=1 UV=$(UV)
 PYTEST_ARGS ?=
 
-.PHONY: help uv sync test demo lint format bench readme-table
+.PHONY: help uv sync test demo lint format bench readme-table wheels
 
 help:
 	@echo "make test    install uv if missing, sync .venv from uv.lock, lint, run the test suite"
@@ -26,6 +27,7 @@ help:
 	@echo "make lint    ruff check + ruff format --check + import-linter layer contracts"
 	@echo "make format  ruff check --fix + ruff format"
 	@echo "make bench   run the benchmarks (bench/run_all.py)"
+	@echo "make wheels  build a wheel and an sdist of every package into dist/"
 	@echo "make readme-table  regenerate the table of registered parts in README.md"
 
 uv:
@@ -60,6 +62,14 @@ lint: sync
 format: sync
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+
+# Every workspace package (synth-core and each plugin) as a wheel and an sdist in dist/. The test
+# suite's wheel smoke test (tests/core/test_wheels.py) builds the same way into a temporary folder
+# and installs synth-core + synth-plugin-cimle from there into a fresh venv.
+wheels: uv
+	@rm -rf dist
+	@$(UV) build --all-packages --out-dir dist --quiet
+	@ls dist/*.whl
 
 bench: sync
 	@if [ -f bench/run_all.py ]; then $(RUN) python bench/run_all.py; \

@@ -1,3 +1,3 @@
 """The version of synth-core (one place; the package metadata and saved models read it)."""
 
-__version__ = "0.1.0"
+__version__ = "1.0.0.dev0"
