@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from einops import rearrange
@@ -156,8 +156,13 @@ class GAN(Objective):
        with role "generator" or "encoder" are summed with their weights and the generator (and
        encoder) updated. The discriminator gets no parameter gradients in this step.
     2. Discriminator step: ``cat([real, fake.detach()])`` in one pass; losses with role
-       "discriminator" summed and the discriminator updated. The fake of step 1 is reused
-       (pix2pixHD's order); on iterations without a generator step it is made under no_grad.
+       "discriminator" summed and the discriminator updated. Which fake it scores is
+       ``d_fake``: ``"reuse"`` (default) the fake of step 1 (pix2pixHD's order, official
+       ``pix2pixHD_model.py``: one forward per iteration), ``"regenerate"`` a new fake made
+       under no_grad by the just-updated generator from a fresh latent draw (a new posterior
+       sample of the real image, or a new prior draw: SPADE's and CLVAE's official
+       ``pix2pix_model.py``, whose ``compute_discriminator_loss`` calls ``generate_fake``
+       again). On iterations without a generator step the fake is made under no_grad either way.
 
     ``samples_per_input = N > 1`` (the nested-scale paper draws N = 4 codes per input each
     step, for its diversity loss): step 1 draws N prior codes per input (the posterior, if any,
@@ -185,6 +190,9 @@ class GAN(Objective):
         """Encode the real image with the injector's posterior when it has one (VAE-GAN)."""
         samples_per_input: int = Field(1, ge=1)
         """N prior samples per input in the generator step (diversity losses read them)."""
+        d_fake: Literal["reuse", "regenerate"] = "reuse"
+        """The discriminator step's fake: the generator step's (pix2pixHD) or a new one from
+        the updated generator and a fresh latent draw (SPADE/CLVAE)."""
 
     config: Config
     networks = ("generator", "injector", "discriminator")
@@ -216,12 +224,20 @@ class GAN(Objective):
         real_n = real.repeat_interleave(self._n, dim=0) if self._n > 1 else real
         if int(getattr(updater, "step", 0)) % d_steps == 0:
             fake = self._generator_step(model, cond_n, real_n, updater, logs)
+            if self.config.d_fake == "regenerate":
+                fake = self._fresh_fake(model, cond_n, real_n, updater)
         else:
-            with torch.no_grad(), updater.autocast():
-                latents = self._latents(model.injector, cond_n, real_n)
-                fake = model.generator(cond_n, latents)
+            fake = self._fresh_fake(model, cond_n, real_n, updater)
         self._discriminator_step(model, cond, real, fake, updater, logs)
         return logs
+
+    def _fresh_fake(
+        self, model: SynthesisModel, cond: Condition, real: Tensor, updater: Updater
+    ) -> SynthesisOutput:
+        """A fake from a new latent draw, under no_grad (what the discriminator step reads)."""
+        with torch.no_grad(), updater.autocast():
+            latents = self._latents(model.injector, cond, real)
+            return model.generator(cond, latents)
 
     def _generator_step(
         self,
