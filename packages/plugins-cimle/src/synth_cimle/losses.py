@@ -5,9 +5,24 @@ others are backbone feature maps (core's :class:`synth.nn.backbones.FeatureExtra
 norms are per-element means (ℓ1 or squared ℓ2), and ``M̂_i`` is the optional normalised
 rarity mask resized (area average) to the size of ``Φ_i``.
 
-Presets: ``sr`` (official SRIM: pixel L1 × 1e-2 + VGG19 conv5_4 ImageNet-normalised L1) and
-``layout`` (VGG19 input, conv1_2, conv2_2, conv3_2, conv4_2, conv5_2 with weights 1, 1/1.4,
-1/1.8, 1/1.3, 1/2.2, 10/0.62, L1, rarity-masked when a rarity model is given).
+Presets (the official code's features; the layer weights λ_i are tuned for them):
+
+``sr`` (niopeng/SRIM-pytorch ``SRIM_model.py``, ``define_F``)
+    pixel L1 × 1e-2 on ``[0, 1]`` images + L1 of VGG19 ``conv5_4`` (before its ReLU, torchvision
+    max-pooling VGG on ImageNet-normalised ``[0, 1]`` input). The paper (§5.1.1) names the ℓ2
+    distance of raw pixels and of ``relu5_4`` instead, without weights; the recipes keep the
+    official L1 at ``conv5_4`` (its code and checkpoints use it); the paper's form is
+    ``criterion="l2", pixel_criterion="l2", layers=["relu5_4"]``.
+``layout`` (zth667/Diverse-Image-Synthesis-from-Semantic-Layout ``build_vgg19``, after CRN)
+    L1 of the VGG19 input and of ``relu1_2``, ``relu2_2``, ``relu3_2``, ``relu4_2``, ``relu5_2``
+    with weights 1, 1/1.4, 1/1.8, 1/1.3, 1/2.2, 10/0.62, rarity-masked when a rarity model is
+    given. As in the official code the network sees ``0–255`` RGB minus the ImageNet mean
+    (``normalize="caffe"``) and pools by averaging (``pool="avg"``); the paper's "conv1_2 …
+    conv5_2" are the official code's names for these ReLU outputs (its ``build_net('conv')``
+    includes the ReLU). The official weights are MatConvNet's VGG19 (``imagenet-vgg-verydeep-19``,
+    the Oxford model, RGB): give them converted to ``features.*`` keys as ``weights`` for the
+    official balance of the terms; torchvision's VGG19 expects ImageNet-normalised input, so
+    with it the terms are not balanced as tuned.
 
 For code selection the target's features are computed once per input
 (:meth:`Distance.prepare`) and compared with many candidates
@@ -22,20 +37,38 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from torch import Tensor
+from torch import Tensor, nn
 
 from synth import Condition, Loss, LossConfig, LossInputs
 
-__all__ = ["PRESETS", "Distance", "Target"]
+__all__ = ["CAFFE_MEAN", "PRESETS", "Distance", "Preset", "Target"]
 
-#: name -> (pixel weight, layers, layer weights)
-PRESETS: dict[str, tuple[float, list[str | int], list[float]]] = {
-    "sr": (1e-2, ["conv5_4"], [1.0]),
-    "layout": (
+#: MatConvNet/Caffe VGG input mean (RGB, 0–255) subtracted by the official layout code
+CAFFE_MEAN = (123.68, 116.779, 103.939)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A distance preset: pixel weight, backbone layers and weights, backbone input
+    convention (``normalize``) and pooling."""
+
+    pixel_weight: float
+    layers: tuple[str | int, ...]
+    layer_weights: tuple[float, ...]
+    normalize: Literal["imagenet", "caffe", "none"] = "imagenet"
+    pool: Literal["max", "avg"] = "max"
+
+
+PRESETS: dict[str, Preset] = {
+    "sr": Preset(1e-2, ("conv5_4",), (1.0,)),
+    "layout": Preset(
         0.0,
-        ["input", "conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2"],
-        [1.0, 1 / 1.4, 1 / 1.8, 1 / 1.3, 1 / 2.2, 10 / 0.62],
+        ("input", "relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2"),
+        (1.0, 1 / 1.4, 1 / 1.8, 1 / 1.3, 1 / 2.2, 10 / 0.62),
+        normalize="caffe",
+        pool="avg",
     ),
+    "none": Preset(0.0, (), ()),
 }
 
 
@@ -69,12 +102,20 @@ class Distance(Loss):
         preset: Literal["sr", "layout", "none"] = "sr"
         pixel_weight: float | None = None
         pixel_criterion: Literal["l1", "l2"] = "l1"
+        pixel_range: Literal["[0,1]", "[-1,1]"] = "[0,1]"
+        """range the pixel term sees (official SRIM: ``[0, 1]`` images)"""
         backbone: str = "vgg19"
         layers: list[str | int] | None = None
         layer_weights: list[float] | None = None
         criterion: Literal["l1", "l2"] = "l1"
         weights: str = "imagenet"
-        normalize: Literal["imagenet", "none"] = "imagenet"
+        normalize: Literal["imagenet", "caffe", "none"] | None = None
+        """backbone input: ``imagenet`` = ``[0, 1]`` with ImageNet mean/std, ``caffe`` =
+        ``0–255`` RGB minus :data:`CAFFE_MEAN` (official layout code), ``none`` = synth's
+        ``[-1, 1]``; None: the preset's"""
+        pool: Literal["max", "avg"] | None = None
+        """VGG pooling: ``avg`` replaces the max-pools (official layout code); None: the
+        preset's"""
         rarity: str | None = None
         """path of a rarity file written by :func:`synth_cimle.rarity_scores` (loss rebalancing)"""
 
@@ -84,10 +125,12 @@ class Distance(Loss):
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         c = self.config
-        pw, layers, lw = PRESETS.get(c.preset, (0.0, [], []))
-        self.pixel_weight = float(c.pixel_weight if c.pixel_weight is not None else pw)
-        layers = list(c.layers if c.layers is not None else layers)
-        lw = list(c.layer_weights if c.layer_weights is not None else lw)
+        preset = PRESETS[c.preset]
+        self.pixel_weight = float(
+            c.pixel_weight if c.pixel_weight is not None else preset.pixel_weight
+        )
+        layers = list(c.layers if c.layers is not None else preset.layers)
+        lw = list(c.layer_weights if c.layer_weights is not None else preset.layer_weights)
         if len(lw) != len(layers):
             raise ValueError(
                 f"cimle.distance: {len(layers)} layers but {len(lw)} layer_weights; give one "
@@ -96,13 +139,24 @@ class Distance(Loss):
         if not layers and self.pixel_weight == 0:
             raise ValueError("cimle.distance has no term: set layers or pixel_weight")
         self.layer_weights = [float(w) for w in lw]
+        self.normalize = c.normalize if c.normalize is not None else preset.normalize
+        self.pool = c.pool if c.pool is not None else preset.pool
+        self.register_buffer(
+            "caffe_mean", torch.tensor(CAFFE_MEAN).view(1, 3, 1, 1), persistent=False
+        )
         self.extractor = None
         if layers:
             from synth.nn.backbones import FeatureExtractor
 
             self.extractor = FeatureExtractor(
-                backbone=c.backbone, layers=layers, weights=c.weights, normalize=c.normalize
+                backbone=c.backbone,
+                layers=layers,
+                weights=c.weights,
+                # the caffe convention is applied here (core knows imagenet and none)
+                normalize="imagenet" if self.normalize == "imagenet" else "none",
             )
+            if self.pool == "avg":
+                _average_pooling(self.extractor, c.backbone)
         self.rarity_model = None
         if c.rarity is not None:
             from .rebalance import RarityModel
@@ -123,8 +177,18 @@ class Distance(Loss):
         return self.rarity_model.mask(real, cond.label_map)
 
     def features(self, x: Tensor) -> list[Tensor]:
-        """``Φ_i(x)`` for every backbone layer (empty without layers)."""
-        return [] if self.extractor is None else self.extractor(x)
+        """``Φ_i(x)`` for every backbone layer (empty without layers); ``x [B,3,H,W]`` in
+        ``[-1, 1]``. With ``normalize="caffe"`` the backbone (and the ``input`` layer) sees
+        ``127.5·(x + 1) − CAFFE_MEAN``, the official layout code's input."""
+        if self.extractor is None:
+            return []
+        if self.normalize == "caffe":
+            x = (x + 1) * 127.5 - self.caffe_mean.to(x.dtype)
+        return self.extractor(x)
+
+    def _pixels(self, x: Tensor) -> Tensor:
+        """The images the pixel term compares (``pixel_range``)."""
+        return (x + 1) * 0.5 if self.config.pixel_range == "[0,1]" else x
 
     def prepare(self, y: Tensor, mask: Tensor | None = None) -> Target:
         """Target features computed once, without gradients: ``y [B,3,H,W]`` -> :class:`Target`."""
@@ -144,23 +208,30 @@ class Distance(Loss):
             d = d * m[:, None]
         return d.flatten(2).mean(2)
 
+    def terms_to(self, x: Tensor, target: Target) -> Tensor:
+        """The weighted terms ``λ_i ‖M̂ ∘ (Φ_i(x) − Φ_i(y))‖`` of ``x: [B·n, 3, H, W]`` (ordered
+        ``(b n)``) against a prepared target: ``[B, n, T]``, T = pixel term (when its weight is
+        non-zero) then one per layer. Their sum is :meth:`distance_to`."""
+        b = target.image.shape[0]
+        if x.shape[0] % b:
+            raise ValueError(f"{x.shape[0]} candidates for {b} targets: need n per target")
+        n = x.shape[0] // b
+        terms = []
+        if self.pixel_weight:
+            crit = self.config.pixel_criterion
+            px, py = self._pixels(x), self._pixels(target.image)
+            terms.append(self.pixel_weight * self._term(px, py, target.mask, crit, n))
+        if self.extractor is not None:
+            for w, fx, fy in zip(self.layer_weights, self.features(x), target.features):
+                terms.append(w * self._term(fx, fy, target.mask, self.config.criterion, n))
+        return torch.stack(terms, dim=-1)
+
     def distance_to(self, x: Tensor, target: Target) -> Tensor:
         """Distances of ``x: [B·n, 3, H, W]`` (ordered ``(b n)``) to a prepared target ``[B]``.
 
         Returns ``[B, n]``. The target's features are broadcast, never recomputed.
         """
-        b = target.image.shape[0]
-        if x.shape[0] % b:
-            raise ValueError(f"{x.shape[0]} candidates for {b} targets: need n per target")
-        n = x.shape[0] // b
-        total = x.new_zeros(b, n, dtype=torch.float32)
-        if self.pixel_weight:
-            crit = self.config.pixel_criterion
-            total = total + self.pixel_weight * self._term(x, target.image, target.mask, crit, n)
-        if self.extractor is not None:
-            for w, fx, fy in zip(self.layer_weights, self.features(x), target.features):
-                total = total + w * self._term(fx, fy, target.mask, self.config.criterion, n)
-        return total
+        return self.terms_to(x, target).sum(-1)
 
     # ------------------------------------------------------------------ Loss API
     def distance(self, x: Tensor, y: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -177,3 +248,16 @@ class Distance(Loss):
             raise ValueError("cimle.distance needs batch.fake and batch.real")
         mask = self.mask_for(batch.real, batch.cond)
         return self.distance(batch.fake.image, batch.real, mask).mean()
+
+
+def _average_pooling(extractor: Any, backbone: str) -> None:
+    """Replace the VGG max-pools of ``extractor.features`` by 2×2 average pools (stride 2),
+    as the official layout code (CRN's ``build_net('pool')``: ``tf.nn.avg_pool``)."""
+    if not getattr(extractor, "is_vgg", False):
+        raise ValueError(
+            f"cimle.distance: pool='avg' replaces VGG max-pools; backbone {backbone!r} is not "
+            "a VGG: use pool='max' or a vgg backbone"
+        )
+    for i, m in enumerate(extractor.features):
+        if isinstance(m, nn.MaxPool2d):
+            extractor.features[i] = nn.AvgPool2d(m.kernel_size, m.stride)
