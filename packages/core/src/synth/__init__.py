@@ -15,6 +15,7 @@ from .config import RUNTIME_ARGS, PartConfig, PartSpec
 from .context import Context
 from .errors import (
     CapabilityError,
+    CheckpointError,
     ComposeError,
     ConfigError,
     PluginError,
@@ -83,6 +84,7 @@ __all__ = [
     "PLUGIN_API_VERSION",
     "RUNTIME_ARGS",
     "CapabilityError",
+    "CheckpointError",
     "ComposeError",
     "Condition",
     "ConditioningBlock",

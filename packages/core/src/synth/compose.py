@@ -19,14 +19,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .condition import CONDITION_FIELDS
-from .config import PartConfig, PartSpec, format_validation_error, normalize_spec, slot_fields
+from .config import (
+    RUNTIME_ARGS,
+    PartConfig,
+    PartSpec,
+    format_validation_error,
+    normalize_spec,
+    slot_fields,
+    validation_problems,
+)
 from .errors import ComposeError, ConfigError, RegistryError
 from .latents import LATENT_FIELDS
 from .model import SynthesisModel
 from .parts.base import KINDS, Part
 from .registry import Registry, get_registry, using_registry
 
-__all__ = ["ModelSpec", "check_spec", "compose", "load_spec"]
+__all__ = ["ModelSpec", "check_spec", "compose", "load_spec", "read_config_file"]
 
 _SECTIONS = {
     "generator": "generator",
@@ -91,22 +99,65 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a ``.json``, ``.yaml``/``.yml`` or ``.toml`` file (a spec or run config).
+
+    Raises:
+        ConfigError: the file cannot be read or parsed (the message names the file and, from
+            the parser, the line), or it does not hold a mapping.
+    """
+    path = Path(path)
     suffix = path.suffix.lower()
-    text = path.read_text()
+    if suffix not in {".json", ".yaml", ".yml", ".toml"}:
+        raise ComposeError(
+            f"spec file {path}: unknown format {suffix!r}; use .json, .yaml or .toml"
+        )
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the file ({e})") from None
+    try:
+        data = _parse(text, suffix)
+    except Exception as e:  # each format's own parse error: json, yaml and toml share no base
+        kind = {".yml": "YAML", ".yaml": "YAML", ".json": "JSON", ".toml": "TOML"}[suffix]
+        raise ConfigError(f"{path}: not valid {kind}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: holds a {type(data).__name__}, not a mapping; a spec or run config is a "
+            "mapping of sections, e.g. `generator: {type: ...}`"
+        )
+    return data
+
+
+def _parse(text: str, suffix: str) -> Any:
     if suffix == ".json":
         return json.loads(text)
     if suffix in {".yaml", ".yml"}:
         import yaml
 
         return yaml.safe_load(text)
-    if suffix == ".toml":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib
-        return tomllib.loads(text)
-    raise ComposeError(f"spec file {path}: unknown format {suffix!r}; use .json, .yaml or .toml")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+#: The old private name, still imported by the trainer and the CLI.
+_read_file = read_config_file
+
+#: Sections of a ``synth train`` run config; a spec has none of them.
+_RUN_SECTIONS = ("model", "data", "train")
+
+
+def _reject_run_config(data: Mapping[str, Any], source: str) -> None:
+    """A run config (``model``/``data``/``train`` sections) is not a model spec: say so."""
+    found = [k for k in _RUN_SECTIONS if k in data]
+    if found and "generator" not in data and "base" not in data:
+        raise ComposeError(
+            f"{source} is a run config (it has {', '.join(found)}), not a model spec: train it "
+            "with `synth train FILE`, or give compose its `model` section"
+        )
 
 
 def load_spec(
@@ -125,13 +176,15 @@ def load_spec(
         if path.suffix.lower() in {".json", ".yaml", ".yml", ".toml"} or path.exists():
             if not path.is_file():
                 raise ComposeError(f"spec file {str(path)!r} does not exist")
-            data = _read_file(path)
+            data = read_config_file(path)
             if path.name == "synth.json" and "spec" in data:
                 data = data["spec"]
+            _reject_run_config(data, f"spec file {path}")
         else:
             data = {"base": str(spec)}
     else:
         data = dict(spec)
+        _reject_run_config(data, "this dict")
     base = data.pop("base", None)
     if base is not None:
         data = _deep_merge(reg.recipe(base).spec, data)
@@ -170,9 +223,31 @@ def _slot_requirements(
         except RegistryError as e:
             problems.append(f"{where}.{key}: {e}")
             continue
+        problems += _config_problems(sub_cls, sub, label)
         out[label] = _requirements(sub_cls, sub)
         out.update(_slot_requirements(reg, sub_cls, sub, f"{where}.{key}", problems))
     return out
+
+
+def _config_problems(
+    cls: type[Part], spec: Mapping[str, Any], label: str, *, offered: bool = True
+) -> list[str]:
+    """What is wrong with the config a user wrote for a part: unknown keys with close matches,
+    bad values. With ``offered`` its host offers it runtime arguments later, so a missing
+    runtime argument is not a problem yet. Lets one ComposeError list every section's and
+    slot's config problems instead of stopping at the first part built."""
+    data = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        cls.Config.model_validate(data)
+    except ValidationError as e:
+        errors = [
+            err
+            for err in e.errors()
+            if not offered
+            or (err["loc"] and not (err["type"] == "missing" and err["loc"][0] in RUNTIME_ARGS))
+        ]
+        return [f"{label}: {line}" for line in validation_problems(errors, cls.Config)]
+    return []
 
 
 def _providers(reg: Registry, field: str) -> list[str]:
@@ -291,7 +366,10 @@ def _graph(spec: ModelSpec, reg: Registry, problems: list[str]) -> _Graph:
         try:
             gen_cfg = gen_cls.coerce_config(spec.generator)
         except ConfigError as e:
-            problems.append(f"generator: {e}")
+            label = f"generator ({spec.generator['type']})"
+            problems += _config_problems(gen_cls, spec.generator, label, offered=False) or [
+                f"{label}: {e}"
+            ]
     gen_reads = gen_cls.requirements(gen_cfg) if gen_cls is not None else frozenset()
     slot_reads = (
         _slot_requirements(reg, gen_cls, spec.generator, "generator", problems) if gen_cls else {}
@@ -330,7 +408,8 @@ def _objective_provides(
     try:
         return cls.provided(cls.coerce_config(spec.objective))
     except ConfigError as e:
-        problems.append(f"objective: {e}")
+        label = f"objective ({spec.objective['type']})"
+        problems += _config_problems(cls, spec.objective, label, offered=False) or [f"{label}: {e}"]
         return frozenset()
 
 
@@ -439,7 +518,25 @@ def _check_objective_parts(g: _Graph) -> list[str]:
     ]
 
 
+def _check_part_configs(g: _Graph) -> list[str]:
+    """The configs of the parts built with the generator's runtime arguments (injector,
+    discriminator, losses) and of the sampler: unknown keys and bad values, all at once
+    (the generator and objective configs are validated in :func:`_graph`)."""
+    problems = []
+    for section in (
+        "injector",
+        "discriminator",
+        "sampler",
+        *(f"losses.{k}" for k in g.spec.losses),
+    ):
+        cls = g.cls(section)
+        if cls is not None:
+            problems += _config_problems(cls, g._spec_of(section), g.label(section))
+    return problems
+
+
 CHECKS: tuple[Callable[[_Graph], list[str]], ...] = (
+    _check_part_configs,
     _check_generator_reads,
     _check_discriminator,
     _check_injector_reads,

@@ -26,6 +26,7 @@ __all__ = [
     "format_validation_error",
     "normalize_spec",
     "slot_fields",
+    "validation_problems",
 ]
 
 #: Values a host offers to the parts it builds (DESIGN §3 "Slots"). ``z_dim``, ``stage_channels``
@@ -96,23 +97,72 @@ def slot_fields(config_cls: type[BaseModel]) -> list[str]:
     ]
 
 
-def format_validation_error(
-    err: ValidationError, owner: str, config_cls: type[BaseModel]
-) -> ConfigError:
-    """Rewrite pydantic's error as one message that names the field, the value and the fix."""
-    fields = list(config_cls.model_fields)
-    lines = [f"invalid config for {owner}:"]
-    for e in err.errors():
+def _unwrap(annotation: Any) -> Any:
+    """The model class an annotation holds: ``Model``, ``Model | None``, or ``(Model,)`` for
+    ``dict[str, Model]`` / ``list[Model]`` (a container whose key or index comes next)."""
+    origin = typing.get_origin(annotation)
+    if origin in (dict, list, tuple) or origin is typing.Union or str(origin) == "types.UnionType":
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if origin is dict and len(args) == 2:
+            return (_unwrap(args[1]),)
+        if origin in (list, tuple) and args:
+            return (_unwrap(args[0]),)
+        if len(args) == 1:
+            return _unwrap(args[0])
+        return None
+    if origin is Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    return annotation
+
+
+def _fields_at(config_cls: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names allowed where ``loc`` points (``("train", "batchsize")`` -> TrainerConfig's
+    fields), walking containers: a dict key or list index after a container field is skipped."""
+    cls: Any = config_cls
+    parts = list(loc[:-1])
+    while parts:
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+            return []
+        field = cls.model_fields.get(str(parts.pop(0)))
+        if field is None:
+            return []
+        cls = _unwrap(field.annotation)
+        if isinstance(cls, tuple):
+            cls = cls[0]
+            if parts:
+                parts.pop(0)  # the dict key or list index
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return list(cls.model_fields)
+    return []
+
+
+def validation_problems(errors: list[Any], config_cls: type[BaseModel]) -> list[str]:
+    """One line per pydantic error (``ValidationError.errors()``), naming the field's full
+    path, the value and the fix; an unknown key gets the close matches among the fields
+    allowed at its own nesting level (``train.batchsize`` -> did you mean ``'batch_size'``)."""
+    lines = []
+    for e in errors:
         loc = ".".join(str(p) for p in e["loc"]) or "(root)"
         if e["type"] == "extra_forbidden":
+            fields = _fields_at(config_cls, tuple(e["loc"]))
             close = difflib.get_close_matches(str(e["loc"][-1]), fields, n=3)
             hint = f" did you mean {', '.join(map(repr, close))}?" if close else ""
             lines.append(
-                f"  - unknown field {loc!r} = {e.get('input')!r};{hint} "
+                f"unknown field {loc!r} = {e.get('input')!r};{hint} "
                 f"allowed fields: {', '.join(fields) or '(none)'}"
             )
         elif e["type"] == "missing":
-            lines.append(f"  - field {loc!r} is required; set it in the spec")
+            lines.append(f"field {loc!r} is required; set it in the spec")
         else:
-            lines.append(f"  - field {loc!r} = {e.get('input')!r}: {e['msg']}")
+            lines.append(f"field {loc!r} = {e.get('input')!r}: {e['msg']}")
+    return lines
+
+
+def format_validation_error(
+    err: ValidationError, owner: str, config_cls: type[BaseModel]
+) -> ConfigError:
+    """Rewrite pydantic's errors as one :class:`ConfigError` listing every problem at once
+    (see :func:`validation_problems`)."""
+    lines = [f"invalid config for {owner}:"]
+    lines += [f"  - {line}" for line in validation_problems(err.errors(), config_cls)]
     return ConfigError("\n".join(lines))

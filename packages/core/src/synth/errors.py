@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "CapabilityError",
+    "CheckpointError",
     "ComposeError",
     "ConfigError",
     "PluginError",
@@ -14,7 +15,13 @@ __all__ = [
 
 
 class ConfigError(ValueError):
-    """A part's config (or a model spec) failed validation."""
+    """A part's config (or a model spec) failed validation, or a config file could not be read
+    (the message names the file)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not hold what a converter (``from_official*``) needs: the message says
+    what was expected and what the checkpoint looks like instead."""
 
 
 class ComposeError(ValueError):
