@@ -11,6 +11,15 @@ SYNTH_API = ">=1,<2"
 # ---------------------------------------------------------------------------------------------
 _PARTS: dict[str, tuple[str, str]] = {
     # label collaging, the paper's GAN, feature collaging (H14a)
+    "collage.scbn": ("conditioning", "synth_collage.norms:SpatialCBN"),
+    "collage.spatial_adain": ("conditioning", "synth_collage.norms:SpatialAdaIN"),
+    "collage.resnet_generator": ("generator", "synth_collage.generators:ResNetGenerator"),
+    "collage.projection_discriminator": (
+        "discriminator",
+        "synth_collage.discriminators:ProjectionDiscriminator",
+    ),
+    "collage.feature_blend": ("sampler", "synth_collage.samplers:FeatureBlend"),
+    "collage.label_collage": ("sampler", "synth_collage.samplers:LabelCollage"),
     # real photos: encoder, projection, auxiliary networks, blending (H14b)
 }
 
@@ -19,3 +28,9 @@ _PARTS: dict[str, tuple[str, str]] = {
 def synth_register(registry: synth.Registry) -> None:
     for name, (kind, target) in _PARTS.items():
         registry.add(name, kind=kind, target=target)
+    from .recipes import DEMO, RECIPES, TRAIN
+
+    for name, (spec, description) in RECIPES.items():
+        registry.add_recipe(
+            name, spec, description=description, train=TRAIN[name], demo=DEMO[name] or None
+        )

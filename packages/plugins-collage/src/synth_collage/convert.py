@@ -1,0 +1,316 @@
+"""``from_official``: the authors' Chainer snapshots (pfnet-research/neural-collage) as synth
+models.
+
+The files are Chainer ``.npz`` archives, read with ``numpy.load(path, allow_pickle=False)``
+(no code runs while loading). Conv ``W`` is OIHW and Linear ``W`` is ``[out, in]`` as in
+PyTorch, so weights copy over unchanged. The architecture is inferred from keys and shapes:
+
+Generator (``kind="G"``; ``gen_models/resnet_small_scbn.py`` = 128 px, ``resnet_256_scbn.py`` =
+256 px, any width and class count; the plain-CBN ``ResNetGenerator`` saves the same keys):
+``l1/{W,b}`` (``W [bw²·C_0, dim_z]``), ``blockN/{c1,c2,c_sc}/{W,b}``,
+``blockN/b{1,2}/{gammas/W, betas/W, avg_mean, avg_var, N}`` for ``N = 2 ..``, then the final
+plain BN ``b{last}/{gamma,beta,avg_mean,avg_var,N}`` and conv ``l{last}/{W,b}``.
+
+Discriminator (``kind="D"``; ``SNResNetProjectionDiscriminator``): ``block1`` (the optimized
+block) .. ``blockN`` with ``{c1,c2,c_sc}/{W,b,u}``, ``l{N+1}/{W,b,u}`` and ``l_y/{W,u}``;
+``u`` is the spectral norm's left singular vector estimate, which becomes the parametrization's
+``_u``/``_v`` so eval-mode outputs equal Chainer's test-mode ones.
+
+Other kinds (the encoder "E", the auxiliary networks "AB") register in :data:`CONVERTERS`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import synth
+
+__all__ = ["CONVERTERS", "ConversionReport", "from_official", "read_npz"]
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion used: the inferred config, and keys nobody mapped or filled."""
+
+    config: dict[str, Any]
+    unmapped: list[str] = field(default_factory=list)  # in the file, not used
+    missing: list[str] = field(default_factory=list)  # in the model, not in the file
+    ignored: list[str] = field(default_factory=list)  # known and unused (Chainer's BN `N`)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a Chainer ``.npz``, keys relative to the network (a trainer snapshot's
+    ``updater/model:gen/`` style prefix is removed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"from_official: no file at {path}; give the path of the .npz")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    for suffix in ("l1/W", "block1/c1/W"):
+        hits = [k for k in arrays if k == suffix or k.endswith("/" + suffix)]
+        if len(hits) == 1 and hits[0] != suffix:
+            prefix = hits[0][: -len(suffix)]
+            arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            break
+    return arrays
+
+
+def _blocks(arrays: dict[str, np.ndarray]) -> list[int]:
+    return sorted({int(m.group(1)) for k in arrays if (m := re.match(r"block(\d+)/", k))})
+
+
+def _ch_and_multipliers(widths: list[int]) -> tuple[int, list[int]]:
+    ch = math.gcd(*widths)
+    return ch, [w // ch for w in widths]
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).float()
+
+
+def _load(
+    module: nn.Module,
+    arrays: dict[str, np.ndarray],
+    mapping: dict[str, str],
+    report: ConversionReport,
+) -> None:
+    """Copy ``arrays[file_key]`` into ``module``'s state entry for each ``state_key: file_key``."""
+    state = module.state_dict()
+    new = {}
+    for state_key, file_key in mapping.items():
+        if file_key not in arrays:
+            report.missing.append(f"{state_key} (file key {file_key})")
+            continue
+        value = _tensor(arrays[file_key])
+        if state_key not in state:
+            report.unmapped.append(file_key)
+            continue
+        if tuple(value.shape) != tuple(state[state_key].shape):
+            raise ValueError(
+                f"from_official: {file_key} has shape {tuple(value.shape)} but {state_key} is "
+                f"{tuple(state[state_key].shape)}; the inferred architecture does not fit the file"
+            )
+        new[state_key] = value
+    module.load_state_dict(new, strict=False)
+    used = set(mapping.values())
+    for k in arrays:
+        if k in used:
+            continue
+        (report.ignored if k.endswith("/N") else report.unmapped).append(k)
+
+
+# ---------------------------------------------------------------------------------------------
+# generator
+# ---------------------------------------------------------------------------------------------
+
+
+def generator_config(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``collage.resnet_generator`` config inferred from an official generator's arrays."""
+    if "l1/W" not in arrays:
+        raise ValueError(
+            "from_official(kind='G'): the file has no 'l1/W'; is it a generator snapshot? "
+            f"(first keys: {sorted(arrays)[:6]})"
+        )
+    blocks = _blocks(arrays)
+    if not blocks:
+        raise ValueError("from_official(kind='G'): the file has no blockN/ keys")
+    z_dim = int(arrays["l1/W"].shape[1])
+    c0 = int(arrays[f"block{blocks[0]}/c1/W"].shape[1])
+    bw = math.isqrt(int(arrays["l1/W"].shape[0]) // c0)
+    widths = [c0] + [int(arrays[f"block{n}/c1/W"].shape[0]) for n in blocks]
+    ch, mult = _ch_and_multipliers(widths)
+    k = int(arrays[f"block{blocks[0]}/b1/gammas/W"].shape[0])
+    return {
+        "type": "collage.resnet_generator",
+        "num_classes": k,
+        "resolution": bw * 2 ** len(blocks),
+        "ch": ch,
+        "channel_multipliers": mult,
+        "z_dim": z_dim,
+        "bottom_width": bw,
+        "norm": {"type": "collage.scbn"},
+    }
+
+
+def generator_mapping(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """``state_dict key -> file key`` for :class:`ResNetGenerator`."""
+    blocks = _blocks(arrays)
+    last = blocks[-1] + 1
+    out = {"stages.0.linear.weight": "l1/W", "stages.0.linear.bias": "l1/b"}
+    for i, n in enumerate(blocks, start=1):
+        for conv in ("c1", "c2", "c_sc"):
+            out[f"stages.{i}.{conv}.weight"] = f"block{n}/{conv}/W"
+            out[f"stages.{i}.{conv}.bias"] = f"block{n}/{conv}/b"
+        for bn in ("b1", "b2"):
+            out[f"stages.{i}.{bn}.gammas.weight"] = f"block{n}/{bn}/gammas/W"
+            out[f"stages.{i}.{bn}.betas.weight"] = f"block{n}/{bn}/betas/W"
+            out[f"stages.{i}.{bn}.bn.running_mean"] = f"block{n}/{bn}/avg_mean"
+            out[f"stages.{i}.{bn}.bn.running_var"] = f"block{n}/{bn}/avg_var"
+    out.update(
+        {
+            "bn.weight": f"b{last}/gamma",
+            "bn.bias": f"b{last}/beta",
+            "bn.running_mean": f"b{last}/avg_mean",
+            "bn.running_var": f"b{last}/avg_var",
+            "to_rgb.weight": f"l{last}/W",
+            "to_rgb.bias": f"l{last}/b",
+        }
+    )
+    return out
+
+
+def _convert_generator(arrays: dict[str, np.ndarray], overrides: dict[str, Any]):
+    gen_cfg = {**generator_config(arrays), **overrides}
+    report = ConversionReport(config=gen_cfg)
+    spec = {
+        "condition": ["class_id"],
+        "generator": gen_cfg,
+        "injector": {"type": "core.gaussian"},
+        "sampler": {"type": "core.prior"},
+    }
+    model = synth.compose(spec)
+    _load(model.generator, arrays, generator_mapping(arrays), report)
+    return model.eval(), report
+
+
+# ---------------------------------------------------------------------------------------------
+# discriminator
+# ---------------------------------------------------------------------------------------------
+
+
+def discriminator_config(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``collage.projection_discriminator`` config inferred from an official D's arrays."""
+    blocks = _blocks(arrays)
+    if not blocks or blocks[0] != 1:
+        raise ValueError(
+            "from_official(kind='D'): expected block1 (the optimized block) .. blockN; found "
+            f"blocks {blocks}"
+        )
+    widths = [int(arrays[f"block{n}/c1/W"].shape[0]) for n in blocks]
+    ch, mult = _ch_and_multipliers(widths)
+    k = int(arrays["l_y/W"].shape[0]) if "l_y/W" in arrays else None
+    return {
+        "type": "collage.projection_discriminator",
+        "num_classes": k,
+        "resolution": 4 * 2 ** (len(blocks) - 1),
+        "ch": ch,
+        "channel_multipliers": mult,
+    }
+
+
+def _set_spectral(module: nn.Module, weight: np.ndarray, u: np.ndarray | None) -> None:
+    """Load ``weight`` into a spectral-norm parametrized module; ``u`` -> ``_u``, ``_v``.
+
+    Chainer's test-mode σ: ``v = ‖Wᵀu‖⁻¹ Wᵀu``, ``u' = ‖Wv‖⁻¹ Wv``, ``σ = u'ᵀ W v``; torch's
+    eval-mode σ is ``_uᵀ W _v``, so ``_v = v`` and ``_u = u'``.
+    """
+    w = _tensor(weight)
+    param = module.parametrizations.weight
+    param.original.data.copy_(w)
+    sn = param[0]
+    if u is None:
+        return
+    mat = w.reshape(w.shape[0], -1)
+    u0 = _tensor(u).reshape(-1)
+    v = F.normalize(mat.t() @ u0, dim=0, eps=sn.eps)
+    u1 = F.normalize(mat @ v, dim=0, eps=sn.eps)
+    sn._u.copy_(u1)
+    sn._v.copy_(v)
+
+
+def _convert_discriminator(arrays: dict[str, np.ndarray], overrides: dict[str, Any]):
+    cfg = {**discriminator_config(arrays), **overrides}
+    report = ConversionReport(config=cfg)
+    disc = synth.build(cfg)
+    blocks = _blocks(arrays)
+    used: set[str] = set()
+
+    def put(module: nn.Module, prefix: str) -> None:
+        w, b, u = f"{prefix}/W", f"{prefix}/b", f"{prefix}/u"
+        if w not in arrays:
+            report.missing.append(w)
+            return
+        _set_spectral(module, arrays[w], arrays.get(u))
+        used.update({w, u})
+        if getattr(module, "bias", None) is not None:
+            if b in arrays:
+                module.bias.data.copy_(_tensor(arrays[b]))
+                used.add(b)
+            else:
+                report.missing.append(b)
+
+    for i, n in enumerate(blocks):
+        block = disc.blocks[i]
+        put(block.c1, f"block{n}/c1")
+        put(block.c2, f"block{n}/c2")
+        if block.c_sc is not None:
+            put(block.c_sc, f"block{n}/c_sc")
+    put(disc.linear, f"l{blocks[-1] + 1}")
+    if disc.embed is not None:
+        put(disc.embed, "l_y")
+    report.unmapped.extend(k for k in arrays if k not in used)
+    return disc.eval(), report
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------------------------
+
+#: ``kind -> converter(arrays, overrides) -> (model, ConversionReport)``.
+CONVERTERS: dict[
+    str, Callable[[dict[str, np.ndarray], dict[str, Any]], tuple[Any, ConversionReport]]
+] = {
+    "G": _convert_generator,
+    "D": _convert_discriminator,
+}
+
+
+def from_official(
+    path: str | Path, kind: str = "G", *, return_report: bool = False, **overrides: Any
+) -> Any:
+    """Load an official neural-collage Chainer ``.npz`` as a synth model.
+
+    Args:
+        path: the ``.npz`` (a network's ``save_npz`` or a trainer snapshot).
+        kind: ``"G"`` -> a :class:`synth.SynthesisModel` (``collage.resnet_generator`` with
+            sCBN + ``core.gaussian``) whose ``generate(Condition(class_id=…) or
+            Condition(class_weights=…), Latents(z=…))`` is the official generator's test-mode
+            output; ``"D"`` -> ``collage.projection_discriminator`` in eval mode. Other kinds
+            as registered in :data:`CONVERTERS`.
+        return_report: also return the :class:`ConversionReport`.
+        overrides: config fields replacing the inferred ones (e.g. ``norm``).
+
+    Keys in the file that nothing used, and model entries the file lacks, are reported (a
+    warning; the report lists them).
+    """
+    if kind not in CONVERTERS:
+        raise ValueError(
+            f"from_official: kind={kind!r} is not one of {sorted(CONVERTERS)} "
+            "(G: generator, D: discriminator)"
+        )
+    arrays = read_npz(path)
+    model, report = CONVERTERS[kind](arrays, overrides)
+    if report.unmapped or report.missing:
+        warnings.warn(
+            f"from_official({Path(path).name}, kind={kind!r}): "
+            f"{len(report.unmapped)} unmapped file keys {report.unmapped[:8]}, "
+            f"{len(report.missing)} missing model entries {report.missing[:8]}",
+            stacklevel=2,
+        )
+    return (model, report) if return_report else model
