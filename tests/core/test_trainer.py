@@ -646,6 +646,46 @@ def test_ema_and_lr_schedule_resume_bitwise(tmp_path, monkeypatch):
     assert lrs == pytest.approx([2e-4 * full.lr_factor(s) for s in (1, 3, 5)])
 
 
+def test_multistep_lr_schedule_matches_torch_and_resumes(tmp_path, monkeypatch):
+    """``lr_milestones``/``lr_gamma``: the lrs of every step are those of torch's
+    MultiStepLR stepped once per Trainer step (a repeated milestone multiplies twice), the
+    schedule resumes from a checkpoint, and it cannot be combined with ``decay_start``."""
+    cfg = dict(steps=6, lr_milestones=[2, 4, 4], lr_gamma=0.5, log_every=1, checkpoint_every=10)
+    full = make(tmp_path / "a", **cfg)
+    full.fit()
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+    ref = torch.optim.lr_scheduler.MultiStepLR(opt, [2, 4, 4], 0.5)
+    want = []
+    for _ in range(6):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    lrs = [json.loads(ln)["lr/generator"] for ln in (tmp_path / "a" / "log.jsonl").open()]
+    assert lrs == pytest.approx(want)  # 2e-4, 2e-4, 1e-4, 1e-4, 2.5e-5, 2.5e-5
+    assert [full.lr_factor(s) for s in range(6)] == pytest.approx([w / 2e-4 for w in want])
+
+    stopped = make(tmp_path / "b", **cfg)
+    real_step = stopped.objective.step
+
+    def stop_at_3(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        if stopped.step == 2:
+            stopped.request_stop()
+        return out
+
+    monkeypatch.setattr(stopped.objective, "step", stop_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        stopped.fit()
+    resumed = make(tmp_path / "b", **cfg)
+    resumed.fit()
+    for name in ("generator", "discriminator"):
+        got = resumed.optimizers[name].param_groups[0]["lr"]
+        assert got == pytest.approx(full.optimizers[name].param_groups[0]["lr"])
+    assert_same(weights(resumed), weights(full))
+    with pytest.raises(synth.ConfigError, match="decay_start"):
+        make(tmp_path / "c", lr_milestones=[2], decay_start=3)
+
+
 def test_ema_follows_the_averaged_model_formula(tmp_path):
     """W_ema = W after the first step, then W_ema <- d·W_ema + (1-d)·W; the live generator is
     never replaced (no swapping in and out for grids or the export)."""

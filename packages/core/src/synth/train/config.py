@@ -52,6 +52,12 @@ class TrainerConfig(_Strict):
     decay_start: int | None = Field(
         None, ge=0, description="lr constant until this step, then linear decay to 0 at `steps`"
     )
+    lr_milestones: list[int] | None = Field(
+        None,
+        description="Trainer steps at which every lr is multiplied by `lr_gamma` "
+        "(torch MultiStepLR; a repeated step multiplies again); not with `decay_start`",
+    )
+    lr_gamma: float = Field(0.1, gt=0, description="lr factor at each of `lr_milestones`")
     ema: float | None = Field(None, ge=0, lt=1, description="generator EMA decay, e.g. 0.999")
     grad_clip: float | None = Field(None, gt=0)
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step")

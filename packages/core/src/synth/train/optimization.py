@@ -4,16 +4,17 @@ GradScalers for fp16, and freeze rules."""
 from __future__ import annotations
 
 import fnmatch
+from bisect import bisect_right
 from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, MultiStepLR
 
 from ..errors import ConfigError
 from .config import FreezeRule, OptimizerConfig, TrainerConfig
 
-__all__ = ["Optimization", "linear_decay", "make_optimizer"]
+__all__ = ["Optimization", "linear_decay", "make_optimizer", "schedule_factor"]
 
 
 def make_optimizer(params: list[nn.Parameter], oc: OptimizerConfig) -> torch.optim.Optimizer:
@@ -30,12 +31,21 @@ def linear_decay(step: int, decay_start: int | None, steps: int) -> float:
     return max(0.0, 1.0 - (step - decay_start) / max(1, steps - decay_start))
 
 
+def schedule_factor(step: int, config: TrainerConfig) -> float:
+    """The LR factor of ``step`` under ``config``: :func:`linear_decay` (``decay_start``) or
+    ``lr_gamma ** (number of lr_milestones <= step)`` (what :class:`MultiStepLR` computes)."""
+    if config.lr_milestones:
+        return config.lr_gamma ** bisect_right(sorted(config.lr_milestones), step)
+    return linear_decay(step, config.decay_start, config.steps)
+
+
 class Optimization:
-    """What updates the trained networks: an optimizer and a :class:`LambdaLR` per network,
-    a GradScaler per update group (fp16), and the freeze rules.
+    """What updates the trained networks: an optimizer and a scheduler per network (a
+    :class:`LambdaLR` for ``decay_start``, a :class:`MultiStepLR` for ``lr_milestones``), a
+    GradScaler per update group (fp16), and the freeze rules.
 
     The schedulers step once per Trainer step, so at step ``s`` every lr is
-    ``lr · factor(s)``; their state is in checkpoints.
+    ``lr · schedule_factor(s)``; their state is in checkpoints.
     """
 
     def __init__(
@@ -61,9 +71,23 @@ class Optimization:
             n: make_optimizer(self.params[n], config.optimizers.get(n, config.optimizer))
             for n in networks
         }
-        # read at each step, so a changed config.steps moves the end of the decay
-        factor = lambda step: linear_decay(step, config.decay_start, config.steps)  # noqa: E731
-        self.schedulers = {n: LambdaLR(o, factor) for n, o in self.optimizers.items()}
+        if config.lr_milestones and config.decay_start is not None:
+            raise ConfigError(
+                f"train.lr_milestones={config.lr_milestones} and train.decay_start="
+                f"{config.decay_start} are two lr schedules; set one of them"
+            )
+        if config.lr_milestones and min(config.lr_milestones) < 1:
+            raise ConfigError(
+                f"train.lr_milestones={config.lr_milestones}: milestones are Trainer steps >= 1"
+            )
+        self.schedulers: dict[str, LRScheduler]
+        if config.lr_milestones:
+            ms, gamma = config.lr_milestones, config.lr_gamma
+            self.schedulers = {n: MultiStepLR(o, ms, gamma) for n, o in self.optimizers.items()}
+        else:
+            # read at each step, so a changed config.steps moves the end of the decay
+            factor = lambda step: linear_decay(step, config.decay_start, config.steps)  # noqa: E731
+            self.schedulers = {n: LambdaLR(o, factor) for n, o in self.optimizers.items()}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         self.freeze = _match_freeze_rules(config.freeze, model)
 
@@ -90,10 +114,10 @@ class Optimization:
             scheduler.step()
 
     def place_schedules(self, step: int) -> None:
-        """Put every schedule at ``step`` under the current config (what ``LambdaLR`` computes
-        there: ``lr · factor(step)``), so that a run resumed or continued with another
+        """Put every schedule at ``step`` under the current config (what its scheduler computes
+        there: ``lr · schedule_factor(step)``), so that a run resumed or continued with another
         ``steps`` decays to its new end."""
-        factor = linear_decay(step, self.config.decay_start, self.config.steps)
+        factor = schedule_factor(step, self.config)
         for n, scheduler in self.schedulers.items():
             scheduler.last_epoch = step
             groups = self.optimizers[n].param_groups

@@ -36,7 +36,7 @@ from .config import TrainerConfig, validate
 from .distributed import Process, Replicas, resolve_device
 from .ema import GeneratorEMA, with_generator
 from .logs import RunLog
-from .optimization import Optimization, linear_decay
+from .optimization import Optimization, schedule_factor
 from .updater import Updater
 
 __all__ = ["Trainer", "TrainingDiverged", "epoch_order"]
@@ -164,8 +164,9 @@ class Trainer:
         return self.optim.scaler(key)
 
     def lr_factor(self, step: int) -> float:
-        """Constant, then linear decay to 0 at ``steps`` (pix2pixHD/SPADE schedule)."""
-        return linear_decay(step, self.config.decay_start, self.config.steps)
+        """Constant, then linear decay to 0 at ``steps`` (pix2pixHD/SPADE schedule), or the
+        multi-step decay of ``lr_milestones``."""
+        return schedule_factor(step, self.config)
 
     def sampling_model(self) -> SynthesisModel:
         """The model the sample grids and the export use: with the EMA generator when EMA is
