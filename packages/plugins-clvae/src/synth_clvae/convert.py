@@ -29,6 +29,7 @@ from synth.io.convert import (
     ConversionReport,
     load_converted,
     read_checkpoint,
+    require_keys,
     spectral_norm_key_to_official,
     spectral_norm_key_to_torch,
 )
@@ -42,6 +43,35 @@ __all__ = [
 ]
 
 BLOCKS = ["head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3", "up_4"]
+
+#: What each official checkpoint looks like (for the errors of a wrong converter or kind),
+#: most specific first.
+_CG = "an official CLVAE generator (from_official_clvae, kind='G')"
+_SG = "an official SPADE/GauGAN generator (from_official_spade, kind='G')"
+_D = "an official SPADE/CLVAE discriminator (from_official_spade, kind='D')"
+_CE = "an official CLVAE encoder (from_official_clvae, kind='E')"
+_SE = "an official SPADE/GauGAN encoder (from_official_spade, kind='E')"
+LAYOUTS = {
+    _CG: r"^embedding\.weight$",
+    _SG: r"^head_0\.",
+    _D: r"^discriminator_\d+\.",
+    _CE: r"^fc_mu1\.",
+    _SE: r"^(fc_mu|layer1)\.",
+    "a pix2pixHD checkpoint (synth_pix2pixhd.from_official)": r"^(model\.1\.|scale0_layer|model1_1)",
+}
+
+
+def _require(
+    sd: Mapping[str, Tensor], who: str, expected: str, *keys: str | tuple[str, ...]
+) -> None:
+    """The keys a conversion reads are in ``sd`` (else a CheckpointError saying what the
+    checkpoint looks like)."""
+    require_keys(sd, keys, who=who, expected=expected, layouts=LAYOUTS)
+
+
+def _sn(prefix: str) -> tuple[str, str]:
+    """A conv's weight with or without (hook-style) spectral norm."""
+    return (f"{prefix}.weight_orig", f"{prefix}.weight")
 
 
 def _fill(
@@ -105,11 +135,6 @@ def _infer_generator(
     use_instances: bool | None = None,
 ) -> dict[str, Any]:
     blocks = [b for b in BLOCKS if any(k.startswith(b + ".") for k in sd)]
-    if "head_0" not in blocks or "up_3" not in blocks:
-        raise ValueError(
-            "not an official SPADE/CLVAE generator state dict: expected keys 'head_0.*' … "
-            f"'up_3.*', got e.g. {sorted(sd)[:6]}"
-        )
     ngf = _w(sd, "head_0.conv_0").shape[1] // 16
     label_channels = sd["up_3.norm_0.mlp_shared.0.weight"].shape[1]
     if "embedding.weight" in sd:
@@ -144,16 +169,10 @@ def _infer_generator(
             f"fc reads {fc.shape[1]} channels but the SPADE blocks {label_channels}: not an "
             "official SPADE generator layout"
         )
-    mode = "most" if "up_4" in blocks else upsampling or "normal"
+    mode = _upsampling(sd, "up_4" in blocks, upsampling, crop_size, aspect_ratio, ngf)
     if fc.dim() == 2:
         cfg["z_dim"] = fc.shape[1]
         area = fc.shape[0] // (16 * ngf)
-        if crop_size is not None and upsampling is None and mode != "most":
-            for cand in ("normal", "more"):
-                sw = crop_size // 2 ** {"normal": 5, "more": 6}[cand]
-                if sw * round(sw / aspect_ratio) == area:
-                    mode = cand
-                    break
         if crop_size is None:
             n = {"normal": 5, "more": 6, "most": 7}[mode]
             sws = [s for s in range(1, area + 1) if s * round(s / aspect_ratio) == area]
@@ -178,6 +197,55 @@ def _infer_generator(
     return cfg
 
 
+def _upsampling(
+    sd: dict[str, Tensor],
+    has_up_4: bool,
+    upsampling: str | None,
+    crop_size: int | None,
+    aspect_ratio: float,
+    ngf: int,
+) -> str:
+    """The official ``num_upsampling_layers``: "most" has ``up_4``; "normal" and "more" have
+    the same modules and shapes, so they come from ``upsampling``, or for a VAE generator from
+    ``crop_size`` (its fc holds ``sh·sw`` positions, ``sw = crop_size / 2**{5 | 6}``). Never
+    guessed: a wrong guess builds a network with another output size."""
+    if has_up_4:
+        if upsampling not in (None, "most"):
+            raise ValueError(
+                f"upsampling={upsampling!r}, but the checkpoint has up_4, which only 'most' "
+                "builds: pass upsampling='most' or leave it out"
+            )
+        return "most"
+    if upsampling == "most":
+        raise ValueError(
+            "upsampling='most', but the checkpoint has no up_4: pass 'normal' or 'more'"
+        )
+    if upsampling is not None:
+        return upsampling
+    fc = sd["fc.weight"]
+    if fc.dim() == 2 and crop_size is not None:
+        area = fc.shape[0] // (16 * ngf)
+        fits = [
+            mode
+            for mode, n in (("normal", 5), ("more", 6))
+            if (crop_size // 2**n) * round(crop_size // 2**n / aspect_ratio) == area
+        ]
+        if len(fits) == 1:
+            return fits[0]
+        raise ValueError(
+            f"fc holds {area} = sh·sw positions, which crop_size={crop_size} with "
+            f"aspect_ratio={aspect_ratio} gives under neither 'normal' (sw = crop/32) nor "
+            "'more' (sw = crop/64): check crop_size and aspect_ratio, or pass upsampling"
+        )
+    how = "pass upsampling" if fc.dim() == 4 else "pass upsampling, or crop_size"
+    raise ValueError(
+        "the checkpoint's shapes cannot tell upsampling 'normal' from 'more' (official "
+        "num_upsampling_layers; 'more' adds an upsampling after G_middle_0: SPADE's "
+        "Cityscapes, CLVAE's DeepFashion and GTA-5 models use it, ADE20K and COCO 'normal'): "
+        f"{how} (the VAE generator's output width, from which its fc's size tells the mode)"
+    )
+
+
 def _generator_key(key: str) -> str | None:
     name, _, rest = key.partition(".")
     if name in BLOCKS:
@@ -197,13 +265,22 @@ def _convert_generator(
     num_classes: int | None = None,
     use_instances: bool | None = None,
 ) -> nn.Module:
-    cfg = _infer_generator(sd, crop_size, aspect_ratio, upsampling, num_classes, use_instances)
+    _require(
+        sd,
+        "from_official_clvae('G')" if clvae else "from_official_spade('G')",
+        _CG if clvae else _SG,
+        _sn("head_0.conv_0"),
+        "up_3.norm_0.mlp_shared.0.weight",
+        "fc.weight",
+        *(["embedding.weight", "head_0.norm_0.mlp_shared.0.weight"] if clvae else []),
+    )
     is_clvae = "embedding.weight" in sd
     if clvae != is_clvae:
         which = "from_official_clvae" if is_clvae else "from_official_spade"
         raise ValueError(
             f"this generator checkpoint {'is' if is_clvae else 'is not'} CLVAE's; use {which}"
         )
+    cfg = _infer_generator(sd, crop_size, aspect_ratio, upsampling, num_classes, use_instances)
     name = "clvae.clvae_generator" if clvae else "clvae.spade_generator"
     part = synth.build({"type": name, **cfg})
     mapped, unmapped = {}, []
@@ -224,8 +301,7 @@ def _convert_discriminator(
     sd: dict[str, Tensor], num_classes: int | None = None, use_instances: bool | None = None
 ) -> nn.Module:
     ids = sorted({int(m.group(1)) for k in sd if (m := re.match(r"discriminator_(\d+)\.", k))})
-    if not ids:
-        raise ValueError("not an official SPADE discriminator: no 'discriminator_<i>.*' keys")
+    _require(sd, "from_official_spade('D')", _D, "discriminator_0.model0.0.weight")
     models = {int(m.group(1)) for k in sd if (m := re.match(r"discriminator_0\.model(\d+)\.", k))}
     first = sd["discriminator_0.model0.0.weight"]
     spectral = any(k.endswith("weight_orig") for k in sd)
@@ -260,8 +336,8 @@ def _convert_discriminator(
 
 def _convert_encoder(sd: dict[str, Tensor], *, clvae: bool) -> nn.Module:
     layers = sorted({int(m.group(1)) for k in sd if (m := re.match(r"layer(\d+)\.", k))})
-    if not layers or "fc_mu.weight" not in sd:
-        raise ValueError("not an official ConvEncoder: expected 'layer<i>.*' and 'fc_mu.*' keys")
+    who = "from_official_clvae('E')" if clvae else "from_official_spade('E')"
+    _require(sd, who, _CE if clvae else _SE, _sn("layer1.0"), "fc_mu.weight")
     ndf = _w(sd, "layer1.0").shape[0]
     n = max(layers)
     fc_in = sd["fc_mu.weight"].shape[1]
@@ -313,8 +389,10 @@ def from_official_spade(
     The architecture is read from the keys and shapes (ngf, classes, hidden width, batch vs
     instance param-free norm, spectral norm, z_dim, "most" upsampling, D's scales/layers/ndf,
     E's ndf/layers/input size). ``crop_size``/``aspect_ratio`` fix the VAE generator's base size
-    (by default the square size the fc implies); ``upsampling`` is only needed for a
-    label-input generator trained with "more" (shapes cannot tell it from "normal"). The part is
+    (by default the square size the fc implies). ``upsampling`` ("normal" or "more": the
+    official ``num_upsampling_layers``; "most" is read from the keys) is required when the
+    shapes cannot tell the two apart -- always for a label-input generator, and for a VAE
+    generator without ``crop_size`` -- and is never guessed (an error says so). The part is
     returned in eval mode with ``part.conversion_report`` (unmapped / missing keys, inferred
     config); a warning lists keys that did not map.
 

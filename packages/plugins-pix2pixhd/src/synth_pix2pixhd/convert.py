@@ -27,7 +27,8 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from synth.io.convert import ConversionReport, read_checkpoint
+from synth.errors import CheckpointError
+from synth.io.convert import ConversionReport, describe_checkpoint, read_checkpoint, require_keys
 
 from .discriminators import MultiscaleDiscriminator
 from .encoders import InstanceEncoder
@@ -36,6 +37,26 @@ from .generators import GlobalGenerator, LocalEnhancer
 __all__ = ["ConversionReport", "convert_state_dict", "from_official", "to_official"]
 
 Kind = Literal["G", "D", "E"]
+
+#: What each kind of official checkpoint looks like (for the errors of a wrong ``kind``).
+_G = "an official pix2pixHD generator (kind='G')"
+_D = "an official pix2pixHD multi-scale discriminator (kind='D')"
+_E = "an official pix2pixHD feature encoder (kind='E')"
+LAYOUTS = {
+    _G: r"^model(1_1\.|\.\d+\.conv_block\.)",
+    _D: r"^(scale\d+_layer\d+|layer\d+)\.",
+    _E: r"^model\.1\.weight$",
+    "a SPADE/GauGAN checkpoint (synth_clvae.from_official_spade)": r"^(head_0|discriminator_\d+)\.",
+}
+_EXPECTED = {"G": _G, "D": _D, "E": _E}
+
+
+def _require(sd: Mapping[str, Tensor], kind: str, *keys: str | tuple[str, ...]) -> None:
+    """The keys ``kind``'s conversion reads are in ``sd`` (else a CheckpointError saying what
+    the checkpoint looks like)."""
+    require_keys(
+        sd, keys, who=f"from_official({kind!r})", expected=_EXPECTED[kind], layouts=LAYOUTS
+    )
 
 
 def _plain_indices(sd: Mapping[str, Tensor], prefix: str) -> list[int]:
@@ -140,8 +161,10 @@ def _infer(sd: Mapping[str, Tensor], kind: Kind, opts: dict[str, Any]) -> tuple[
     ni, fn = opts.pop("use_instances", None), opts.pop("feat_num", None)
     k = opts.pop("num_classes", None)
     if kind == "G":
+        _require(sd, kind, "model.1.weight")
         if "model1_1.1.weight" in sd:
             n_loc = len({m.group(1) for key in sd if (m := re.match(r"^model(\d+)_1\.", key))})
+            _require(sd, kind, f"model{n_loc}_1.1.weight")
             plain = _plain_indices(sd, "model")
             nd = (len(plain) - 1) // 2
             nb = len(_res_indices(sd, "model"))
@@ -162,6 +185,7 @@ def _infer(sd: Mapping[str, Tensor], kind: Kind, opts: dict[str, Any]) -> tuple[
         plain = _plain_indices(sd, "model")
         nd = (len(plain) - 2) // 2
         nb = len(_res_indices(sd, "model"))
+        _require(sd, kind, f"model.{3 * nd + 4}.conv_block.1.weight")
         k, ni, fn = _inputs(sd["model.1.weight"].shape[1], k, ni, fn)
         cfg = dict(
             num_classes=k,
@@ -173,6 +197,7 @@ def _infer(sd: Mapping[str, Tensor], kind: Kind, opts: dict[str, Any]) -> tuple[
         )
         return GlobalGenerator, cfg, _global_pairs(nd, nb, 0, head=True)
     if kind == "D":
+        _require(sd, kind, ("scale0_layer0.0.weight", "layer0.0.weight"))
         inter = any(key.startswith("scale0_layer") for key in sd)
         if inter:
             num_d = len({m.group(1) for key in sd if (m := re.match(r"^scale(\d+)_layer", key))})
@@ -192,8 +217,15 @@ def _infer(sd: Mapping[str, Tensor], kind: Kind, opts: dict[str, Any]) -> tuple[
         )
         return MultiscaleDiscriminator, cfg, _disc_pairs(num_d, n_layers, inter)
     if kind == "E":
+        _require(sd, kind, "model.1.weight")
+        if _res_indices(sd, "model") or "model1_1.1.weight" in sd:  # the encoder has no blocks
+            raise CheckpointError(
+                f"from_official('E'): expected {_E}, but the checkpoint has residual blocks "
+                f"(model.<i>.conv_block.*). {describe_checkpoint(sd, LAYOUTS, expected=_E)}"
+            )
         plain = _plain_indices(sd, "model")
         nd = (len(plain) - 2) // 2
+        _require(sd, kind, f"model.{6 * nd + 5}.weight")
         last = sd[f"model.{6 * nd + 5}.weight"]
         cfg = dict(channels=last.shape[0], nef=sd["model.1.weight"].shape[0], n_downsampling=nd)
         return InstanceEncoder, cfg, _encoder_pairs(nd)

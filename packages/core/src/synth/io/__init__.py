@@ -4,8 +4,10 @@ what converters of the papers' official checkpoints share. Knows no model.
 
 from .convert import (
     ConversionReport,
+    describe_checkpoint,
     load_converted,
     read_checkpoint,
+    require_keys,
     spectral_norm_key_to_official,
     spectral_norm_key_to_torch,
     strip_key_prefixes,
@@ -16,10 +18,12 @@ from .weights import offline, read_state_dict, resolve_weights, synth_home, weig
 __all__ = [
     "ConversionReport",
     "atomic_write",
+    "describe_checkpoint",
     "load_converted",
     "offline",
     "read_checkpoint",
     "read_state_dict",
+    "require_keys",
     "resolve_weights",
     "spectral_norm_key_to_official",
     "spectral_norm_key_to_torch",

@@ -15,11 +15,17 @@ once:
   mismatches and reporting (or raising on) unmapped and missing keys.
 - :class:`ConversionReport`: what a conversion did, usually kept on the part as
   ``part.conversion_report``.
+- :func:`require_keys`: before a converter reads any key, check that the checkpoint has the
+  keys it needs; else a :class:`~synth.errors.CheckpointError` says what the checkpoint looks
+  like instead (:func:`describe_checkpoint`: another kind of network, a training state with no
+  tensors, an unrelated model) — never a bare ``KeyError``.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +33,15 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..errors import CheckpointError
 from .weights import read_state_dict
 
 __all__ = [
     "ConversionReport",
+    "describe_checkpoint",
     "load_converted",
     "read_checkpoint",
+    "require_keys",
     "spectral_norm_key_to_official",
     "spectral_norm_key_to_torch",
     "strip_key_prefixes",
@@ -203,3 +212,83 @@ def load_converted(
     if not report.ok:
         warnings.warn(msg, stacklevel=stacklevel + 1)
     return report
+
+
+# --------------------------------------------------------------------------- key checks
+
+
+def describe_checkpoint(
+    state: Mapping[str, Any], layouts: Mapping[str, str] | None = None, *, expected: str = ""
+) -> str:
+    """One sentence on what ``state`` looks like, for an error message.
+
+    Args:
+        state: the checkpoint as read (:func:`read_checkpoint`); its values may be anything.
+        layouts: ``{description: regex}`` of the layouts the converter knows, e.g.
+            ``{"a pix2pixHD discriminator (kind='D')": r"^scale0_layer0\\."}``; the first
+            whose regex matches a tensor key names what the checkpoint is.
+        expected: the description of the layout that was asked for (among ``layouts``): it is
+            tried last, and matching it means keys are missing.
+    """
+    tensors = [k for k, v in state.items() if isinstance(v, Tensor)]
+    if not state:
+        return "The checkpoint is empty."
+    if not tensors:
+        shown = ", ".join(repr(k) for k in list(state)[:8])
+        return (
+            f"It holds no tensors: its keys are {shown} — a training state or a config, not a "
+            "network's state dict; give the file or the dict of weights (from a file, "
+            "synth.read_state_dict unwraps 'state_dict'/'model' nesting)."
+        )
+    known = dict(layouts or {})
+    own = known.pop(expected, None)
+    for description, pattern in known.items():
+        if any(re.search(pattern, k) for k in tensors):
+            return f"It looks like {description}."
+    if own is not None and any(re.search(own, k) for k in tensors):
+        return (
+            f"It looks like {expected} with keys missing: a truncated file, or another "
+            "version of the network."
+        )
+    top = Counter(k.split(".", 1)[0] for k in tensors).most_common(6)
+    names = ", ".join(f"{name} ({n})" for name, n in top)
+    return (
+        f"It matches no layout this converter knows: {len(tensors)} tensors, top-level names "
+        f"{names}; e.g. keys {tensors[:3]}."
+    )
+
+
+def require_keys(
+    state: Mapping[str, Any],
+    needed: Iterable[str | Sequence[str]],
+    *,
+    who: str,
+    expected: str,
+    layouts: Mapping[str, str] | None = None,
+) -> None:
+    """Check that ``state`` has every key a converter is about to read.
+
+    Args:
+        state: the checkpoint as read.
+        needed: keys; an entry that is a tuple of keys is satisfied by any one of them (e.g.
+            ``("conv.weight", "conv.weight_orig")`` with or without spectral norm).
+        who: the converter (leads the message), e.g. ``"from_official('G')"``.
+        expected: what the converter reads, in words (e.g. ``"an official pix2pixHD
+            generator (kind='G')"``); a key of ``layouts`` when it is one of them.
+        layouts: the layouts the converter knows, for :func:`describe_checkpoint`.
+
+    Raises:
+        CheckpointError: a needed key is absent or not a tensor; the message names the keys,
+            says what the checkpoint looks like and how to fix the call.
+    """
+    missing = []
+    for entry in needed:
+        options = (entry,) if isinstance(entry, str) else tuple(entry)
+        if not any(isinstance(state.get(k), Tensor) for k in options):
+            missing.append(" or ".join(repr(k) for k in options))
+    if missing:
+        shown = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
+        raise CheckpointError(
+            f"{who}: expected {expected}, but the checkpoint has no {shown}. "
+            + describe_checkpoint(state, layouts, expected=expected)
+        )
