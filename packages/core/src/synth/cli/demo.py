@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .console import CLIError, out
+from .console import device as parse_device
 
 __all__ = ["add_parser", "cmd_demo"]
 
@@ -126,6 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
     from ..errors import ComposeError, UnknownPartError
 
+    parse_device(args.device)  # before any download or training
     try:
         if args.compare is not None:
             return _compare(args)

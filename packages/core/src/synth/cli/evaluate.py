@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .console import CLIError, err, out
+from .console import device as parse_device
 from .format import format_table
 from .inputs import dataset_arg, load_model_dir
 
@@ -216,12 +217,10 @@ def _table(result: dict[str, Any]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     _check_args(args)
     _metrics_arg(args.metrics)  # usage errors before anything loads
     names = _names(args)
-    device = torch.device(args.device)
+    device = parse_device(args.device)
     dataset = dataset_arg(args.data)
     models = {}
     for name, model_dir in zip(names, args.model_dirs):

@@ -53,6 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as e:  # SYNTH_STRICT_PLUGINS=1 and a plugin failed
         err(f"error: {e}")
         return 1
+    except RuntimeError as e:  # a device failing mid-command: one line, not a traceback
+        from .console import device_failure
+
+        message = device_failure(e)
+        if message is None:
+            raise
+        err(f"error: {message}")
+        return 1
     except BrokenPipeError:  # `synth list | head`
         sys.stderr.close()
         return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .console import CLIError, out
+from .console import device as parse_device
 from .inputs import dataset_arg, load_model_dir
 
 __all__ = ["add_parser", "cmd_sample"]
@@ -210,10 +211,8 @@ def _write(args: argparse.Namespace, cond: Any, samples: Any, real: Any, indices
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-
     _check_args(args)
-    device = torch.device(args.device)
+    device = parse_device(args.device)
     model = load_model_dir(args.model_dir, device)
     cond, real, indices = _inputs(args, model)
     samples = _draw(args, model, cond, device)

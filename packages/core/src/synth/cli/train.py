@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .console import CLIError, err, out
+from .console import device as parse_device
 
 __all__ = ["add_parser", "cmd_train"]
 
@@ -35,6 +36,8 @@ def _check_args(args: argparse.Namespace) -> Path:
         )
     if args.steps is not None and args.steps < 1:
         raise CLIError(f"--steps {args.steps}: give a positive number of steps", 2)
+    if args.device is not None:
+        parse_device(args.device, allow_auto=True)
     return config
 
 
