@@ -28,7 +28,12 @@ from typing import Any
 from torch import Tensor
 
 from synth.errors import CheckpointError
-from synth.io.convert import load_converted, read_checkpoint, strip_key_prefixes
+from synth.io.convert import (
+    load_converted,
+    read_checkpoint,
+    require_keys,
+    strip_key_prefixes,
+)
 
 from .generators import RRDBGenerator
 
@@ -37,15 +42,29 @@ __all__ = ["from_official_srim", "infer_srim_config", "map_srim_keys", "read_sri
 _RDB = re.compile(r"^model\.1\.sub\.(\d+)\.RDB([123])\.conv([1-5])\.0\.(weight|bias)$")
 _TOP = re.compile(r"^model\.(\d+)\.(weight|bias)$")
 _PREFIXES = ("module.", "netG.")
+_SRIM = "an official SRIM IMRRDBNet generator"
+#: What other checkpoints look like, for the error when the keys are not SRIM's.
+LAYOUTS = {
+    "a pix2pixHD checkpoint (synth_pix2pixhd.from_official)": (
+        r"^(model\.\d+\.conv_block\.|model1_1\.|scale0_layer|layer0\.0\.)"
+    ),
+    "a SPADE/CLVAE checkpoint (synth_clvae.from_official_spade)": (
+        r"^(head_0|discriminator_\d+|fc_mu)\."
+    ),
+    _SRIM: r"^model\.1\.sub\.",
+}
 
 
 def infer_srim_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
     """``{nf, nb, gc, code_channels, scale}`` from an official IMRRDBNet state dict."""
     state = strip_key_prefixes(state, _PREFIXES)
-    if "model.0.weight" not in state:
-        raise CheckpointError(
-            f"from_official_srim: not an official IMRRDBNet state dict: no 'model.0.weight' (keys e.g. {list(state)[:5]})"
-        )
+    require_keys(
+        state,
+        ["model.0.weight", "model.1.sub.0.RDB1.conv1.0.weight"],
+        who="from_official_srim",
+        expected=_SRIM,
+        layouts=LAYOUTS,
+    )
     w0 = state["model.0.weight"]
     blocks = {int(m.group(1)) for k in state if (m := _RDB.match(k))}
     if not blocks:
