@@ -3,8 +3,10 @@ GradScalers for fp16, and freeze rules."""
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from bisect import bisect_right
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -14,7 +16,13 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, MultiStepLR
 from ..errors import ConfigError
 from .config import FreezeRule, OptimizerConfig, TrainerConfig
 
-__all__ = ["Optimization", "linear_decay", "make_optimizer", "schedule_factor"]
+__all__ = [
+    "Optimization",
+    "check_optimizer_names",
+    "linear_decay",
+    "make_optimizer",
+    "schedule_factor",
+]
 
 
 def make_optimizer(params: list[nn.Parameter], oc: OptimizerConfig) -> torch.optim.Optimizer:
@@ -39,6 +47,25 @@ def schedule_factor(step: int, config: TrainerConfig) -> float:
     return linear_decay(step, config.decay_start, config.steps)
 
 
+def check_optimizer_names(config: TrainerConfig, known: Sequence[str]) -> None:
+    """Raise a :class:`ConfigError` when ``train.optimizers`` names a network the objective
+    does not train (a typo would otherwise leave that network on the default ``optimizer``):
+    every unknown name at once, each with its close matches among ``known``."""
+    unknown = [n for n in config.optimizers if n not in known]
+    if not unknown:
+        return
+    lines = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, list(known), n=2, cutoff=0.4)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        lines.append(f"  - train.optimizers.{name}: no network {name!r}{hint}")
+    raise ConfigError(
+        "train.optimizers has settings for networks the objective does not train:\n"
+        + "\n".join(lines)
+        + f"\nits networks are {', '.join(map(repr, known))}"
+    )
+
+
 class Optimization:
     """What updates the trained networks: an optimizer and a scheduler per network (a
     :class:`LambdaLR` for ``decay_start``, a :class:`MultiStepLR` for ``lr_milestones``), a
@@ -60,12 +87,7 @@ class Optimization:
         """``networks``: the trained ones by name; ``known``: every network name the objective
         updates (an ``optimizers`` entry for another name is an error)."""
         self.config, self._device_type = config, device_type
-        unknown = sorted(set(config.optimizers) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"train.optimizers has settings for {unknown}, which the objective does not "
-                f"train; its networks are {list(known)}"
-            )
+        check_optimizer_names(config, known)
         self.params = {n: list(net.parameters()) for n, net in networks.items()}
         self.optimizers = {
             n: make_optimizer(self.params[n], config.optimizers.get(n, config.optimizer))
