@@ -15,8 +15,8 @@
     ``num_classes``).
 
 Which map each layer reads: ``Condition.class_weights`` (``[B, K, H, W]``, area-averaged to
-the layer's size by :meth:`synth.Context.class_weights`), else ``Condition.class_id`` as a
-uniform map. Per-layer maps (DESIGN §3, the layer study of §5.3) are given with
+the layer's size by :meth:`synth.Context.class_weights`), else the one-hot ``label_map`` (in
+label-map generators), else ``Condition.class_id`` as a uniform map. Per-layer maps (DESIGN §3, the layer study of §5.3) are given with
 :func:`layer_class_maps`, which rewrites the context each chosen layer sees, so any generator
 whose norm slot holds these blocks can be collaged at chosen layers without code of its own.
 """
@@ -59,8 +59,8 @@ CHAINER_BN_EPS = 2e-5
 def class_map(ctx: synth.Context, size: tuple[int, int], num_classes: int, who: str) -> Tensor:
     """The class-weight map ``W: [B, K, h, w]`` a layer of size ``size`` reads.
 
-    ``Condition.class_weights`` (area-averaged to ``size``) when given, else ``class_id`` as a
-    uniform one-hot map; a ``ValueError`` naming the fields when neither is there or ``K``
+    ``Condition.class_weights`` (area-averaged to ``size``) when given, else the one-hot
+    ``label_map`` (nearest-resized), else ``class_id`` as a uniform one-hot map; a ``ValueError`` naming the fields when neither is there or ``K``
     disagrees with the layer's ``num_classes``.
     """
     cond = ctx.cond
@@ -72,13 +72,15 @@ def class_map(ctx: synth.Context, size: tuple[int, int], num_classes: int, who: 
                 f"[B, {num_classes}, H, W]"
             )
         return ctx.class_weights(size)
+    if cond.label_map is not None:
+        return ctx.one_hot(size).float()
     if cond.class_id is not None:
         one_hot = torch.nn.functional.one_hot(cond.class_id, num_classes).float()
         return rearrange(one_hot, "b k -> b k 1 1").expand(-1, -1, *size)
     raise ValueError(
-        f"{who} reads the class of each pixel from Condition.class_weights ([B, K, H, W]) or "
-        "Condition.class_id ([B]); the batch has neither: give Condition(class_id=..., "
-        "num_classes=K) or Condition(class_weights=..., num_classes=K)"
+        f"{who} reads the class of each pixel from Condition.class_weights ([B, K, H, W]), "
+        "label_map ([B, H, W]) or class_id ([B]); the batch has none: give "
+        "Condition(class_id=..., num_classes=K) or Condition(class_weights=..., num_classes=K)"
     )
 
 
@@ -89,11 +91,13 @@ def mix_classes(ctx: synth.Context, size: tuple[int, int], table: Tensor, who: s
     ``[B, C, 1, 1]`` (broadcasts): the same numbers without a ``[B, K, h, w]`` map.
     """
     cond = ctx.cond
-    if cond.class_weights is None and cond.class_id is not None:
-        if int(cond.class_id.max()) >= table.shape[0]:
+    if cond.class_weights is None and cond.label_map is None and cond.class_id is not None:
+        # ids were checked against cond.num_classes at the boundary (no data-dependent branch
+        # here: the forward compiles without graph breaks)
+        if cond.num_classes is not None and cond.num_classes > table.shape[0]:
             raise ValueError(
-                f"{who} has num_classes={table.shape[0]} but Condition.class_id has ids up to "
-                f"{int(cond.class_id.max())}: use ids in [0, {table.shape[0]})"
+                f"{who} has num_classes={table.shape[0]} but the Condition has num_classes="
+                f"{cond.num_classes}: build the model for {cond.num_classes} classes"
             )
         return rearrange(table.float()[cond.class_id], "b c -> b c 1 1")
     weights = class_map(ctx, size, table.shape[0], who).float()
@@ -141,10 +145,10 @@ class SpatialNorm(synth.ConditioningBlock):
     class Config(synth.PartConfig):
         channels: int = Field(ge=1, description="C (runtime argument, set by the host)")
         num_classes: int = Field(ge=1, description="K (runtime argument, set by the host)")
-        condition: Literal["class_id", "class_weights"] = Field(
+        condition: Literal["class_id", "class_weights", "label_map"] = Field(
             "class_id",
             description="the Condition field the compose-time check asks for; at run time the "
-            "block reads class_weights when given, else class_id",
+            "block reads class_weights when given, else label_map (one-hot), else class_id",
         )
 
     config: Any

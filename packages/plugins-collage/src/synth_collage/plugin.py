@@ -21,6 +21,7 @@ _PARTS: dict[str, tuple[str, str]] = {
     "collage.feature_blend": ("sampler", "synth_collage.samplers:FeatureBlend"),
     "collage.label_collage": ("sampler", "synth_collage.samplers:LabelCollage"),
     # real photos: encoder, projection, auxiliary networks, blending (H14b)
+    "collage.resnet_encoder": ("injector", "synth_collage.encoder:ResNetEncoder"),
 }
 
 

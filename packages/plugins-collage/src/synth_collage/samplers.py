@@ -23,7 +23,7 @@ and the rows of one batch are independent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -86,6 +86,24 @@ def blend_features(
     return features[:, 0] * (1 - m.sum(1)) + (m * refs).sum(1)
 
 
+def _check_masks(masks: Tensor, b: int, who: str, what: str) -> Tensor:
+    """``[B, R, H, W]`` (``[R, H, W]`` is shared by every input), non-negative, ``Σ ≤ 1``."""
+    if masks.dim() == 3:
+        masks = masks.unsqueeze(0).expand(b, -1, -1, -1)
+    if masks.dim() != 4 or masks.shape[0] != b:
+        raise ValueError(
+            f"{who}: {what} has shape {tuple(masks.shape)}; give [B, R, H, W] = [{b}, R, H, W] "
+            "(one weight map per reference) or [R, H, W]"
+        )
+    if bool((masks < 0).any()) or float(masks.sum(1).max()) > 1 + 1e-4:
+        raise ValueError(
+            f"{who}: {what} must be non-negative with Σ_i M_i ≤ 1 per pixel (the target keeps "
+            f"1 - Σ_i M_i); got min {float(masks.min()):.3g}, max sum "
+            f"{float(masks.sum(1).max()):.3g}: normalise them"
+        )
+    return masks
+
+
 def _stages(model: SynthesisModel, who: str) -> nn.ModuleList:
     stages = getattr(model.generator, "stages", None)
     if not isinstance(stages, nn.ModuleList):
@@ -134,7 +152,9 @@ class FeatureBlend(synth.Sampler):
     Keywords:
         masks: ``[B, R, H, W]`` (or ``[R, H, W]`` for every input) weights of the R references
             at the output size, non-negative with ``Σ_i M_i ≤ 1`` per pixel (the target keeps
-            ``1 - Σ_i M_i``); resized to each stage (area average).
+            ``1 - Σ_i M_i``); resized to each stage (area average). Or a mapping
+            ``{stage: [B, R, h, w]}``: the maps ``M^(ℓ)`` per layer (any size), naming the
+            layers (§5.3, Fig. 13).
         references: R codes (one ``synth.Latents`` per reference, batch ``B`` or ``B·n``);
             default: R prior draws per sample.
         target: the codes of the images edited (batch ``B`` or ``B·n``); default: prior draws.
@@ -169,7 +189,7 @@ class FeatureBlend(synth.Sampler):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        masks: Tensor,
+        masks: Tensor | Mapping[int, Tensor],
         references: Sequence[synth.Latents] | None = None,
         target: synth.Latents | None = None,
         layers: Sequence[int] | None = None,
@@ -180,20 +200,25 @@ class FeatureBlend(synth.Sampler):
         stages = _stages(model, who)
         gen = model.generator
         b = cond.batch_size
-        if masks.dim() == 3:
-            masks = masks.unsqueeze(0).expand(b, -1, -1, -1)
-        if masks.dim() != 4 or masks.shape[0] != b:
-            raise ValueError(
-                f"{who}: masks has shape {tuple(masks.shape)}; give [B, R, H, W] = [{b}, R, H, W] "
-                "(one weight map per reference) or [R, H, W]"
-            )
-        r = int(masks.shape[1])
-        if bool((masks < 0).any()) or float(masks.sum(1).max()) > 1 + 1e-4:
-            raise ValueError(
-                f"{who}: masks must be non-negative with Σ_i M_i ≤ 1 per pixel (the target keeps "
-                f"1 - Σ_i M_i); got min {float(masks.min()):.3g}, max sum "
-                f"{float(masks.sum(1).max()):.3g}: normalise them"
-            )
+        num = len(stages)
+        if isinstance(masks, Mapping):
+            if layers is not None and sorted(layers) != sorted(masks):
+                raise ValueError(
+                    f"{who}: masks is given per layer {sorted(masks)} and layers={list(layers)}; "
+                    "give one of them (per-layer masks name their layers)"
+                )
+            per_layer = {int(k): _check_masks(v, b, who, f"masks[{k}]") for k, v in masks.items()}
+        else:
+            full = _check_masks(masks, b, who, "masks")
+            per_layer = {i: full for i in (range(num) if layers is None else layers)}
+        per_layer = {(i + num) % num if -num <= i < num else i: v for i, v in per_layer.items()}
+        bad = sorted(i for i in per_layer if not 0 <= i < num)
+        if bad:
+            raise ValueError(f"{who}: layers {bad} do not exist; the generator has {num} stages")
+        rs = {int(v.shape[1]) for v in per_layer.values()}
+        if len(rs) != 1:
+            raise ValueError(f"{who}: the per-layer masks disagree on R (maps per layer: {rs})")
+        r = rs.pop()
         if references is not None and len(references) != r:
             raise ValueError(
                 f"{who}: {len(references)} references but masks has {r} maps; give one mask "
@@ -203,11 +228,6 @@ class FeatureBlend(synth.Sampler):
             raise ValueError(
                 f"{who}: {len(shifts)} shifts for {r} references; give one (dy, dx) each"
             )
-        num = len(stages)
-        chosen = sorted({(i + num) % num if -num <= i < num else i for i in (layers or range(num))})
-        bad = [i for i in chosen if not 0 <= i < num]
-        if bad:
-            raise ValueError(f"{who}: layers {bad} do not exist; the generator has {num} stages")
         scales = list(getattr(gen, "stage_scales", [1] * num))
 
         cond_n = cond.repeat_interleave(n)
@@ -227,9 +247,9 @@ class FeatureBlend(synth.Sampler):
         order = torch.arange(m * (r + 1)).view(r + 1, m).t().flatten()
         latents = synth.Latents.cat([tgt, *refs])[order.to(cond.device)]
         cond_all = cond_n.repeat_interleave(r + 1)
-        masks_n = masks.repeat_interleave(n, dim=0).float()
 
         def hook_for(stage: int):
+            masks_n = per_layer[stage].repeat_interleave(n, dim=0).float()
             scale = scales[stage]
             stage_shifts = None
             if shifts is not None:
@@ -249,7 +269,7 @@ class FeatureBlend(synth.Sampler):
 
             return hook
 
-        handles = [stages[i].register_forward_hook(hook_for(i)) for i in chosen]
+        handles = [stages[i].register_forward_hook(hook_for(i)) for i in sorted(per_layer)]
         try:
             out = gen(cond_all, latents)
         finally:
@@ -304,7 +324,7 @@ class LabelCollage(synth.Sampler):
         w = torch.zeros(batch_size, k, res, res)
         w[:, 1, : res // 2] = 1
         w[:, :, res // 2 :] = F.one_hot(ids, k).float()[:, :, None, None]
-        cond = synth.Condition(class_id=ids, num_classes=k)
+        cond = synth.Condition(class_id=ids, num_classes=k, size=(res, res))
         return {"model": model, "cond": cond, "kwargs": {"class_weights": w, "layers": [0, 1]}}
 
     def sample(
