@@ -60,7 +60,7 @@ def check_optimizer_names(config: TrainerConfig, known: Sequence[str]) -> None:
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         lines.append(f"  - train.optimizers.{name}: no network {name!r}{hint}")
     raise ConfigError(
-        "train.optimizers has settings for networks the objective does not train:\n"
+        f"train.optimizers has settings for {unknown}, which the objective does not train:\n"
         + "\n".join(lines)
         + f"\nits networks are {', '.join(map(repr, known))}"
     )
