@@ -8,7 +8,7 @@ import synth.testing
 
 CASES = {
     "collage.scbn": dict(channels=8, num_classes=5),
-    "collage.scbn[class_id]": dict(channels=8, num_classes=5, condition="class_id"),
+    "collage.scbn[any]": dict(channels=8, num_classes=5, condition="any"),
     "collage.spatial_adain": dict(channels=8, num_classes=5, stage=1, style_dim=4),
     "collage.resnet_generator": dict(num_classes=5, resolution=32, ch=4, z_dim=8, size=32),
     "collage.resnet_generator[class_weights]": dict(

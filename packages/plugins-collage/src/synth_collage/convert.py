@@ -144,7 +144,8 @@ def generator_config(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         "channel_multipliers": mult,
         "z_dim": z_dim,
         "bottom_width": bw,
-        "norm": {"type": "collage.scbn"},
+        # 'any': the model takes Condition(class_id=...) and Condition(class_weights=...)
+        "norm": {"type": "collage.scbn", "condition": "any"},
     }
 
 
@@ -178,8 +179,10 @@ def generator_mapping(arrays: dict[str, np.ndarray]) -> dict[str, str]:
 def _convert_generator(arrays: dict[str, np.ndarray], overrides: dict[str, Any]):
     gen_cfg = {**generator_config(arrays), **overrides}
     report = ConversionReport(config=gen_cfg)
+    norm = gen_cfg.get("norm", {})
+    field = norm.get("condition", "class_id") if isinstance(norm, dict) else "class_id"
     spec = {
-        "condition": ["class_id"],
+        "condition": [] if field == "any" else [field],
         "generator": gen_cfg,
         "injector": {"type": "core.gaussian"},
         "sampler": {"type": "core.prior"},

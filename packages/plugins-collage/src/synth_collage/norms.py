@@ -145,10 +145,12 @@ class SpatialNorm(synth.ConditioningBlock):
     class Config(synth.PartConfig):
         channels: int = Field(ge=1, description="C (runtime argument, set by the host)")
         num_classes: int = Field(ge=1, description="K (runtime argument, set by the host)")
-        condition: Literal["class_id", "class_weights", "label_map"] = Field(
+        condition: Literal["class_id", "class_weights", "label_map", "any"] = Field(
             "class_id",
-            description="the Condition field the compose-time check asks for; at run time the "
-            "block reads class_weights when given, else label_map (one-hot), else class_id",
+            description="the Condition field the compose-time check asks for ('any': none, so "
+            "a model takes Condition(class_id=...) as well as Condition(class_weights=...), "
+            "checked at run time); at run time the block reads class_weights when given, else "
+            "label_map (one-hot), else class_id",
         )
 
     config: Any
@@ -156,7 +158,7 @@ class SpatialNorm(synth.ConditioningBlock):
     @classmethod
     def requirements(cls, config: synth.PartConfig | None = None) -> frozenset[str]:
         field = getattr(config, "condition", "class_id") if config is not None else "class_id"
-        return cls.requires | {field}
+        return cls.requires if field == "any" else cls.requires | {field}
 
     def example_inputs(
         self, *, batch_size: int, size: tuple[int, int], generator: torch.Generator

@@ -1,0 +1,239 @@
+"""An independent re-implementation of the authors' Chainer networks (pfnet-research/
+neural-collage), written from PAPERS.md's facts, on the raw ``.npz`` arrays with
+``torch.nn.functional`` only (no synth or synth_collage code), and fake snapshots in the
+official key layout. The converter tests compare ``from_official`` models against it.
+
+Generator (``resnet_small_scbn.py`` / ``resnet_256_scbn.py``, test mode):
+``l1`` (Linear, reshape channel-major to ``[C0, 4, 4]``), blocks
+``c2(relu(b2(c1(up(relu(b1(h))))))) + c_sc(up(h))`` (``up``: nearest ×2), CBN/sCBN with the
+running statistics and eps 2e-5, then BN (with γ, β), ReLU, 3×3 conv, tanh. sCBN takes one
+channel-last map ``[B, h, w, K]`` per CBN layer (b1 at the block's input size, b2 after the
+upsampling). Feature blending: ``R`` reference paths and the generated path, blend maps
+``[B, h, w, R+1]`` after ``l1`` and after every block, the last index the generated path
+(zeros at the first blend).
+
+Discriminator (``SNResNetProjectionDiscriminator``, test mode): spectral norm with Chainer's
+one power iteration from the stored ``u``; block1 optimized (conv, relu, conv, pool; shortcut
+pool then 1×1), blocks relu-conv-relu-conv(-pool) with a 1×1 shortcut (then pool) where the
+width or size changes, relu, spatial sum, ``l{N+1}`` plus ``<l_y(y), h>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+EPS = 2e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# fake snapshots
+# ---------------------------------------------------------------------------------------------
+
+
+def official_generator_arrays(
+    multipliers: list[int], ch: int, k: int, dim_z: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random arrays in the official generator layout (blocks 2.., then b{last}/l{last})."""
+    rng = np.random.default_rng(seed)
+    widths = [ch * m for m in multipliers]
+
+    def w(*shape, scale=None):
+        fan_in = int(np.prod(shape[1:]))
+        return (rng.standard_normal(shape) * (scale or 1 / np.sqrt(fan_in))).astype(np.float32)
+
+    out = {"l1/W": w(16 * widths[0], dim_z), "l1/b": w(16 * widths[0], scale=0.1)}
+    for i in range(len(widths) - 1):
+        n, cin, cout = i + 2, widths[i], widths[i + 1]
+        out[f"block{n}/c1/W"], out[f"block{n}/c1/b"] = w(cout, cin, 3, 3), w(cout, scale=0.1)
+        out[f"block{n}/c2/W"], out[f"block{n}/c2/b"] = w(cout, cout, 3, 3), w(cout, scale=0.1)
+        out[f"block{n}/c_sc/W"], out[f"block{n}/c_sc/b"] = w(cout, cin, 1, 1), w(cout, scale=0.1)
+        for bn, c in (("b1", cin), ("b2", cout)):
+            out[f"block{n}/{bn}/gammas/W"] = (1 + 0.3 * rng.standard_normal((k, c))).astype(
+                np.float32
+            )
+            out[f"block{n}/{bn}/betas/W"] = (0.3 * rng.standard_normal((k, c))).astype(np.float32)
+            out[f"block{n}/{bn}/avg_mean"] = (0.2 * rng.standard_normal(c)).astype(np.float32)
+            out[f"block{n}/{bn}/avg_var"] = rng.uniform(0.5, 2.0, c).astype(np.float32)
+            out[f"block{n}/{bn}/N"] = np.array(100.0, dtype=np.float32)
+    last, c = len(widths) + 1, widths[-1]
+    out[f"b{last}/gamma"] = (1 + 0.3 * rng.standard_normal(c)).astype(np.float32)
+    out[f"b{last}/beta"] = (0.3 * rng.standard_normal(c)).astype(np.float32)
+    out[f"b{last}/avg_mean"] = (0.2 * rng.standard_normal(c)).astype(np.float32)
+    out[f"b{last}/avg_var"] = rng.uniform(0.5, 2.0, c).astype(np.float32)
+    out[f"b{last}/N"] = np.array(100.0, dtype=np.float32)
+    out[f"l{last}/W"], out[f"l{last}/b"] = w(3, c, 3, 3), w(3, scale=0.1)
+    return out
+
+
+def official_discriminator_arrays(
+    multipliers: list[int], ch: int, k: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random arrays in the official SN projection discriminator layout (with ``u``)."""
+    rng = np.random.default_rng(seed)
+    widths = [ch * m for m in multipliers]
+
+    def conv(prefix, cout, cin, ksize):
+        out[f"{prefix}/W"] = rng.standard_normal((cout, cin, ksize, ksize)).astype(np.float32)
+        out[f"{prefix}/b"] = (0.1 * rng.standard_normal(cout)).astype(np.float32)
+        out[f"{prefix}/u"] = rng.standard_normal((1, cout)).astype(np.float32)
+
+    out: dict[str, np.ndarray] = {}
+    cin = 3
+    for i, c in enumerate(widths):
+        n = i + 1
+        conv(f"block{n}/c1", c, cin, 3)
+        conv(f"block{n}/c2", c, c, 3)
+        if i == 0 or cin != c or i < len(widths) - 1:
+            conv(f"block{n}/c_sc", c, cin, 1)
+        cin = c
+    last = len(widths) + 1
+    out[f"l{last}/W"] = rng.standard_normal((1, cin)).astype(np.float32)
+    out[f"l{last}/b"] = (0.1 * rng.standard_normal(1)).astype(np.float32)
+    out[f"l{last}/u"] = rng.standard_normal((1, 1)).astype(np.float32)
+    out["l_y/W"] = rng.standard_normal((k, cin)).astype(np.float32)
+    out["l_y/u"] = rng.standard_normal((1, k)).astype(np.float32)
+    return out
+
+
+def save(arrays: dict[str, np.ndarray], path: Path, prefix: str = "") -> Path:
+    np.savez(path, **{prefix + k: v for k, v in arrays.items()})
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# generator
+# ---------------------------------------------------------------------------------------------
+
+
+def _t(p, key):
+    return torch.from_numpy(p[key])
+
+
+def _cbn(p, prefix, x, class_id, weights):
+    """Test-mode (s)CBN: running statistics, eps 2e-5, γ(c)·x̂ + β(c)."""
+    mean = _t(p, f"{prefix}/avg_mean")[None, :, None, None]
+    var = _t(p, f"{prefix}/avg_var")[None, :, None, None]
+    xhat = (x - mean) / torch.sqrt(var + EPS)
+    gammas, betas = _t(p, f"{prefix}/gammas/W"), _t(p, f"{prefix}/betas/W")
+    if weights is None:
+        return gammas[class_id][:, :, None, None] * xhat + betas[class_id][:, :, None, None]
+    w = torch.from_numpy(weights) if isinstance(weights, np.ndarray) else weights
+    g = torch.matmul(w, gammas).permute(0, 3, 1, 2)  # [B, h, w, K] @ [K, C] -> [B, C, h, w]
+    b = torch.matmul(w, betas).permute(0, 3, 1, 2)
+    return g * xhat + b
+
+
+def _conv(p, prefix, x, pad):
+    return F.conv2d(x, _t(p, f"{prefix}/W"), _t(p, f"{prefix}/b"), padding=pad)
+
+
+def _up(x):
+    return x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # unpooling ×2
+
+
+def _block_numbers(p):
+    return sorted({int(k.split("/")[0][5:]) for k in p if k.startswith("block")})
+
+
+def official_generate(
+    p: dict[str, np.ndarray],
+    z: torch.Tensor | list[torch.Tensor],
+    class_id: torch.Tensor | None = None,
+    weights: list[np.ndarray] | None = None,
+    blends: list[np.ndarray] | None = None,
+) -> torch.Tensor:
+    """The official generator in test mode. ``z: [B, Z]`` (or R codes with ``blends``);
+    ``weights``: one ``[B, h, w, K]`` map per CBN layer (sCBN) or None (CBN of ``class_id``);
+    ``blends``: one ``[B, h, w, R+1]`` map per blend point (after l1 and every block)."""
+    blocks = _block_numbers(p)
+    zs = z if isinstance(z, list) else [z]
+    c0 = p[f"block{blocks[0]}/c1/W"].shape[1]
+
+    def l1(zi):
+        h = zi @ _t(p, "l1/W").t() + _t(p, "l1/b")
+        return h.reshape(h.shape[0], c0, 4, 4)  # channel-major reshape
+
+    def block(n, h, layer):
+        w1 = None if weights is None else weights[layer]
+        w2 = None if weights is None else weights[layer + 1]
+        r = _conv(p, f"block{n}/c1", _up(F.relu(_cbn(p, f"block{n}/b1", h, class_id, w1))), 1)
+        r = _conv(p, f"block{n}/c2", F.relu(_cbn(p, f"block{n}/b2", r, class_id, w2)), 1)
+        return r + _conv(p, f"block{n}/c_sc", _up(h), 0)
+
+    def blend(paths, gen, bl):
+        m = torch.from_numpy(bl).permute(0, 3, 1, 2)[:, :, None]  # [B, R+1, 1, h, w]
+        stacked = torch.stack([*paths, gen], 1)
+        return (m * stacked).sum(1)
+
+    paths = [l1(zi) for zi in zs]
+    h = paths[0] if blends is None else blend(paths, torch.zeros_like(paths[0]), blends[0])
+    for j, n in enumerate(blocks):
+        h = block(n, h, 2 * j)
+        if blends is not None:
+            paths = [block(n, hi, 2 * j) for hi in paths]
+            h = blend(paths, h, blends[j + 1])
+    last = blocks[-1] + 1
+    mean = _t(p, f"b{last}/avg_mean")[None, :, None, None]
+    var = _t(p, f"b{last}/avg_var")[None, :, None, None]
+    h = (h - mean) / torch.sqrt(var + EPS)
+    h = (
+        h * _t(p, f"b{last}/gamma")[None, :, None, None]
+        + _t(p, f"b{last}/beta")[None, :, None, None]
+    )
+    return torch.tanh(_conv(p, f"l{last}", F.relu(h), 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# discriminator
+# ---------------------------------------------------------------------------------------------
+
+
+def _sn_weight(p, prefix):
+    """Chainer's test-mode spectral norm: one power iteration from the stored u."""
+    w = _t(p, f"{prefix}/W")
+    mat = w.reshape(w.shape[0], -1)
+    u = _t(p, f"{prefix}/u")  # [1, out]
+    v = u @ mat
+    v = v / torch.sqrt((v * v).sum() + 1e-12)
+    u2 = v @ mat.t()
+    u2 = u2 / torch.sqrt((u2 * u2).sum() + 1e-12)
+    sigma = (u2 @ mat @ v.t()).squeeze()
+    return w / sigma
+
+
+def _sn_conv(p, prefix, x, pad):
+    return F.conv2d(x, _sn_weight(p, prefix), _t(p, f"{prefix}/b"), padding=pad)
+
+
+def official_discriminate(
+    p: dict[str, np.ndarray], x: torch.Tensor, y: torch.Tensor | None
+) -> torch.Tensor:
+    """The official SN projection discriminator: ``[B, 3, H, W] -> [B, 1]``."""
+    blocks = _block_numbers(p)
+    h = x
+    for i, n in enumerate(blocks):
+        down = i < len(blocks) - 1
+        if i == 0:
+            r = _sn_conv(p, f"block{n}/c2", F.relu(_sn_conv(p, f"block{n}/c1", h, 1)), 1)
+            r = F.avg_pool2d(r, 2)
+            sc = _sn_conv(p, f"block{n}/c_sc", F.avg_pool2d(h, 2), 0)
+        else:
+            r = _sn_conv(p, f"block{n}/c1", F.relu(h), 1)
+            r = _sn_conv(p, f"block{n}/c2", F.relu(r), 1)
+            if down:
+                r = F.avg_pool2d(r, 2)
+            sc = h
+            if f"block{n}/c_sc/W" in p:
+                sc = _sn_conv(p, f"block{n}/c_sc", h, 0)
+                sc = F.avg_pool2d(sc, 2) if down else sc
+        h = r + sc
+    h = F.relu(h).sum(dim=(2, 3))
+    last = blocks[-1] + 1
+    out = h @ _sn_weight(p, f"l{last}").t() + _t(p, f"l{last}/b")
+    if y is not None:
+        out = out + (_sn_weight(p, "l_y")[y] * h).sum(1, keepdim=True)
+    return out

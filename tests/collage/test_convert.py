@@ -1,0 +1,181 @@
+"""from_official against an independent re-implementation of the official Chainer networks
+(tests/collage/official_reference.py) on fake snapshots in the official key layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import synth
+from synth_collage import from_official, layer_class_maps, spatial_norms
+
+from .official_reference import (
+    official_discriminate,
+    official_discriminator_arrays,
+    official_generate,
+    official_generator_arrays,
+    save,
+)
+
+K, Z = 5, 8
+#: (resolution, multipliers, ch): the 128 px layout (blocks 2-6, b7/l7) and the 256 px one
+#: (blocks 2-7, b8/l8), at tiny widths.
+LAYOUTS = {128: ([8, 8, 4, 4, 2, 1], 1), 256: ([16, 16, 8, 8, 4, 2, 1], 1)}
+
+
+@pytest.fixture(params=[128, 256])
+def official_g(request, tmp_path, collage_registry):
+    res = request.param
+    mult, ch = LAYOUTS[res]
+    arrays = official_generator_arrays(mult, ch, K, Z)
+    return res, arrays, save(arrays, tmp_path / f"gen{res}.npz")
+
+
+def test_architecture_is_inferred(official_g):
+    res, _arrays, path = official_g
+    model, report = from_official(path, return_report=True)
+    g = model.generator.config
+    assert (g.resolution, g.num_classes, g.z_dim, g.bottom_width) == (res, K, Z, 4)
+    assert g.channel_multipliers == LAYOUTS[res][0]
+    assert report.unmapped == [] and report.missing == []
+    assert all(k.endswith("/N") for k in report.ignored)
+    assert not model.training
+
+
+def test_class_id_equals_official(official_g):
+    res, arrays, path = official_g
+    model = from_official(path)
+    z = torch.randn(2, Z)
+    ids = torch.tensor([1, 4])
+    with torch.no_grad():
+        ours = model.generate(synth.Condition(class_id=ids, num_classes=K), synth.Latents(z=z))
+    ref = official_generate(arrays, z, class_id=ids)
+    assert ours.image.shape == (2, 3, res, res)
+    torch.testing.assert_close(ours.image, ref, rtol=0, atol=1e-4)
+
+
+def _layer_sizes(res):
+    n = int(np.log2(res // 4))
+    return [s for i in range(n) for s in (4 * 2**i, 4 * 2 ** (i + 1))]
+
+
+def test_spatial_class_maps_equal_official(official_g):
+    """One channel-last map per CBN layer (official) = per-layer maps in synth's layout."""
+    res, arrays, path = official_g
+    model = from_official(path)
+    g = np.random.default_rng(1)
+    maps = []
+    for s in _layer_sizes(res):
+        m = g.random((2, s, s, K)).astype(np.float32) ** 4
+        maps.append(m / m.sum(-1, keepdims=True))
+    z = torch.randn(2, Z)
+    ours_maps = {i: torch.from_numpy(m).permute(0, 3, 1, 2) for i, m in enumerate(maps)}
+    assert len(spatial_norms(model.generator)) == len(maps)
+    cond = synth.Condition(class_id=torch.tensor([0, 0]), num_classes=K)  # overridden everywhere
+    with torch.no_grad(), layer_class_maps(model.generator, ours_maps):
+        ours = model.generate(cond, synth.Latents(z=z)).image
+    torch.testing.assert_close(ours, official_generate(arrays, z, weights=maps), rtol=0, atol=1e-4)
+    # one full-size class map given in the Condition: every layer reads it (area-averaged)
+    full = torch.from_numpy(maps[-1]).permute(0, 3, 1, 2)
+    pooled = [F.adaptive_avg_pool2d(full, s).permute(0, 2, 3, 1).numpy() for s in _layer_sizes(res)]
+    with torch.no_grad():
+        ours = model.generate(
+            synth.Condition(class_weights=full, num_classes=K), synth.Latents(z=z)
+        ).image
+    torch.testing.assert_close(
+        ours, official_generate(arrays, z, weights=pooled), atol=1e-4, rtol=0
+    )
+
+
+def test_feature_blending_equals_official(official_g):
+    """Official: R = 2 paths + the generated one; after l1 the blend of the two references,
+    after each block the generated path mixed with reference 1 (reference 0's own path has
+    weight 0 there: it lives on as the generated path = our target)."""
+    res, arrays, path = official_g
+    model = from_official(path)
+    g = np.random.default_rng(2)
+    z0, z1 = torch.randn(2, Z), torch.randn(2, Z)
+    ids = torch.tensor([2, 3])
+    n = int(np.log2(res // 4))
+    official, ours = [], {}
+    for stage in range(n + 1):
+        s = 4 * 2**stage
+        m1 = g.random((2, s, s)).astype(np.float32)
+        bl = np.zeros((2, s, s, 3), dtype=np.float32)
+        if stage == 0:  # generated path is zeros: ref 0 and ref 1 share the pixels
+            bl[..., 0], bl[..., 1] = 1 - m1, m1
+        else:
+            bl[..., 2], bl[..., 1] = 1 - m1, m1
+        official.append(bl)
+        ours[stage] = torch.from_numpy(m1)[:, None]
+    cond = synth.Condition(class_id=ids, num_classes=K, size=(res, res))
+    with torch.no_grad():
+        out = model.sample(
+            cond,
+            1,
+            sampler="collage.feature_blend",
+            masks=ours,
+            target=synth.Latents(z=z0),
+            references=[synth.Latents(z=z1)],
+        )
+    ref = official_generate(arrays, [z0, z1], class_id=ids, blends=official)
+    torch.testing.assert_close(out.image, ref, rtol=0, atol=1e-4)
+
+
+def test_snapshot_prefix_and_overrides(tmp_path, collage_registry):
+    arrays = official_generator_arrays([4, 4, 2, 1], 2, K, Z)
+    path = save(arrays, tmp_path / "snapshot.npz", prefix="updater/model:gen/")
+    model = from_official(path, norm={"type": "collage.scbn", "condition": "class_weights"})
+    assert model.generator.config.resolution == 32
+    assert model.generator.config.norm["condition"] == "class_weights"
+
+
+def test_unmapped_and_missing_keys_are_reported(tmp_path, collage_registry):
+    arrays = official_generator_arrays([4, 4, 2, 1], 2, K, Z)
+    arrays["extra/W"] = np.zeros(3, dtype=np.float32)
+    del arrays["block3/b2/betas/W"]
+    path = save(arrays, tmp_path / "odd.npz")
+    with pytest.warns(UserWarning, match="unmapped"):
+        _, report = from_official(path, return_report=True)
+    assert report.unmapped == ["extra/W"]
+    assert report.missing == ["stages.2.b2.betas.weight (file key block3/b2/betas/W)"]
+
+
+def test_not_a_generator_is_a_clear_error(tmp_path, collage_registry):
+    path = save({"foo/W": np.zeros((2, 2), dtype=np.float32)}, tmp_path / "x.npz")
+    with pytest.raises(ValueError, match="l1/W"):
+        from_official(path)
+    with pytest.raises(ValueError, match="kind='Q'"):
+        from_official(path, kind="Q")
+    with pytest.raises(FileNotFoundError):
+        from_official(tmp_path / "missing.npz")
+
+
+def test_pickled_npz_is_refused(tmp_path, collage_registry):
+    path = tmp_path / "pickled.npz"
+    np.savez(path, **{"l1/W": np.array([object()], dtype=object)})
+    with pytest.raises(ValueError, match="allow_pickle"):
+        from_official(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# discriminator
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mult", [[1, 2, 4, 4], [1, 2, 4, 8, 16, 16]])
+def test_discriminator_equals_official(tmp_path, collage_registry, mult):
+    arrays = official_discriminator_arrays(mult, 2, K)
+    path = save(arrays, tmp_path / "dis.npz")
+    disc, report = from_official(path, kind="D", return_report=True)
+    assert report.unmapped == [] and report.missing == []
+    res = 4 * 2 ** (len(mult) - 1)
+    assert disc.config.resolution == res and disc.config.num_classes == K
+    x = torch.rand(2, 3, res, res) * 2 - 1
+    y = torch.tensor([0, 3])
+    with torch.no_grad():
+        ours = disc(x, synth.Condition(class_id=y, num_classes=K)).logits[0]
+    ref = official_discriminate(arrays, x, y)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
