@@ -43,7 +43,7 @@ def test_spade_generator_equals_official(clvae_registry, z_dim):
     off = OfficialGenerator(K, NGF, z_dim=z_dim, crop=S, hidden=HID).eval()
     randomize_buffers(off)
     sd = off.state_dict()
-    ours = from_official_spade(sd, "G", crop_size=S if z_dim else None)
+    ours = from_official_spade(sd, "G", crop_size=S if z_dim else None, upsampling="normal")
     assert ours.conversion_report.unmapped == [] and ours.conversion_report.missing == []
     labels = _labels()
     z = torch.randn(2, z_dim) if z_dim else None
@@ -106,7 +106,9 @@ def test_spade_generator_with_instances_equals_official(clvae_registry, z_dim):
     off = OfficialGenerator(K, NGF, z_dim=z_dim, crop=S, hidden=HID, instance=True).eval()
     randomize_buffers(off)
     sd = off.state_dict()
-    ours = from_official_spade(sd, "G", crop_size=S if z_dim else None, num_classes=K)
+    ours = from_official_spade(
+        sd, "G", crop_size=S if z_dim else None, upsampling="normal", num_classes=K
+    )
     assert ours.config.use_instances and ours.config.num_classes == K
     assert ours.stages[0].norm_0.config.use_instances
     assert ours.conversion_report.unmapped == [] and ours.conversion_report.missing == []
@@ -121,7 +123,7 @@ def test_spade_generator_with_instances_equals_official(clvae_registry, z_dim):
         assert not torch.allclose(ours(flat, synth.Latents(z=z)).image, got)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     _same_state(to_official_spade(ours), sd)
-    same = from_official_spade(sd, "G", crop_size=S if z_dim else None, use_instances=True)
+    same = from_official_spade(sd, "G", upsampling="normal", use_instances=True)
     assert same.config.num_classes == K and same.config.use_instances
 
 
@@ -144,13 +146,14 @@ def test_discriminator_with_instances_equals_official(clvae_registry):
 def test_instance_channel_inference(clvae_registry):
     """Shapes cannot tell an edge channel from one more class: num_classes / use_instances."""
     sd = OfficialGenerator(K, NGF, crop=S, hidden=HID, instance=True).state_dict()
-    plain = from_official_spade(sd, "G")  # default: every channel a class
+    up = {"upsampling": "normal"}
+    plain = from_official_spade(sd, "G", **up)  # default: every channel a class
     assert plain.config.num_classes == K + 1 and not plain.config.use_instances
-    assert from_official_spade(sd, "G", num_classes=K + 1).config.use_instances is False
+    assert from_official_spade(sd, "G", num_classes=K + 1, **up).config.use_instances is False
     with pytest.raises(ValueError, match="num_classes=3"):
-        from_official_spade(sd, "G", num_classes=3)
+        from_official_spade(sd, "G", num_classes=3, **up)
     with pytest.raises(ValueError, match="use_instances"):
-        from_official_spade(sd, "G", num_classes=K + 1, use_instances=True)
+        from_official_spade(sd, "G", num_classes=K + 1, use_instances=True, **up)
     d = OfficialMultiscaleD(K + 1 + 3, 4, 2, 1).state_dict()
     assert from_official_spade(d, "D", use_instances=True).config.num_classes == K
 
@@ -192,7 +195,7 @@ def test_unmapped_keys_are_reported(clvae_registry):
     off = OfficialGenerator(K, NGF, crop=S, hidden=HID)
     sd = {**off.state_dict(), "extra.thing": torch.zeros(1)}
     with pytest.warns(UserWarning, match="extra.thing"):
-        ours = from_official_spade(sd, "G")
+        ours = from_official_spade(sd, "G", upsampling="normal")
     assert ours.conversion_report.unmapped == ["extra.thing"]
     with pytest.raises(ValueError, match="from_official_spade"):
         from_official_clvae(off.state_dict(), "G")
@@ -204,3 +207,52 @@ def test_reads_checkpoint_files(clvae_registry, tmp_path):
     torch.save(off.state_dict(), path)
     ours = from_official_spade(path, "E")
     _same_state(to_official_spade(ours), off.state_dict())
+
+
+def test_deepfashion_recipe_encoder_has_the_official_checkpoints_shapes(clvae_registry):
+    """Official ``ConvEncoder``: ``ndf = opt.ngf`` (160 for DeepFashion), six layers at
+    crop 256 (s0 = 4), z 256, class heads of ``z_dim_local`` = 16: the official encoder
+    checkpoint fits the recipe's encoder key for key, shape for shape."""
+    spec = synth.recipes()["clvae.deepfashion"].spec
+    with torch.device("meta"):  # shapes only: the ngf-160 generator is large
+        model = synth.compose({"generator": spec["generator"], "injector": spec["injector"]})
+        off = OfficialEncoder(160, 6, 4, 256, code_dim=16)
+    ours = {k: tuple(v.shape) for k, v in to_official_clvae(model.injector).items()}
+    assert ours == {k: tuple(v.shape) for k, v in off.state_dict().items()}
+
+
+@pytest.mark.parametrize("mode", ["normal", "more"])
+def test_label_input_generator_needs_upsampling_and_matches_official(clvae_registry, mode):
+    """A label-input generator's shapes are the same for "normal" and "more" (SPADE's
+    Cityscapes models use "more"): the converter requires the option instead of choosing."""
+    torch.manual_seed(7)
+    size = S if mode == "normal" else 2 * S
+    off = OfficialGenerator(K, NGF, mode=mode, crop=size, hidden=HID).eval()
+    randomize_buffers(off)
+    sd = off.state_dict()
+    with pytest.raises(ValueError, match="cannot tell upsampling 'normal' from 'more'"):
+        from_official_spade(sd, "G")
+    ours = from_official_spade(sd, "G", upsampling=mode)
+    labels = synth.nn.ops.resize_labels(_labels(seed=7), (size, size))
+    with torch.no_grad():
+        want = off(one_hot(labels, K))
+        got = ours(synth.Condition(label_map=labels, num_classes=K)).image
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_vae_generator_mode_comes_from_upsampling_or_crop_size(clvae_registry):
+    """fc holds sh·sw positions: "normal" at crop c and "more" at 2c look alike."""
+    sd = OfficialGenerator(K, 2, mode="more", z_dim=8, crop=2 * S, hidden=HID).state_dict()
+    with pytest.raises(ValueError, match="pass upsampling, or crop_size"):
+        from_official_spade(sd, "G")
+    assert from_official_spade(sd, "G", crop_size=2 * S).config.upsampling == "more"
+    assert from_official_spade(sd, "G", upsampling="more").config.crop_size == 2 * S
+    with pytest.raises(ValueError, match="crop_size=100"):
+        from_official_spade(sd, "G", crop_size=100)
+    with pytest.raises(ValueError, match="up_4"):
+        from_official_spade(sd, "G", upsampling="most")
+
+
+def test_spade_cityscapes_recipe_uses_more_upsampling(clvae_registry):
+    """Official SPADE ``cityscapes_dataset.py``: ``num_upsampling_layers='more'``."""
+    assert synth.recipes()["clvae.spade_cityscapes"].spec["generator"]["upsampling"] == "more"

@@ -13,6 +13,7 @@ from pydantic import Field
 from torch import nn
 
 import synth
+from synth.nn import InitScheme, init_weights
 from synth.nn.norms import InstanceNorm2d
 from synth.parts.discriminators import PatchDiscriminator, PatchGAN, PatchLayer
 
@@ -71,10 +72,19 @@ class MultiscaleDiscriminator(PatchDiscriminator):
         use_instances: bool = Field(
             False, description="add the instance-edge channel (requires instance_map)"
         )
+        init: InitScheme = Field(
+            "default",
+            description="weight initialisation (synth.nn.init); the recipes use 'xavier', the "
+            "official init_weights: xavier-normal gain 0.02, biases 0",
+        )
 
     requires: ClassVar[frozenset[str]] = frozenset({"label_map"})
     scales_name: ClassVar[str] = "discriminators"
     label_switch: ClassVar[str] = "use_label"
+
+    def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        init_weights(self, self.config.init)
 
     @classmethod
     def reads(cls, config: Any) -> tuple[int | None, bool]:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
-from synth.nn import ops
+from synth.nn import InitScheme, init_weights, ops
 from synth.nn.norms import InstanceNorm2d
 from synth.parts.losses import gaussian_kl
 
@@ -131,6 +131,11 @@ class ConvEncoder(synth.LatentInjector):
         input_size: int = Field(256, ge=1, description="images are resized to this first")
         num_layers: int = Field(6, ge=4, le=8, description="stride-2 conv layers")
         spectral_norm: bool = True
+        init: InitScheme = Field(
+            "default",
+            description="weight initialisation (synth.nn.init); the recipes use 'xavier', the "
+            "official init_weights: xavier-normal gain 0.02, biases 0",
+        )
 
     provides: ClassVar[frozenset[str]] = frozenset({"z"})
     has_posterior: ClassVar[bool] = True
@@ -149,6 +154,11 @@ class ConvEncoder(synth.LatentInjector):
         fc_in = self.body.out_channels * self.s0 * self.s0
         self.fc_mu = nn.Linear(fc_in, c.z_dim)
         self.fc_var = nn.Linear(fc_in, c.z_dim)
+        self._add_heads()
+        init_weights(self, c.init)
+
+    def _add_heads(self) -> None:
+        """More layers of a subclass, built before the initialisation (none here)."""
 
     def _resize(self, image: Tensor) -> Tensor:
         s = self.config.input_size
@@ -212,8 +222,9 @@ class ClassLayerEncoder(ConvEncoder):
     num_code_layers: ClassVar[int] = 5
     config: Config
 
-    def __init__(self, config: Config | dict | None = None, **kwargs: Any) -> None:
-        super().__init__(config, **kwargs)
+    def _add_heads(self) -> None:
+        """The class heads ``fc_mu{1..5}`` / ``fc_var{1..5}`` (after ``fc_mu``/``fc_var``, the
+        official order)."""
         c = self.config
         bad = [s for s in c.stage_layers if not 0 <= s < self.num_code_layers]
         if bad:

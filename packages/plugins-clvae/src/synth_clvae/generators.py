@@ -21,6 +21,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
 from synth.config import normalize_spec
+from synth.nn import InitScheme, init_weights
 from synth.nn.layers import LabelConv2d
 from synth.registry import get_registry
 
@@ -120,6 +121,11 @@ class SPADEGenerator(synth.Generator):
             default_factory=lambda: {"type": "clvae.spade"},
             description="conditioning block of every residual block (slot)",
         )
+        init: InitScheme = Field(
+            "default",
+            description="weight initialisation (synth.nn.init); the recipes use 'xavier', the "
+            "official init_weights: xavier-normal gain 0.02, biases 0",
+        )
 
     size_multiple: ClassVar[int] = 32
     config: Config
@@ -178,6 +184,7 @@ class SPADEGenerator(synth.Generator):
             for i, (fin, fout) in enumerate(chans)
         )
         self.conv_img = nn.Conv2d(self.stage_channels[-1], 3, 3, padding=1)
+        init_weights(self, cfg.init)
 
     def _norm_factory(self, stage: int, num_stages: int) -> Callable[[int], nn.Module]:
         """Builds the norm slot for ``stage`` given a channel count."""
