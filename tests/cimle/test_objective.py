@@ -148,6 +148,63 @@ def test_noise_encoder_is_trained_through_cached_codes():
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_injector_is_reinitialised_at_the_reinit_round():
+    """``reinit_injector_at = k`` (official ``reinit_point``): at Trainer step k the noise
+    encoder restarts from fresh parameters (then trains); other steps leave it alone; the
+    re-initialisation is seeded (the same on every rank and after a resume)."""
+    spec = {
+        "generator": {
+            "type": "cimle.crn_generator",
+            "num_classes": 3,
+            "num_levels": 2,
+            "ngf": 4,
+            "noise_channels": 2,
+        },
+        "injector": {"type": "cimle.noise_encoder", "noise_dim": 2, "hidden": 4},
+        "losses": {"imle": {"type": "cimle.distance", "preset": "none", "pixel_weight": 1.0}},
+        "objective": {
+            "type": "cimle.imle",
+            "num_codes": 2,
+            "inner_steps": 1,
+            "minibatch": 2,
+            "reinit_injector_at": 2,
+        },
+    }
+    g = torch.Generator().manual_seed(0)
+    cond = synth.Condition(label_map=torch.randint(0, 3, (2, 8, 8), generator=g), num_classes=3)
+    real = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
+    fresh = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = synth.compose(spec).train()
+        for p in model.injector.parameters():  # "trained" values the reinit must replace
+            p.data.fill_(0.5)
+        up = _Snapshot(model, step=1)
+        model.objective.step(model, cond, real, up)
+        assert all((v - 0.5).abs().max() < 1e-12 for v in up.first.values())  # untouched
+        up = _Snapshot(model, step=2)
+        model.objective.step(model, cond, real, up)
+        norm = up.first["norm1.weight"]
+        assert torch.equal(norm, torch.ones_like(norm))  # LayerNorm2d back to scale 1
+        assert up.first["conv1.weight"].std() > 0  # convs re-drawn (not 0.5 everywhere)
+        fresh.append(up.first)
+    for k in fresh[0]:
+        assert torch.equal(fresh[0][k], fresh[1][k])  # seeded
+
+
+class _Snapshot(_Updater):
+    """Records the injector's parameters at the first update (after any re-initialisation)."""
+
+    def __init__(self, model: nn.Module, step: int) -> None:
+        super().__init__(model, step)
+        self.first: dict[str, torch.Tensor] | None = None
+
+    def update(self, network, loss):
+        if self.first is None:
+            self.first = {k: v.clone() for k, v in self.model.injector.state_dict().items()}
+        super().update(network, loss)
+
+
 def test_perturbation_statistics():
     codes = synth.Latents(spatial=torch.zeros(200, 4, 8, 8))
     out = perturb_codes(codes, 0.1, torch.Generator().manual_seed(0))

@@ -1,6 +1,6 @@
 """synth plugin: Conditional IMLE (Li, Peng, Zhang & Malik, CVPR 2020 / IJCV)."""
 
-from .convert import from_official_srim, infer_srim_config
+from .convert import from_official_srim, infer_srim_config, read_srim_options
 from .data import DemoSuperResolution, bicubic_upsample, psnr
 from .generators import CRNGenerator, LayerNorm2d, RRDBGenerator, stage_code_key
 from .injectors import NOISE_KEY, NoiseEncoder, SpatialCode
@@ -15,11 +15,13 @@ from .rebalance import (
     kde_density,
     rarity_scores,
 )
+from .recipes import SR_STAGES
 
 __all__ = [
     "IMLE",
     "NOISE_KEY",
     "PRESETS",
+    "SR_STAGES",
     "CRNGenerator",
     "DemoSuperResolution",
     "Distance",
@@ -42,6 +44,7 @@ __all__ = [
     "perturb_codes",
     "psnr",
     "rarity_scores",
+    "read_srim_options",
     "select_codes",
     "stage_code_key",
 ]

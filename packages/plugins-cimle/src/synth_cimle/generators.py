@@ -338,6 +338,11 @@ class LayerNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
+    def reset_parameters(self) -> None:
+        """Scale 1, shift 0 (as constructed)."""
+        nn.init.ones_(self.weight)
+        nn.init.zeros_(self.bias)
+
     def forward(self, x: Tensor) -> Tensor:
         # one group = the statistics of the whole sample, with a per-channel affine
         w, b = self.weight.float(), self.bias.float()
@@ -363,10 +368,19 @@ class CRNGenerator(Generator):
     """Cascaded refinement network with noise channels (§5.2.1; Chen & Koltun 2017).
 
     ``num_levels`` levels at ``size / 2^(num_levels-1-i)``; level i reads
-    ``concat(bilinear ×2 of level i-1 (none for i = 0), one-hot label [B,K,h_i,w_i] (nearest),
-    noise [B, noise_channels, h_i, w_i] (area-downsampled latents.spatial))``. A final 1x1
-    conv maps the last level to RGB; ``tanh`` puts it in synth's ``[-1, 1]``.
-    Paper (GTA-5, 256×512): base 4×8, 7 levels, 10 noise channels from the noise encoder.
+    ``concat(level i-1 upsampled bilinearly (none for i = 0), label [B,K,h_i,w_i], noise
+    [B, noise_channels, h_i, w_i] (latents.spatial resized))``. A final 1x1 conv maps the last
+    level to RGB; ``tanh`` puts it in synth's ``[-1, 1]``.
+
+    Resizing follows the official code (CRN's ``recursive_generator``) by default: the label
+    one-hot is area-averaged (``label_resize="area"``: soft one-hot, TF ``resize_area``), the
+    noise is resized bilinearly (``noise_resize``), the previous level is upsampled with
+    ``align_corners=True`` (TF1 ``resize_bilinear(..., align_corners=True)``). TF1's legacy
+    bilinear *down*-sampling of the noise samples other positions than PyTorch's half-pixel
+    ``align_corners=False`` used here. ``"nearest"`` labels, ``"area"`` noise and
+    ``align_corners=False`` are the older synth choices.
+    Paper (GTA-5, 256×512): base 4×8, 7 levels, 10 noise channels from the noise encoder;
+    official widths ``512 if height >= 128 else 1024`` (the recipe's ``channels``).
     Widths: ``channels`` per level (default ``min(max_channels, ngf·2^(L-1-i))``).
     """
 
@@ -377,6 +391,9 @@ class CRNGenerator(Generator):
         max_channels: int = Field(1024, ge=1)
         channels: list[int] | None = Field(None, description="explicit width per level")
         noise_channels: int = Field(10, ge=0)
+        label_resize: Literal["area", "nearest"] = "area"
+        noise_resize: Literal["bilinear", "area"] = "bilinear"
+        align_corners: bool = Field(True, description="bilinear upsampling of the previous level")
 
         @model_validator(mode="after")
         def _widths(self) -> CRNGenerator.Config:
@@ -421,6 +438,22 @@ class CRNGenerator(Generator):
             raise ValueError("cimle.crn_generator needs Condition.label_map (and its size)")
         super().check_condition(cond)
 
+    def _labels(self, ctx: Context, size: tuple[int, int], full: tuple[int, int]) -> Tensor:
+        """``[B, K, h, w]`` label input of a level: the one-hot area-averaged from full size
+        (soft at class borders) or nearest-resized (``label_resize``)."""
+        if self.config.label_resize == "nearest" or size == full:
+            return ctx.one_hot(size)
+        return F.adaptive_avg_pool2d(ctx.one_hot(full).float(), size)
+
+    @staticmethod
+    def _resize(t: Tensor, size: tuple[int, int], mode: str) -> Tensor:
+        """``t [B, C, h, w]`` to ``size``: bilinear (half-pixel) or area average."""
+        if tuple(t.shape[-2:]) == size:
+            return t
+        if mode == "area":
+            return F.adaptive_avg_pool2d(t.float(), size)
+        return F.interpolate(t.float(), size=size, mode="bilinear", align_corners=False)
+
     def forward(
         self, cond: Condition, latents: Latents | None = None, *, return_features: bool = False
     ) -> SynthesisOutput:
@@ -443,17 +476,12 @@ class CRNGenerator(Generator):
         for i, level in enumerate(self.stages):
             s = self.stage_scales[i]
             size = (H // s, W // s)
-            parts = [ctx.one_hot(size).to(dtype)]
+            parts = [self._labels(ctx, size, (H, W)).to(dtype)]
             if c.noise_channels:
                 assert noise is not None
-                nz = (
-                    noise
-                    if tuple(noise.shape[-2:]) == size
-                    else F.adaptive_avg_pool2d(noise.float(), size)
-                )
-                parts.append(nz.to(dtype))
+                parts.append(self._resize(noise, size, c.noise_resize).to(dtype))
             if x is not None:
-                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+                x = F.interpolate(x, size=size, mode="bilinear", align_corners=c.align_corners)
                 parts.insert(0, x)
             x = level(torch.cat(parts, dim=1))
             feats.append(x)

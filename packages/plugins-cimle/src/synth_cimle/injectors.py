@@ -42,7 +42,9 @@ class SpatialCode(LatentInjector):
         num_stages: int = Field(1, ge=1, description="runtime, from the generator")
         per_stage: bool = False
         downsample: int = Field(1, ge=1, description="code size = size // downsample w/o image")
-        std: float = Field(1.0, gt=0)
+        std: float = Field(
+            1.0, ge=0, description="0: zero codes (§5.1.1's pre-training with z = 0)"
+        )
 
     provides: ClassVar[frozenset[str]] = frozenset({"spatial"})
     config: Config

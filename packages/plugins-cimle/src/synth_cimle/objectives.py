@@ -488,6 +488,22 @@ def _other_rows(chosen: Tensor, m: int, k: int) -> Tensor:
     return rearrange(rows, "b k -> (b k)")
 
 
+def reinit_parameters(module: Any, seed: int) -> None:
+    """``reset_parameters()`` of every submodule that has one, from ``manual_seed(seed)``
+    (the same on every rank and after a resume; the global RNG is restored). The official
+    layout code re-initialises its noise encoder at round ``reinit_point`` (6) and trains on
+    with lr 1e-5; the optimizer's moments of those parameters are kept."""
+    if not isinstance(module, torch.nn.Module):
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in module.modules():
+            reset = getattr(m, "reset_parameters", None)
+            if callable(reset):
+                with torch.no_grad():
+                    reset()
+
+
 def perturb_codes(codes: Latents, std: float, generator: torch.Generator) -> Latents:
     """``z + std · N(0, 1)`` on every floating-point code tensor (official SRIM: std 0.1)."""
     if std == 0:
@@ -548,6 +564,12 @@ class IMLE(Objective):
         hierarchical: bool = False
         distance: str | None = Field(None, description="name of the distance loss in the model")
         seed: int = 0
+        reinit_injector_at: int | None = Field(
+            None,
+            ge=1,
+            description="re-initialise the injector's parameters at the start of this "
+            "Trainer step (outer round; official layout code's reinit_point: 6)",
+        )
         progress: bool | None = None
         samples_per_input: int = Field(
             1,
@@ -567,6 +589,7 @@ class IMLE(Objective):
             return self
 
     networks: ClassVar[tuple[str, ...]] = ("generator", "injector")
+    logged_settings: ClassVar[frozenset[str]] = frozenset({"imle/chunk"})  # not a loss
     config: Config
 
     @classmethod
@@ -633,6 +656,8 @@ class IMLE(Objective):
         rank, step = _rank(), int(getattr(updater, "step", 0))
         base = _mix(cfg.seed, step, rank)
         show = cfg.progress if cfg.progress is not None else (sys.stderr.isatty() and rank == 0)
+        if cfg.reinit_injector_at is not None and step == cfg.reinit_injector_at:
+            reinit_parameters(model.injector, _mix(cfg.seed, step, 0x1417))
         dist_loss = self.distance_loss(model)
         with updater.autocast():
             sel = select_codes(
