@@ -221,6 +221,33 @@ def test_perceptual_weighted_sum_matches_hand_loop(criterion):
     torch.testing.assert_close(loss.distance(x, x), torch.zeros(2))
 
 
+def test_perceptual_closest_of_n_samples_is_the_min_over_each_inputs_samples():
+    """``samples: closest`` (best of many): per input the smallest of its N samples' distances,
+    averaged; the gradient reaches only the closest sample. With one sample per input, or
+    ``samples: all``, the usual mean."""
+    b, n = 2, 3
+    fake = images(b * n, seed=0).requires_grad_()
+    real = images(b, seed=1).repeat_interleave(n, 0)  # what core.gan passes
+    batch = LossInputs(
+        phase="generator",
+        cond=cond(b * n),
+        real=real,
+        fake=SynthesisOutput(image=fake),
+        samples=fake.reshape(b, n, 3, 32, 32),
+    )
+    closest, every = perceptual(samples="closest"), perceptual()
+    _, per_sample = _hand_perceptual(closest, fake.detach(), real, "l1")
+    expected = per_sample.reshape(b, n).min(1).values.mean()
+    torch.testing.assert_close(closest(batch), expected)
+    torch.testing.assert_close(every(batch), per_sample.mean())
+    closest(batch).backward()
+    nearest = per_sample.reshape(b, n).argmin(1) + torch.arange(b) * n
+    touched = fake.grad.flatten(1).abs().sum(1) > 0
+    assert touched.nonzero().flatten().tolist() == nearest.tolist()
+    one = image_batch(fake.detach()[:b], real[:b])  # no samples: the mean
+    torch.testing.assert_close(closest(one), every(one))
+
+
 def test_perceptual_defaults_are_pix2pixhd():
     c = Perceptual.Config()
     assert c.backbone == "vgg19"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from pydantic import model_validator
 from torch import Tensor, nn
 
@@ -304,6 +305,11 @@ class PerceptualConfig(LossConfig):
             maps to ``[0, 1]`` and applies ImageNet mean/std (cIMLE); ``"inception"`` applies
             mean = std = 0.5 (what the wheel's EfficientNet-Lite0 was trained with).
         detach_target: compute the real images' features without gradients.
+        samples: with N samples per input (``LossInputs.samples``, e.g. ``core.gan``'s
+            ``samples_per_input``), ``"all"`` pulls every sample towards the real image;
+            ``"closest"`` only the closest of each input's N (the best-of-many objective of
+            Bhattacharyya et al. 2018, as conditional IMLE's nearest code): fidelity without
+            fighting a diversity loss. Ignored with one sample per input.
     """
 
     backbone: str = "vgg19"
@@ -313,6 +319,7 @@ class PerceptualConfig(LossConfig):
     weights: str = "imagenet"
     normalize: Literal["imagenet", "inception", "none"] = "none"
     detach_target: bool = True
+    samples: Literal["all", "closest"] = "all"
 
     @model_validator(mode="after")
     def _lengths(self) -> PerceptualConfig:
@@ -399,6 +406,12 @@ class Perceptual(Loss):
 
     def forward(self, batch: LossInputs) -> Tensor:
         fake, real = _images(self, batch)
+        if self.config.samples == "closest" and batch.samples is not None:
+            # fake [B·N, C, H, W] against each real repeated N times: the closest of the N
+            per = rearrange(
+                self._sum(fake, real, per_sample=True), "(b n) -> b n", n=batch.samples.shape[1]
+            )
+            return per.min(1).values.mean()
         return self._sum(fake, real, per_sample=False)
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
