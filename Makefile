@@ -19,11 +19,12 @@ RUN := $(UV) run --frozen --no-sync
 TEST_ENV := SYNTH_OFFLINE=1 HF_HUB_OFFLINE=1 UV=$(UV)
 PYTEST_ARGS ?=
 
-.PHONY: help uv sync test demo lint format bench readme-table wheels
+.PHONY: help uv sync test demo demo-compare lint format bench readme-table wheels
 
 help:
 	@echo "make test    install uv if missing, sync .venv from uv.lock, lint, run the test suite"
 	@echo "make demo    sync, then run 'synth demo'"
+	@echo "make demo-compare  sync, then run 'synth demo --compare' (about 10 minutes)"
 	@echo "make lint    ruff check + ruff format --check + import-linter layer contracts"
 	@echo "make format  ruff check --fix + ruff format"
 	@echo "make bench   run the benchmarks (bench/run_all.py)"
@@ -52,6 +53,10 @@ test: lint
 
 demo: sync
 	@$(RUN) synth demo
+
+# the demo recipe beside the recipes it names, same budget each (about 10 minutes)
+demo-compare: sync
+	@$(RUN) synth demo --compare
 
 # ruff, then the layer contracts of DESIGN §1 (import-linter, [tool.importlinter] in pyproject.toml)
 lint: sync
