@@ -354,7 +354,7 @@ class Objective(synth.Objective):
         steps: int = 1
 
     def step(self, model, cond, real, updater):
-        return {"g/l1": (model.generate(cond).image - real).abs().mean()}
+        return {"g/l1": (model.generate(cond, grad=True).image - real).abs().mean()}
 
 
 @pytest.fixture

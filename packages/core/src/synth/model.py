@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -105,12 +106,19 @@ class SynthesisModel(nn.Module):
         *,
         generator: torch.Generator | None = None,
         return_features: bool = False,
+        grad: bool = False,
     ) -> SynthesisOutput:
-        """One image per input. Codes come from ``latents`` or the injector's prior."""
+        """One image per input. Codes come from ``latents`` or the injector's prior.
+
+        Runs under ``torch.no_grad()`` (inference keeps no graph); ``grad=True`` records one,
+        e.g. to optimise ``latents`` against a loss. Training objectives call the parts
+        directly and are unaffected.
+        """
         self.check_condition(cond)
-        if latents is None and self.injector is not None:
-            latents = self.injector.prior(cond, generator)
-        out = self.generator(cond, latents, return_features=return_features)
+        with _autograd(grad):
+            if latents is None and self.injector is not None:
+                latents = self.injector.prior(cond, generator)
+            out = self.generator(cond, latents, return_features=return_features)
         out.latents = latents
         return out
 
@@ -120,6 +128,7 @@ class SynthesisModel(nn.Module):
         n: int,
         sampler: Sampler | Mapping[str, Any] | str | None = None,
         generator: torch.Generator | None = None,
+        grad: bool = False,
         **keywords: Any,
     ) -> SynthesisOutput:
         """``n`` samples per input: ``image [B·n, C, H, W]`` ordered ``(b n)``.
@@ -127,7 +136,7 @@ class SynthesisModel(nn.Module):
         ``sampler`` (default: the model's) is a Sampler, a part name or spec; ``keywords``
         are its own parameters (e.g. ``target=`` for ``core.best_of_n``), checked against
         its ``sample`` signature: an unknown or missing one is a ``TypeError`` saying what it
-        takes.
+        takes. Runs under ``torch.no_grad()`` unless ``grad=True``.
         """
         if n < 1:
             raise ValueError(f"n = {n}: ask for at least one sample per input")
@@ -138,7 +147,8 @@ class SynthesisModel(nn.Module):
         if sampler is None:
             raise CapabilityError("this model has no sampler; pass sampler='core.prior'")
         self.check_condition(cond)
-        return sampler(self, cond, n, generator=generator, **keywords)
+        with _autograd(grad):
+            return sampler(self, cond, n, generator=generator, **keywords)
 
     def encode(self, image: Tensor, cond: Condition) -> Latents:
         """Codes of ``image: [B, 3, H, W]`` from the injector's posterior."""
@@ -189,6 +199,11 @@ class SynthesisModel(nn.Module):
         atomic_write(path / WEIGHTS_NAME, lambda f: save_file(state, f, {"format": "pt"}))
         atomic_write(path / CONFIG_NAME, lambda f: Path(f).write_text(json.dumps(meta, indent=2)))
         return path
+
+
+def _autograd(grad: bool) -> contextlib.AbstractContextManager[Any]:
+    """``torch.no_grad()`` for inference, or nothing (autograd as the caller has it)."""
+    return contextlib.nullcontext() if grad else torch.no_grad()
 
 
 def part_names(obj: Any) -> set[str]:

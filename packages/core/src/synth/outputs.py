@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
+import torch
 from torch import Tensor
+from torchvision.transforms.functional import to_pil_image
+from torchvision.utils import make_grid
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 from .condition import Condition
 from .latents import Latents
@@ -35,6 +43,46 @@ class SynthesisOutput:
     pyramid: list[Tensor] | None = None
     latents: Latents | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
+
+    def to_pil(self) -> list[Image]:
+        """One PIL image per row of ``image [B, C, H, W]`` (RGB for C = 3, "L" for C = 1).
+
+        ``[-1, 1]`` maps to ``0..255`` rounded to the nearest level (out-of-range values are
+        clamped, NaN drawn mid-grey), the same bytes as the Trainer's sample grids.
+        """
+        return [to_pil_image(im) for im in _uint8(self.image)]
+
+    def save(self, path: str | os.PathLike, nrow: int = 8, padding: int = 2) -> list[Path]:
+        """Write the images as PNG (or the format the suffix names); returns the files written.
+
+        ``path`` with an ``{i}`` field (``"out/sample_{i:02d}.png"``) writes one file per image,
+        numbered in batch order (``(b n)`` for samplers: ``i = b·n + j``). Otherwise one grid
+        (:func:`torchvision.utils.make_grid`, ``nrow`` images a row, ``padding`` white pixels
+        between them) goes to ``path``: for ``model.sample(cond, n)`` pass ``nrow=n`` to get
+        one row per input. Parent folders are made.
+        """
+        images = _uint8(self.image)
+        text = os.fspath(path)
+        if "{i" in text:
+            paths = [Path(text.format(i=i)) for i in range(images.shape[0])]
+        else:
+            grid = make_grid(images, nrow=nrow, padding=padding, pad_value=255)
+            images, paths = grid[None], [Path(text)]
+        for im, p in zip(images, paths, strict=True):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            to_pil_image(im).save(p)
+        return paths
+
+
+def _uint8(images: Tensor) -> Tensor:
+    """``[B, C, H, W]`` in ``[-1, 1]`` → ``uint8`` ``[B, C, H, W]`` on the CPU."""
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(
+            f"SynthesisOutput.image has shape {tuple(images.shape)}: to_pil/save need "
+            "[B, 3, H, W] or [B, 1, H, W]"
+        )
+    t = torch.nan_to_num(images.detach().float().cpu(), nan=0.0).clamp(-1, 1)
+    return ((t + 1) * 127.5).round().to(torch.uint8)
 
 
 @dataclass

@@ -40,6 +40,9 @@ def load(
     ``objective`` (their weights in the file are skipped): sampling a model trained with a
     pretrained perceptual loss then needs neither the backbone's weights file nor the plugin
     that only contributed a loss. ``synth sample`` loads this way.
+
+    The model comes back in eval mode (``model.train()`` to fine-tune it by hand; the Trainer
+    does that itself).
     """
     path = Path(path)
     config_file = path / CONFIG_NAME if path.is_dir() else path
@@ -91,7 +94,9 @@ def load(
         state = {k: v for k, v in state.items() if not k.startswith(training_only)}
     state = _checked_state(state, model, meta, config_file, weights_file)
     model.load_state_dict(state, strict=False)
-    return model
+    # inference is what a loaded model is for: dropout off, norms on their running statistics
+    # (the Trainer switches it back with model.train())
+    return model.eval()
 
 
 def _checked_state(

@@ -10,6 +10,8 @@ and merges them; the run folder's ``config.json`` records the result.
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,23 @@ def _check_args(args: argparse.Namespace) -> Path:
     return config
 
 
+def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--set train.batch_size=8`` -> ``{"train.batch_size": 8}`` (values read as JSON when
+    they parse, else kept as strings)."""
+    parsed: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CLIError(
+                f"--set {item!r}: write SECTION.KEY=VALUE, e.g. --set train.batch_size=8", 2
+            )
+        try:
+            parsed[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed[key] = raw
+    return parsed
+
+
 def _errors(trainer: Any) -> tuple[type[BaseException], ...]:
     """The exceptions that end ``synth train`` with an error line (no traceback)."""
     import yaml
@@ -65,6 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
     config = _check_args(args)
+    settings = _parse_set(getattr(args, "set", None))
     try:
         from .. import train as trainer
     except ImportError as e:
@@ -76,6 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_steps=args.steps,
             resume=not args.no_resume,
             device=args.device,
+            **({"settings": settings} if settings else {}),
         )
     except _errors(trainer) as e:
         message = str(e) or type(e).__name__
@@ -112,4 +133,11 @@ def add_parser(sub: Any) -> None:
         help="start afresh even if DIR holds a checkpoint (default: resume from it)",
     )
     s.add_argument("--device", metavar="D", help="cpu, cuda, cuda:1, ... (overrides train.device)")
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override the config, e.g. --set train.batch_size=8 --set model.generator.ngf=32 "
+        "(dotted path from a section; values read as JSON; repeatable)",
+    )
     s.set_defaults(func=cmd_train)

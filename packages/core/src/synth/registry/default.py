@@ -54,9 +54,10 @@ def build(spec_or_name: Mapping[str, Any] | str, /, **params: Any) -> Part:
     return get_registry().build(spec_or_name, **params)
 
 
-def list_parts(pattern: str = "*", kind: str | None = None) -> list[str]:
+def list_parts(pattern: str = "*", *, kind: str | None = None) -> list[str]:
     """Registered part names matching a wildcard (``"clvae.*"``), optionally of one kind —
-    the pattern first, as timm's ``list_models``.
+    the pattern first, as timm's ``list_models``; ``kind`` is keyword-only
+    (``list_parts("cimle.*", kind="loss")``).
 
     A kind name given as the pattern (``list_parts("conditioning")``, the order of earlier
     releases) still lists that kind, with a DeprecationWarning.

@@ -70,7 +70,16 @@ class TrainerConfig(_Strict):
     sample_every: int | None = Field(500, ge=1)
     sample_inputs: int = Field(4, ge=1, description="conditions per sample grid")
     num_samples: int = Field(4, ge=1, description="samples per condition in the grid")
-    progress: bool | None = Field(None, description="tqdm bar; default: when stderr is a TTY")
+    progress: bool | None = Field(
+        None,
+        description="True: a tqdm bar; False: silent; default: the bar when stderr is a TTY, "
+        "else a plain line on stderr every log_every steps (logs, CI) and 'resumed from step N'",
+    )
+    tensorboard: bool | None = Field(
+        None,
+        description="TensorBoard scalars (torch.utils.tensorboard) in run_dir/tensorboard; "
+        "default: when the tensorboard package is installed",
+    )
     time_limit: float | None = Field(
         None,
         gt=0,

@@ -20,7 +20,7 @@ from .checkpoint import seed_everything
 from .config import RunConfig, TrainerConfig, validate
 from .trainer import Trainer
 
-__all__ = ["recipe_train_settings", "run_config", "train"]
+__all__ = ["apply_settings", "recipe_train_settings", "run_config", "train"]
 
 _SPEC_SUFFIXES = {".json", ".yaml", ".yml", ".toml"}
 
@@ -53,6 +53,51 @@ def _recipe_name(model: Any) -> str | None:
             data = _read_file(path)
             return _recipe_name(data.get("spec", data) if isinstance(data, Mapping) else {})
     return None
+
+
+def apply_settings(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A run config with dotted ``section.key.subkey`` values set (``synth train --set``).
+
+    The first segment names the section: ``train.batch_size``, ``data.size``,
+    ``model.generator.ngf``. A model given as a recipe name (or a spec file) becomes a spec
+    with ``base: <recipe>`` (or the file's spec) that the value is set in. Unknown fields are
+    reported by the validation that follows, with close matches.
+    """
+    from ..compose import _read_file
+
+    out = copy.deepcopy(dict(data))
+    for key, value in settings.items():
+        section, _, rest = key.partition(".")
+        if section not in ("model", "data", "train") or not rest:
+            raise ConfigError(
+                f"--set {key}: a setting starts with the section it changes, model., data. or "
+                "train. (e.g. --set train.batch_size=8 or --set model.generator.ngf=32)"
+            )
+        node = out.get(section)
+        if node is None:
+            node = {}
+        elif section == "model" and isinstance(node, (str, Path)):
+            path = Path(node)
+            if path.suffix.lower() in _SPEC_SUFFIXES and path.is_file():
+                spec = _read_file(path)
+                node = dict(spec.get("spec", spec)) if isinstance(spec, Mapping) else {}
+            else:
+                node = {"base": str(node)}
+        if not isinstance(node, Mapping):
+            raise ConfigError(f"--set {key}: the config's {section} is not a mapping")
+        out[section] = node = dict(node)
+        *parents, leaf = rest.split(".")
+        for i, part in enumerate(parents):
+            child = node.get(part)
+            if child is None:
+                child = {}
+            if not isinstance(child, Mapping):
+                where = ".".join([section, *parents[: i + 1]])
+                raise ConfigError(f"--set {key}: {where} is {child!r}, not a mapping")
+            node[part] = child = dict(child)
+            node = child
+        node[leaf] = value
+    return out
 
 
 def recipe_train_settings(model: Any) -> tuple[str | None, dict[str, Any]]:
@@ -98,18 +143,22 @@ def train(
     max_steps: int | None = None,
     resume: bool = True,
     device: str | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Path:
     """Train from a run config (dict or YAML/JSON/TOML file with ``model``, ``data``, ``train``).
 
     A model that names a recipe brings the recipe's trainer settings as the defaults of
     ``train``. The model is composed after seeding with ``train.seed`` so that a resumed run
-    starts from the same initial weights. Returns the run directory. This is
+    starts from the same initial weights. ``settings`` are dotted ``section.key`` values set
+    on top of the config (:func:`apply_settings`). Returns the run directory. This is
     ``synth train CONFIG``.
     """
     from ..compose import _read_file, compose
     from ..data import build_dataset
 
     data = _read_file(Path(config)) if isinstance(config, (str, Path)) else dict(config)
+    if settings:
+        data = apply_settings(data, settings)
     overrides = {
         k: v
         for k, v in {"run_dir": run_dir, "steps": max_steps, "device": device}.items()

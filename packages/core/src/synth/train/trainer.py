@@ -35,7 +35,7 @@ from .checkpoint import CheckpointError, Checkpoints, rng_state, seed_everything
 from .config import TrainerConfig, validate
 from .distributed import Process, Replicas, resolve_device
 from .ema import GeneratorEMA, with_generator
-from .logs import RunLog
+from .logs import RunLog, TensorBoard, progress_line
 from .optimization import Optimization, schedule_factor
 from .updater import Updater
 
@@ -124,6 +124,9 @@ class Trainer:
         self.position = 0  # batches consumed in the current epoch (per rank)
         self._grid_items: list[dict[str, Any]] | None = None
         self._stop_requested = False
+        self._tensorboard: TensorBoard | None = None
+        self._use_tensorboard = TensorBoard.wanted(cfg.tensorboard)  # fail before training
+        self.resumed_from: int | None = None
 
     def _place_model(self) -> None:
         """Join torchrun's process group, pick the device, move the model there."""
@@ -328,8 +331,12 @@ class Trainer:
         done = self.step == end
         if self.step % cfg.log_every == 0 or done:
             head = {"step": self.step, "epoch": self.epoch}
-            self._log.flush(head, lrs, images=cfg.batch_size * self.dist.world)
+            line = self._log.flush(head, lrs, images=cfg.batch_size * self.dist.world)
             bar.set_postfix(self._log.shown())
+            if self._plain_progress():
+                self._say(progress_line(line, end, skip=self._settings()))
+            if self._tensorboard is not None:
+                self._tensorboard.add(line)
         grid_due = cfg.sample_every is not None and (self.step % cfg.sample_every == 0 or done)
         if grid_due and self.dist.main:
             self.generate_grid(self.run_dir / "samples" / f"step-{self.step:07d}.png")
@@ -363,17 +370,44 @@ class Trainer:
         finally:
             bar.close()
             self.replicas.release()
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+                self._tensorboard = None
         self._finish()
-        return {"step": self.step, "run_dir": str(self.run_dir), "losses": self._log.last}
+        return {
+            "step": self.step,
+            "run_dir": str(self.run_dir),
+            "losses": self._log.last,
+            "resumed_from": self.resumed_from,
+        }
 
     def _begin(self, resume: bool) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.objective.setup(self.model, self.dataset, self.device)
         seed_everything(self.config.seed + self.dist.rank)
         restored = self.load_checkpoint() if resume else None
+        self.resumed_from = self.step if restored is not None else None
         self.optim.place_schedules(self.step)
-        self._log.start(resumed_at=self.step if restored is not None else None)
+        self._log.start(resumed_at=self.resumed_from)
+        if restored is not None and self.config.progress is not False:
+            self._say(f"resumed from step {self.step} of {self.config.steps} ({restored})")
+        if self.dist.main and self._use_tensorboard:
+            self._tensorboard = TensorBoard(self.run_dir / "tensorboard", self.resumed_from)
         self.dist.barrier()
+
+    # ------------------------------------------------------------------ talking
+    def _say(self, text: str) -> None:
+        """A line on stderr from rank 0 (what a log file or CI console shows)."""
+        if self.dist.main:
+            print(text, file=sys.stderr, flush=True)
+
+    def _plain_progress(self) -> bool:
+        """Plain log lines instead of the bar: ``progress`` unset and stderr not a TTY."""
+        return self.config.progress is None and not sys.stderr.isatty()
+
+    def _settings(self) -> frozenset[str]:
+        """Logged keys of the objective that are settings, not losses (no loss curve)."""
+        return frozenset(getattr(self.objective, "logged_settings", frozenset()))
 
     def _progress_bar(self) -> Any:
         from tqdm.auto import tqdm
@@ -396,10 +430,12 @@ class Trainer:
         if self.dist.main:
             self.export(self.run_dir / "model")
             from ..extras import MissingExtraError
-            from ..viz import loss_curve
+            from ..viz import LOSS_CURVE_EXCLUDE, loss_curve
 
+            log = self.run_dir / "log.jsonl"
+            keys = self._log.curve_keys(LOSS_CURVE_EXCLUDE, self._settings())
             try:
-                loss_curve(self.run_dir / "log.jsonl", self.run_dir / "loss_curve.png")
+                loss_curve(log, self.run_dir / "loss_curve.png", keys=keys)
             except MissingExtraError as e:  # charts are the [viz] extra; training needs none
                 warnings.warn(f"no loss_curve.png: {e}", stacklevel=2)
         self.dist.barrier()
