@@ -352,6 +352,18 @@ WHEEL_PERCEPTUAL: dict[str, Any] = {
 }
 
 
+def _samples_per_input(batch: LossInputs, fake: Tensor, real: Tensor) -> int:
+    """N when the loss sees all N samples of each input, ``fake [B·N, ...]`` against each real
+    repeated N times (``core.gan``'s ``samples_per_input``); otherwise 1."""
+    if batch.samples is None:
+        return 1
+    b, n = batch.samples.shape[:2]
+    if n == 1 or fake.shape[0] != b * n or real.shape[0] != b * n:
+        return 1
+    repeated = torch.equal(real, real[::n].repeat_interleave(n, 0))
+    return n if repeated else 1
+
+
 class Perceptual(Loss):
     """Perceptual loss Σ_l w_l · crit(F_l(fake), F_l(real)) over a frozen backbone.
 
@@ -395,8 +407,11 @@ class Perceptual(Loss):
         d = a - b
         return d.abs() if self.config.criterion == "l1" else d.square()
 
-    def _sum(self, x: Tensor, y: Tensor, per_sample: bool) -> Tensor:
-        fx, fy = self.extractor(x), self._target(y)
+    def _sum(self, x: Tensor, y: Tensor, per_sample: bool, repeats: int = 1) -> Tensor:
+        """Σ_l w_l · crit over ``x [B, C, H, W]`` and ``y``; ``repeats = N`` when ``y`` is
+        each real repeated N times (its features are computed once per real)."""
+        fx = self.extractor(x)
+        fy = [f.repeat_interleave(repeats, 0) for f in self._target(y[::repeats])]
         total: Tensor | int = 0
         for w, a, b in zip(self.layer_weights, fx, fy):
             d = self._level(a, b)
@@ -406,13 +421,11 @@ class Perceptual(Loss):
 
     def forward(self, batch: LossInputs) -> Tensor:
         fake, real = _images(self, batch)
-        if self.config.samples == "closest" and batch.samples is not None:
-            # fake [B·N, C, H, W] against each real repeated N times: the closest of the N
-            per = rearrange(
-                self._sum(fake, real, per_sample=True), "(b n) -> b n", n=batch.samples.shape[1]
-            )
+        n = _samples_per_input(batch, fake, real)
+        if self.config.samples == "closest" and n > 1:
+            per = rearrange(self._sum(fake, real, True, repeats=n), "(b n) -> b n", n=n)
             return per.min(1).values.mean()
-        return self._sum(fake, real, per_sample=False)
+        return self._sum(fake, real, per_sample=False, repeats=n)
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
         _check_pair(self, x, y)
