@@ -31,6 +31,23 @@ def _summary(values: Tensor, limit: int = 8) -> str:
     return f"[{shown}{', ...' if vals.numel() > limit else ''}]"
 
 
+def _channels_last(t: Tensor) -> bool:
+    """``[B, H, W, C]`` with few channels last and many "channels" in dim 1 (an image as
+    PIL/numpy/OpenCV lay it out): no real image has more than 4 channels at 2×2 pixels."""
+    return t.dim() == 4 and t.shape[-1] in (1, 3, 4) and t.shape[1] > 4
+
+
+def _layout_hint(name: str, t: Tensor) -> str:
+    """The fix for the usual layouts of a wrong-shaped image or mask."""
+    if _channels_last(t):
+        return f"; this looks channels-last [B, H, W, C]: use {name}.permute(0, 3, 1, 2)"
+    if t.dim() == 3 and t.shape[-1] in (1, 3, 4) and t.shape[0] > 4:
+        return f"; this looks like one [H, W, C] image: use {name}.permute(2, 0, 1)[None]"
+    if t.dim() == 3:
+        return f"; for one image use {name}[None] (or {name}.unsqueeze(1) for [B, H, W])"
+    return ""
+
+
 @dataclass
 class Condition:
     """The conditioning input of one batch (DESIGN §3).
@@ -142,6 +159,15 @@ class Condition:
 
     def _check_int_map(self, name: str) -> None:
         t = getattr(self, name)
+        if name == "label_map" and t.dim() == 4 and t.shape[1] > 1:
+            # a one-hot (or soft) [B, K, H, W] map: checked before the dtype, whose message
+            # (interpolated ids) would send the user the wrong way
+            raise ValueError(
+                f"Condition.label_map has shape {tuple(t.shape)} ({t.dtype}), which looks like "
+                f"a one-hot [B, K, H, W] map: give class ids [B, H, W] with "
+                f"label_map.argmax(1), or pass the map as class_weights=... (num_classes="
+                f"{t.shape[1]})"
+            )
         if t.dtype not in _INT_DTYPES:
             raise ValueError(
                 f"Condition.{name} has dtype {t.dtype}: expected integer ids (torch.long); "
@@ -180,6 +206,12 @@ class Condition:
             c = "C" if channels is None else str(channels)
             raise ValueError(
                 f"Condition.{name} has shape {tuple(t.shape)}: expected [B, {c}, H, W]"
+                + _layout_hint(name, t)
+            )
+        if channels is None and _channels_last(t):
+            raise ValueError(
+                f"Condition.{name} has shape {tuple(t.shape)}: expected [B, C, H, W]"
+                + _layout_hint(name, t)
             )
         if not bool(torch.isfinite(t).all()):
             n = int((~torch.isfinite(t)).sum())
@@ -213,6 +245,21 @@ class Condition:
             )
 
     # ------------------------------------------------------------------ helpers
+    def __repr__(self) -> str:
+        """Shapes and dtypes, never values: ``Condition(label_map=long[2, 64, 64], ...)``."""
+        parts = []
+        for name in CONDITION_FIELDS:
+            t = getattr(self, name)
+            if t is not None:
+                dtype = str(t.dtype).removeprefix("torch.")
+                where = "" if t.device.type == "cpu" else f" {t.device}"
+                parts.append(f"{name}={dtype}[{', '.join(map(str, t.shape))}]{where}")
+        if self.num_classes is not None:
+            parts.append(f"num_classes={self.num_classes}")
+        if self.size is not None:
+            parts.append(f"size={tuple(self.size)}")
+        return f"Condition({', '.join(parts)})"
+
     def fields(self) -> frozenset[str]:
         """Names of the tensor fields that are present."""
         return frozenset(n for n in CONDITION_FIELDS if getattr(self, n) is not None)
