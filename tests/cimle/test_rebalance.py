@@ -112,3 +112,21 @@ def test_rebalanced_dataset_is_deterministic_per_epoch():
 def test_rarity_needs_the_number_of_classes():
     with pytest.raises(ValueError):
         rarity_scores([], num_classes=None, cache=False)
+
+
+def test_min_count_skips_rarely_seen_classes():
+    """Item 15 (official layout code: classes seen in <= 67 images are skipped): with
+    min_count = 12, class 2 (in 12 of 24 images) gets no KDE and rarity 0, the other classes
+    keep the scores of the full fit, and the sampler never allocates slots to it."""
+    ds = _Toy()
+    full = rarity_scores(ds, cache=False)
+    cut = rarity_scores(ds, cache=False, min_count=12)
+    assert torch.equal(cut.scores[:, 2], torch.zeros(len(ds), dtype=cut.scores.dtype))
+    torch.testing.assert_close(cut.scores[:, :2], full.scores[:, :2])
+    assert torch.equal(full.scores, rarity_scores(ds, cache=False, min_count=11).scores)
+    new = cut.rarity(ds.real[:2], ds.labels[:2])  # images with class 2
+    assert torch.equal(new[:, 2], torch.zeros(2)) and bool((new[:, :2] > 0).all())
+    sampler = RarityBatchSampler(cut.scores, cut.area, 6, 2)
+    assert 2 not in sampler.classes.tolist() and len(sampler.classes) == 2
+    with pytest.raises(ValueError, match="min_count"):
+        rarity_scores(ds, cache=False, min_count=-1)

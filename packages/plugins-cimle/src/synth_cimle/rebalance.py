@@ -5,7 +5,9 @@
 - Per class p: a Gaussian KDE ``D_p`` over ``{c_k(p)}`` (Scott's bandwidth, full data
   covariance: the same estimator as ``scipy.stats.gaussian_kde``), evaluated for all classes
   at once with padded support sets.
-- Rarity ``R_p(k) = 1 / D_p(c_k(p))`` where p appears in image k, else 0.
+- Rarity ``R_p(k) = 1 / D_p(c_k(p))`` where p appears in image k, else 0. With
+  ``min_count`` (official layout code: 67) a class seen in at most that many images gets no
+  KDE and rarity 0 everywhere (skipped, as the official code skips it).
 - Dataset rebalancing: a batch is split over the five classes of largest total area; within
   class p images are drawn with probability ∝ ``R_p(k)`` (:class:`RarityBatchSampler`,
   :class:`RebalancedDataset` for the Trainer's fixed data order).
@@ -127,7 +129,9 @@ class RarityModel:
         means, counts = class_mean_colours(real, labels, self.num_classes)
         dens = self.density(means.to(self.points.device)).to(real.device)
         r = 1.0 / dens.clamp_min(1e-300)
-        return torch.where(counts > 0, r, torch.zeros_like(r)).float()
+        # classes without a fitted KDE (never seen, or skipped by min_count) get 0
+        known = self.present.any(1).to(real.device)
+        return torch.where((counts > 0) & known, r, torch.zeros_like(r)).float()
 
     def mask(self, real: Tensor, labels: Tensor) -> Tensor:
         """Normalised rarity mask ``M̂ = M / max M`` ``[B, 1, H, W]`` with ``M_ij = R_p(k)``."""
@@ -169,10 +173,11 @@ def _dataset_key(dataset: Any, key: str | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _cache_path(dataset: Any, key: str | None) -> Path:
+def _cache_path(dataset: Any, key: str | None, min_count: int = 0) -> Path:
     from synth.io.weights import synth_home
 
-    return synth_home() / "cache" / "cimle" / f"rarity-{_dataset_key(dataset, key)}.safetensors"
+    tag = _dataset_key(dataset, key) + (f"-min{min_count}" if min_count else "")
+    return synth_home() / "cache" / "cimle" / f"rarity-{tag}.safetensors"
 
 
 def rarity_scores(
@@ -181,15 +186,21 @@ def rarity_scores(
     num_classes: int | None = None,
     cache: bool = True,
     key: str | None = None,
+    min_count: int = 0,
 ) -> RarityModel:
     """Fit the rarity model of a data set with ``real`` and ``label_map`` items (§5.2.4).
 
     Returns a :class:`RarityModel`; ``model.scores [N, K]`` are ``R_p(k)`` (0 where class p is
     absent from image k). Loading items is a loop over the data set (I/O); the colour means,
     the KDEs and the densities are vectorised. Cached (``cache=True``) under
-    ``$SYNTH_HOME/cache/cimle/`` keyed by the data set (or ``key``).
+    ``$SYNTH_HOME/cache/cimle/`` keyed by the data set (or ``key``) and ``min_count``.
+
+    ``min_count``: classes present in at most this many images are skipped (no KDE, rarity
+    0; the official layout code skips classes seen in ≤ 67 images). 0 keeps every class.
     """
-    path = _cache_path(dataset, key)
+    if min_count < 0:
+        raise ValueError(f"rarity_scores: min_count={min_count}; give a count >= 0")
+    path = _cache_path(dataset, key, min_count)
     if cache and path.is_file():
         return RarityModel.load(path)
     k = num_classes if num_classes is not None else getattr(dataset, "num_classes", None)
@@ -204,6 +215,7 @@ def rarity_scores(
     mean_t = torch.stack(means)  # [N, K, 3]
     count_t = torch.stack(counts)  # [N, K]
     present = (count_t > 0).T.contiguous()  # [K, N]
+    present &= present.sum(1, keepdim=True) > min_count  # skip rarely seen classes
     points = rearrange(mean_t, "n k c -> k n c").contiguous().double()
     dens = kde_density(points, points, present)  # [K, N]
     scores = torch.where(present, 1.0 / dens.clamp_min(1e-300), torch.zeros_like(dens)).T
@@ -237,8 +249,11 @@ class RarityBatchSampler:
         seed: int = 0,
     ) -> None:
         self.scores = scores.double()
-        top = min(top, int((area > 0).sum()))
-        self.classes = torch.argsort(area, descending=True)[:top]
+        # classes with rarity somewhere (not absent, not skipped by min_count)
+        usable = (area > 0) & (self.scores.sum(0) > 0)
+        top = min(top, int(usable.sum()))
+        ranked = torch.where(usable, area.double(), torch.full_like(area.double(), -1.0))
+        self.classes = torch.argsort(ranked, descending=True)[:top]
         self.alloc = _allocation(batch_size, top)
         self.batch_size, self.num_batches, self.seed, self.epoch = (
             batch_size,
