@@ -248,6 +248,36 @@ def test_perceptual_closest_of_n_samples_is_the_min_over_each_inputs_samples():
     torch.testing.assert_close(closest(one), every(one))
 
 
+def test_l1_closest_of_n_samples_is_the_min_over_each_inputs_samples():
+    b, n = 2, 3
+    fake = images(b * n, seed=0).requires_grad_()
+    real = images(b, seed=1).repeat_interleave(n, 0)
+    batch = LossInputs(
+        phase="generator",
+        cond=cond(b * n),
+        real=real,
+        fake=SynthesisOutput(image=fake),
+        samples=fake.reshape(b, n, 3, 32, 32),
+    )
+    per_sample = (fake.detach() - real).abs().reshape(b * n, -1).mean(1)
+    closest = L1(samples="closest")
+    torch.testing.assert_close(closest(batch), per_sample.reshape(b, n).min(1).values.mean())
+    torch.testing.assert_close(L1()(batch), per_sample.mean())
+    closest(batch).backward()
+    nearest = per_sample.reshape(b, n).argmin(1) + torch.arange(b) * n
+    touched = fake.grad.flatten(1).abs().sum(1) > 0
+    assert touched.nonzero().flatten().tolist() == nearest.tolist()
+    # reals that are not each input's repeats: the plain mean
+    other = LossInputs(
+        phase="generator",
+        cond=cond(b * n),
+        real=images(b * n, seed=2),
+        fake=SynthesisOutput(image=fake.detach()),
+        samples=fake.detach().reshape(b, n, 3, 32, 32),
+    )
+    torch.testing.assert_close(closest(other), L1()(other))
+
+
 def test_perceptual_defaults_are_pix2pixhd():
     c = Perceptual.Config()
     assert c.backbone == "vgg19"

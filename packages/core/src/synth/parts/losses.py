@@ -228,11 +228,49 @@ class FeatureMatching(Loss):
         return total
 
 
+class ReconstructionConfig(LossConfig):
+    """Settings of a loss that pulls the fake towards the real image.
+
+    Fields:
+        samples: with N samples per input (``LossInputs.samples``, e.g. ``core.gan``'s
+            ``samples_per_input``), ``"all"`` pulls every sample towards the real image;
+            ``"closest"`` only the closest of each input's N (the best-of-many objective of
+            Bhattacharyya et al. 2018, as conditional IMLE's nearest code): fidelity without
+            fighting a diversity loss. Ignored with one sample per input.
+    """
+
+    samples: Literal["all", "closest"] = "all"
+
+
+def _samples_per_input(batch: LossInputs, fake: Tensor, real: Tensor) -> int:
+    """N when the loss sees all N samples of each input, ``fake [B·N, ...]`` against each real
+    repeated N times (``core.gan``'s ``samples_per_input``); otherwise 1."""
+    if batch.samples is None:
+        return 1
+    b, n = batch.samples.shape[:2]
+    if n == 1 or fake.shape[0] != b * n or real.shape[0] != b * n:
+        return 1
+    repeated = torch.equal(real, real[::n].repeat_interleave(n, 0))
+    return n if repeated else 1
+
+
+def _closest(per_sample: Tensor, n: int) -> Tensor:
+    """``per_sample [B·N]`` distances -> the mean over inputs of each input's smallest."""
+    return rearrange(per_sample, "(b n) -> b n", n=n).min(1).values.mean()
+
+
 class L1(Loss):
-    """Pixel L1: ``mean |fake - real|``; ``distance`` is the per-sample mean absolute difference."""
+    """Pixel L1: ``mean |fake - real|``; ``distance`` is the per-sample mean absolute difference.
+    With ``samples: closest`` and N samples per input, only each input's closest sample
+    counts (:class:`ReconstructionConfig`)."""
+
+    Config: ClassVar[type[ReconstructionConfig]] = ReconstructionConfig
 
     def forward(self, batch: LossInputs) -> Tensor:
         fake, real = _images(self, batch)
+        n = _samples_per_input(batch, fake, real)
+        if self.config.samples == "closest" and n > 1:
+            return _closest((fake.float() - real.float()).abs().flatten(1).mean(1), n)
         return (fake.float() - real.float()).abs().mean()
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
@@ -285,7 +323,7 @@ class KL(Loss):
 # --------------------------------------------------------------------------- perceptual
 
 
-class PerceptualConfig(LossConfig):
+class PerceptualConfig(ReconstructionConfig):
     """Perceptual loss settings (defaults: pix2pixHD's VGG19 loss).
 
     Fields:
@@ -305,11 +343,7 @@ class PerceptualConfig(LossConfig):
             maps to ``[0, 1]`` and applies ImageNet mean/std (cIMLE); ``"inception"`` applies
             mean = std = 0.5 (what the wheel's EfficientNet-Lite0 was trained with).
         detach_target: compute the real images' features without gradients.
-        samples: with N samples per input (``LossInputs.samples``, e.g. ``core.gan``'s
-            ``samples_per_input``), ``"all"`` pulls every sample towards the real image;
-            ``"closest"`` only the closest of each input's N (the best-of-many objective of
-            Bhattacharyya et al. 2018, as conditional IMLE's nearest code): fidelity without
-            fighting a diversity loss. Ignored with one sample per input.
+        samples: ``"all"`` or ``"closest"`` (:class:`ReconstructionConfig`).
     """
 
     backbone: str = "vgg19"
@@ -319,7 +353,6 @@ class PerceptualConfig(LossConfig):
     weights: str = "imagenet"
     normalize: Literal["imagenet", "inception", "none"] = "none"
     detach_target: bool = True
-    samples: Literal["all", "closest"] = "all"
 
     @model_validator(mode="after")
     def _lengths(self) -> PerceptualConfig:
@@ -350,18 +383,6 @@ WHEEL_PERCEPTUAL: dict[str, Any] = {
     "criterion": "normalized_l2",
     "normalize": "inception",
 }
-
-
-def _samples_per_input(batch: LossInputs, fake: Tensor, real: Tensor) -> int:
-    """N when the loss sees all N samples of each input, ``fake [B·N, ...]`` against each real
-    repeated N times (``core.gan``'s ``samples_per_input``); otherwise 1."""
-    if batch.samples is None:
-        return 1
-    b, n = batch.samples.shape[:2]
-    if n == 1 or fake.shape[0] != b * n or real.shape[0] != b * n:
-        return 1
-    repeated = torch.equal(real, real[::n].repeat_interleave(n, 0))
-    return n if repeated else 1
 
 
 class Perceptual(Loss):
@@ -423,8 +444,7 @@ class Perceptual(Loss):
         fake, real = _images(self, batch)
         n = _samples_per_input(batch, fake, real)
         if self.config.samples == "closest" and n > 1:
-            per = rearrange(self._sum(fake, real, True, repeats=n), "(b n) -> b n", n=n)
-            return per.min(1).values.mean()
+            return _closest(self._sum(fake, real, True, repeats=n), n)
         return self._sum(fake, real, per_sample=False, repeats=n)
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
