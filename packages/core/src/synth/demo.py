@@ -643,11 +643,12 @@ def _plugin_pictures(
 
 
 def _write_inputs(out: Path, cond: Condition, names: list[str]) -> list[Path]:
-    """The inputs as PNG files ``synth sample`` reads (8-bit class ids, RGB images, or RGBA
-    images whose alpha is the known-pixel mask)."""
+    """The inputs as PNG files ``synth sample`` reads (class ids as indexed PNGs with the
+    grids' palette, so a viewer shows colours; RGB images, or RGBA images whose alpha is the
+    known-pixel mask)."""
     from PIL import Image
 
-    from .viz import to_uint8
+    from .viz import save_label_map, to_uint8
 
     folder = out / "inputs"
     folder.mkdir(parents=True, exist_ok=True)
@@ -655,8 +656,8 @@ def _write_inputs(out: Path, cond: Condition, names: list[str]) -> list[Path]:
     for i, name in enumerate(names):
         path = folder / f"{name}.png"
         if cond.label_map is not None:
-            ids = cond.label_map[i].to(torch.uint8).cpu().numpy()
-            Image.fromarray(ids, mode="L").save(path)
+            k = cond.num_classes or int(cond.label_map.max()) + 1
+            save_label_map(cond.label_map[i], path, k)
         else:
             assert cond.image is not None
             rgb = to_uint8(cond.image[i : i + 1])[0]

@@ -50,6 +50,7 @@ __all__ = [
     "palette",
     "sample_grid",
     "save_image",
+    "save_label_map",
     "to_uint8",
 ]
 
@@ -217,6 +218,48 @@ def save_image(image: Tensor, path: str | os.PathLike, pad: int = 2) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(to_uint8(single)[0], "RGB").save(path)
+    return path
+
+
+def save_label_map(
+    label_map: Tensor, path: str | os.PathLike, num_classes: int, palette: Any = None
+) -> Path:
+    """Write class ids ``[H, W]`` as an indexed (``"P"`` mode) PNG whose palette is the grids'
+    colours (:func:`palette` ``(num_classes)``, or ``palette``).
+
+    The pixel values stay the ids (:func:`synth.data.transforms.load_label_map` and ``synth
+    sample --label-map`` read them back unchanged) while an image viewer shows the colours
+    of :func:`sample_grid`, not ids 0..K-1 as near-black greys. Ids must fit the 256 entries
+    of a PNG palette.
+    """
+    ids = torch.as_tensor(label_map).detach().cpu()
+    if ids.dim() == 3 and ids.shape[0] == 1:
+        ids = ids[0]
+    if ids.dim() != 2 or ids.is_floating_point():
+        raise ValueError(
+            f"save_label_map: label_map has shape {tuple(ids.shape)} ({ids.dtype}): give integer "
+            "class ids [H, W] (label_map.argmax(0) for a one-hot [K, H, W] map)"
+        )
+    top = int(ids.max()) if ids.numel() else 0
+    if ids.numel() and int(ids.min()) < 0:
+        raise ValueError(f"save_label_map: negative ids ({int(ids.min())}); ids are 0..K-1")
+    if top >= num_classes:
+        raise ValueError(
+            f"save_label_map: id {top} but num_classes = {num_classes}; ids are 0..K-1 (raise "
+            "num_classes)"
+        )
+    if num_classes > 256:
+        raise ValueError(
+            f"save_label_map: id {top} (num_classes = {num_classes}) does not fit a PNG palette "
+            "of 256 entries; write ids >= 256 as a 16-bit grayscale PNG instead "
+            "(PIL.Image.fromarray(ids.astype(np.uint16)))"
+        )
+    colors = _as_palette(palette, num_classes).to(torch.uint8).numpy()
+    img = Image.fromarray(ids.to(torch.uint8).numpy())  # "L"; a palette makes it "P"
+    img.putpalette(colors.reshape(-1).tolist())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
     return path
 
 
