@@ -48,6 +48,24 @@ def _layout_hint(name: str, t: Tensor) -> str:
     return ""
 
 
+#: The fields that hold ids: numpy integer arrays become ``long`` tensors.
+_ID_FIELDS = frozenset({"label_map", "instance_map", "class_id"})
+
+
+def _as_tensor(name: str, value: object) -> Tensor:
+    """A numpy array given as Condition field ``name``, as a tensor (ids ``long``, float64
+    ``float32``); any other type is a ``TypeError`` naming the field and the fix."""
+    if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
+        t = torch.from_numpy(value.copy())  # a copy: negative strides, and no shared memory
+        if name in _ID_FIELDS and not t.is_floating_point() and t.dtype != torch.bool:
+            return t.long()
+        return t.float() if t.dtype == torch.float64 else t
+    raise TypeError(
+        f"Condition.{name} is a {type(value).__name__}: give a torch tensor (numpy arrays are "
+        f"converted), e.g. {name}=torch.as_tensor(...)"
+    )
+
+
 @dataclass
 class Condition:
     """The conditioning input of one batch (DESIGN §3).
@@ -65,6 +83,11 @@ class Condition:
     Everything is checked in ``__post_init__`` with errors naming the field, the bad values and
     the fix, so that nothing fails later inside a kernel. Pass ``check=False`` only for data that
     was validated already (``.to()`` does that).
+
+    NumPy arrays are converted (``torch.from_numpy``, on the CPU): integer id maps
+    (``label_map``, ``instance_map``, ``class_id``) to ``long``, ``float64`` to ``float32``;
+    the layout is kept, so an image must already be ``[B, 3, h, w]`` (not ``[B, H, W, 3]``).
+    Other types (lists, PIL images) are a ``TypeError`` naming the field.
     """
 
     label_map: Tensor | None = None
@@ -78,6 +101,12 @@ class Condition:
     check: bool = field(default=True, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for name in CONDITION_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Tensor):
+                setattr(self, name, _as_tensor(name, value))
+        if self.num_classes is not None and type(self.num_classes).__module__ == "numpy":
+            self.num_classes = int(self.num_classes)  # e.g. np.int64 from array.max() + 1
         if self.size is None:
             for name in ("label_map", "instance_map", "class_weights", "mask"):
                 t = getattr(self, name)

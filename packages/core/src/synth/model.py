@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -115,6 +116,8 @@ class SynthesisModel(nn.Module):
         directly and are unaffected.
         """
         self.check_condition(cond)
+        if latents is not None:
+            self.check_latents(latents, cond)
         with _autograd(grad):
             if latents is None and self.injector is not None:
                 latents = self.injector.prior(cond, generator)
@@ -138,8 +141,7 @@ class SynthesisModel(nn.Module):
         its ``sample`` signature: an unknown or missing one is a ``TypeError`` saying what it
         takes. Runs under ``torch.no_grad()`` unless ``grad=True``.
         """
-        if n < 1:
-            raise ValueError(f"n = {n}: ask for at least one sample per input")
+        n = _count(n)
         if sampler is None:
             sampler = self.sampler
         elif not isinstance(sampler, Sampler):
@@ -155,7 +157,100 @@ class SynthesisModel(nn.Module):
         if self.injector is None:
             raise CapabilityError("this model has no injector, so nothing to encode into")
         self.check_condition(cond)
+        self.check_image(image, cond)
         return self.injector.posterior(image, cond)
+
+    def check_latents(self, latents: Latents, cond: Condition) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``latents`` fit ``cond`` and this model,
+        before any layer runs: every tensor has ``cond``'s batch size, and each field the
+        injector's prior fills is present with the prior's shape (so the per-stage count of
+        ``styles``/``class_codes`` and every width match). Fields the prior does not fill
+        (``kl``, ``extras`` from a posterior) are allowed."""
+        if not isinstance(latents, Latents):
+            raise TypeError(
+                f"latents must be a synth.Latents, got {type(latents).__name__}: wrap the codes, "
+                "e.g. synth.Latents(z=z), or draw them with model.injector.prior(cond)"
+            )
+        b = cond.batch_size
+        given = _latent_tensors(latents)
+        for name, t in given.items():
+            if t.shape[:1] != (b,) and name != "latents.kl":
+                raise ValueError(
+                    f"{name} has shape {tuple(t.shape)}: batch {t.shape[0] if t.dim() else '()'} "
+                    f"but the Condition has {b} inputs (batch size); give one code per input"
+                )
+        if self.injector is None:
+            return
+        # the prior of this injector for this Condition is the reference shape of each field;
+        # drawn from its own seeded generator so the caller's random streams are untouched
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            seed = torch.Generator(device=cond.device).manual_seed(0)
+            want = _latent_tensors(self.injector.prior(cond, seed))
+        name = type(self.injector).__name__
+        fix = "draw codes with model.injector.prior(cond) to see the shapes it makes"
+        for field in ("styles", "class_codes"):
+            have, takes = getattr(latents, field), _prior_list(want, field)
+            if takes and have is not None and len(have) != len(takes):
+                raise ValueError(
+                    f"latents.{field} has {len(have)} tensor(s) but this model takes "
+                    f"{len(takes)}, one per stage ({name}); {fix}"
+                )
+        missing = sorted(
+            {k.split("[")[0] for k in want if k not in given and not k.startswith("latents.extras")}
+        )
+        if missing:
+            filled = sorted({k.split("[")[0] for k in want})
+            raise ValueError(
+                f"{', '.join(missing)} missing: this model's injector ({name}) fills "
+                f"{', '.join(filled)}; {fix}"
+            )
+        for key, ref in want.items():
+            t = given.get(key)
+            if t is not None and t.shape != ref.shape:
+                raise ValueError(
+                    f"{key} has shape {tuple(t.shape)} but this model's injector ({name}) makes "
+                    f"{tuple(ref.shape)}; {fix}"
+                )
+
+    def check_image(self, image: Tensor, cond: Condition, what: str = "image") -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``image`` is ``[B, C, H, W]`` with the
+        generator's channel count ``C`` and ``cond``'s batch size (numpy arrays and
+        channels-last tensors get the conversion to use)."""
+        c = self.generator.image_channels
+        layout = f"[B, {c}, H, W]"
+        if not isinstance(image, Tensor):
+            hint = (
+                "; convert it: torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1 for "
+                "uint8 [B, H, W, C]"
+                if type(image).__module__ == "numpy"
+                else ""
+            )
+            raise TypeError(
+                f"{what} must be a torch tensor {layout}, got {type(image).__name__}{hint}"
+            )
+        shape = tuple(image.shape)
+        if image.dim() != 4:
+            one = f"; for one image use {what}[None]" if image.dim() == 3 else ""
+            raise ValueError(
+                f"{what} has shape {shape} ({image.dim()} dims): expected {layout}, 4 dims{one}"
+            )
+        if shape[1] != c:
+            hint = (
+                f"; this looks channels-last [B, H, W, C]: use {what}.permute(0, 3, 1, 2)"
+                if shape[-1] == c
+                else f"; for a grayscale image use {what}.expand(-1, {c}, -1, -1)"
+                if shape[1] == 1
+                else ""
+            )
+            raise ValueError(
+                f"{what} has shape {shape}: {shape[1]} channel(s), but this model reads "
+                f"{c}-channel images {layout}{hint}"
+            )
+        if shape[0] != cond.batch_size:
+            raise ValueError(
+                f"{what} has batch {shape[0]} but the Condition has {cond.batch_size} inputs "
+                "(batch size); give one image per input"
+            )
 
     # ------------------------------------------------------------------ persistence
     def checkpoint_state(self) -> dict[str, Tensor]:
@@ -204,6 +299,60 @@ class SynthesisModel(nn.Module):
 def _autograd(grad: bool) -> contextlib.AbstractContextManager[Any]:
     """``torch.no_grad()`` for inference, or nothing (autograd as the caller has it)."""
     return contextlib.nullcontext() if grad else torch.no_grad()
+
+
+def _count(n: Any) -> int:
+    """``n`` samples per input as a positive ``int`` (numpy and 0-d integer tensors too)."""
+    try:
+        if isinstance(n, bool):
+            raise TypeError
+        value = operator.index(n)
+    except TypeError:
+        raise TypeError(
+            f"n = {n!r} ({type(n).__name__}): give the number of samples per input as a "
+            "positive int, e.g. model.sample(cond, n=4)"
+        ) from None
+    if value < 1:
+        raise ValueError(f"n = {n!r}: ask for a positive number of samples per input, e.g. n=4")
+    return value
+
+
+def _latent_tensors(latents: Latents) -> dict[str, Tensor]:
+    """Every tensor of ``latents`` by a name for messages: ``latents.z``,
+    ``latents.styles[0]``, ``latents.extras['x']``; a field of the wrong type is a
+    ``TypeError`` naming it."""
+    out: dict[str, Tensor] = {}
+
+    def put(name: str, value: Any) -> None:
+        if not isinstance(value, Tensor):
+            hint = (
+                " (convert it with torch.from_numpy)" if type(value).__module__ == "numpy" else ""
+            )
+            raise TypeError(f"{name} must be a torch tensor, got {type(value).__name__}{hint}")
+        out[name] = value
+
+    for field in ("z", "spatial", "kl"):
+        if getattr(latents, field) is not None:
+            put(f"latents.{field}", getattr(latents, field))
+    for field in ("styles", "class_codes"):
+        value = getattr(latents, field)
+        if value is None:
+            continue
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(
+                f"latents.{field} must be a list with one tensor per stage, got "
+                f"{type(value).__name__}; e.g. list(t.unbind(0)) for a [stages, B, ...] tensor"
+            )
+        for i, t in enumerate(value):
+            put(f"latents.{field}[{i}]", t)
+    for key, t in latents.extras.items():
+        put(f"latents.extras[{key!r}]", t)
+    return out
+
+
+def _prior_list(tensors: Mapping[str, Tensor], field: str) -> list[Tensor]:
+    """The per-stage tensors of ``field`` in :func:`_latent_tensors`' output, in order."""
+    return [t for k, t in tensors.items() if k.startswith(f"latents.{field}[")]
 
 
 def part_names(obj: Any) -> set[str]:

@@ -45,6 +45,16 @@ def load(
     does that itself).
     """
     path = Path(path)
+    if path.is_file() and path.name != CONFIG_NAME:
+        holder = path.parent if (path.parent / CONFIG_NAME).is_file() else None
+        fix = (
+            f"give the directory {holder}, which holds synth.json"
+            if holder is not None
+            else "give the directory model.save_pretrained(dir) wrote (synth.json and "
+            "model.safetensors); a weights file of another kind is read with "
+            "synth.read_state_dict"
+        )
+        raise ValueError(f"{path} is a file, but synth.load expects a model directory: {fix}")
     config_file = path / CONFIG_NAME if path.is_dir() else path
     weights_file = config_file.parent / WEIGHTS_NAME
     if not config_file.is_file():
@@ -119,5 +129,18 @@ def _checked_state(
             f"{weights_file} does not match the model of {config_file}: "
             f"missing keys {missing[:10]}{'...' if len(missing) > 10 else ''}, unexpected keys "
             f"{unexpected[:10]}{'...' if len(unexpected) > 10 else ''}"
+        )
+    # shapes before load_state_dict, whose size-mismatch RuntimeError names neither file
+    wrong = [k for k, t in state.items() if t.shape != expected[k].shape]
+    if wrong:
+        shapes = "; ".join(
+            f"{k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
+            for k in wrong[:5]
+        )
+        raise ValueError(
+            f"{weights_file} has {len(wrong)} tensor(s) whose shape differs from the model "
+            f"that {config_file} describes ({shapes}{'; ...' if len(wrong) > 5 else ''}): the "
+            "two files come from different models or the spec was edited; save the model "
+            "again with save_pretrained, or restore the synth.json written with these weights"
         )
     return state
