@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from synth import PartConfig
+from synth.nn import InitScheme, init_weights
 from synth.parts.discriminators import PatchDiscriminator as PatchGANFamily
 from synth.parts.discriminators import PatchGAN, discriminator_input, discriminator_parts
 
@@ -52,8 +53,17 @@ class PatchDiscriminator(PatchGANFamily):
         use_instances: bool = Field(False, description="concatenate the instance boundary map")
         ndf: int = Field(64, ge=1)
         n_layers: int = Field(3, ge=1, description="stride-2 layers (n_layers_D)")
+        init: InitScheme = Field(
+            "default",
+            description="weight initialisation (synth.nn.init); the recipes use 'normal' "
+            "(official weights_init: conv weights N(0, 0.02))",
+        )
 
     fixed_num_d: ClassVar[int | None] = 1
+
+    def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        init_weights(self, self.config.init)
 
     @property
     def num_d(self) -> int:

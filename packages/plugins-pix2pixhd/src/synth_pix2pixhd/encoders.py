@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from synth import Condition, LatentInjector, Latents, PartConfig
+from synth.nn import InitScheme, init_weights
 from synth.nn.norms import instance_normalize
 
 __all__ = ["InstanceEncoder", "instance_average", "instance_segments"]
@@ -96,6 +97,11 @@ class InstanceEncoder(LatentInjector):
         nef: int = Field(16, ge=1, description="width of the first layer")
         n_downsampling: int = Field(4, ge=0, description="n_downsample_E")
         std: float = Field(1.0, gt=0, description="std of the prior's per-instance features")
+        init: InitScheme = Field(
+            "default",
+            description="weight initialisation (synth.nn.init); the recipes use 'normal' "
+            "(official weights_init: conv weights N(0, 0.02))",
+        )
 
     requires: ClassVar[frozenset[str]] = frozenset({"instance_map"})
     provides: ClassVar[frozenset[str]] = frozenset({"spatial"})
@@ -122,6 +128,7 @@ class InstanceEncoder(LatentInjector):
             for i in range(n)
         )
         self.conv_out = nn.Conv2d(nef, cfg.channels, 7)
+        init_weights(self, cfg.init)
 
     image_channels: ClassVar[int] = 3
 

@@ -33,7 +33,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from synth import Condition, Context, Generator, Latents, PartConfig, PartSpec, SynthesisOutput
-from synth.nn import ops
+from synth.nn import InitScheme, init_weights, ops
 from synth.nn.layers import LabelConv2d
 from synth.nn.ops import instance_edges
 from synth.nn.ops import pyramid_down as downsample_input
@@ -171,6 +171,11 @@ class _Pix2PixHDConfig(PartConfig):
     norm: PartSpec = Field(
         default_factory=lambda: {"type": "core.instance_norm"},
         description="normalisation after every conv (official: instance norm, no affine)",
+    )
+    init: InitScheme = Field(
+        "default",
+        description="weight initialisation (synth.nn.init); the recipes use 'normal', the "
+        "official weights_init: conv weights N(0, 0.02), batch norm N(1, 0.02) / 0",
     )
 
 
@@ -329,6 +334,7 @@ class GlobalGenerator(_Base):
             cfg.ngf, cfg.n_downsampling, cfg.n_blocks, 1
         )
         self.head = RGBHead(cfg.ngf, self.image_channels)
+        init_weights(self, cfg.init)
 
     def forward(
         self, cond: Condition, latents: Latents | None = None, *, return_features: bool = False
@@ -359,8 +365,10 @@ class LocalEnhancer(_Base):
 
     Stages: G1's stages (names ``stages.0 …``), then per enhancer its front (which includes
     the sum), ``n_blocks_local`` residual blocks and its up stage. Parameter names of G1 start
-    with ``stages.{0..len(global_stages)-1}``; ``global_stages`` holds that count, for freeze
-    rules (:func:`synth_pix2pixhd.training_config`).
+    with ``stages.{0..global_stages-1}``; ``global_stages`` holds that count. ``fixed_stages``
+    counts G1's and the inner enhancers' stages: what the official ``niter_fix_global`` phase
+    keeps fixed (only ``model{n_local_enhancers}_*``, the outermost enhancer with the RGB
+    head, is optimised), for freeze rules (:func:`synth_pix2pixhd.training_config`).
     """
 
     class Config(_Pix2PixHDConfig):
@@ -404,6 +412,13 @@ class LocalEnhancer(_Base):
         self.stages = nn.ModuleList(stages)
         self.stage_channels, self.stage_scales = ch, sc
         self.head = RGBHead(cfg.ngf, self.image_channels)
+        init_weights(self, cfg.init)
+
+    @property
+    def fixed_stages(self) -> int:
+        """Leading stages that the frozen-global phase keeps fixed: G1 and every enhancer but
+        the outermost (whose front starts at ``enhancer_fronts[-1]``)."""
+        return self.enhancer_fronts[-1]
 
     def forward(
         self, cond: Condition, latents: Latents | None = None, *, return_features: bool = False

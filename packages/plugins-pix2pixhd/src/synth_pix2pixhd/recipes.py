@@ -4,8 +4,9 @@ training schedule as a :class:`synth.train.TrainerConfig`.
 Every recipe is the paper's full objective (eq. 5: Σ_k L_GAN(G, D_k) + λ Σ_k L_FM(G, D_k),
 λ = 10) plus the VGG term of §4: LSGAN (D loss ×0.5), feature matching ×10 with the official
 ``4/(n_layers_D+1)·1/num_D`` weights, VGG19 perceptual loss ×10 (relu1_1…relu5_1, weights
-1/32…1), objective ``core.gan``; Adam lr 2e-4, β = (0.5, 0.999), constant then linear decay
-to 0 (:func:`training_config`).
+1/32…1), objective ``core.gan`` with the generator step's fake reused by the discriminator
+step; weights initialised N(0, 0.02) (``init: normal``); Adam lr 2e-4, β = (0.5, 0.999),
+constant then linear decay to 0 (:func:`training_config`).
 
 ``pix2pixhd.imle`` is a hybrid: G1 with a noise input trained by cIMLE instead (it names
 ``core.spatial_noise`` and the ``cimle.*`` parts as strings; composing it needs
@@ -15,6 +16,7 @@ synth-plugin-cimle installed, this plugin never imports it).
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 __all__ = ["DEMO", "RECIPES", "TRAIN", "recipe", "training_config"]
@@ -40,17 +42,22 @@ def _g1_ade20k(**extra: Any) -> dict[str, Any]:
 
 
 def _spec(generator: dict[str, Any], num_d: int, use_instances: bool) -> dict[str, Any]:
+    """A paper recipe: the official ``weights_init`` (``init: normal``, N(0, 0.02) conv weights;
+    paper appendix: "initialized from a Gaussian distribution with mean 0 and standard
+    deviation 0.02") on G and D, and the discriminator step scoring the generator step's fake
+    (``d_fake: reuse``, official ``pix2pixHD_model.py``: one generator forward per iteration)."""
     return {
-        "generator": generator,
+        "generator": {**generator, "init": "normal"},
         "discriminator": {
             "type": "pix2pixhd.multiscale_discriminator",
             "num_d": num_d,
             "ndf": 64,
             "n_layers": 3,
             "use_instances": use_instances,
+            "init": "normal",
         },
         "losses": copy.deepcopy(_LOSSES),
-        "objective": {"type": "core.gan"},
+        "objective": {"type": "core.gan", "d_fake": "reuse"},
     }
 
 
@@ -69,7 +76,7 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
             num_d=2,
             use_instances=True,
         ),
-        "pix2pixHD Cityscapes 1024×512: global generator G1, 2-scale D, instance edges",
+        "pix2pixHD Cityscapes 1024×512: global generator G1, 2-scale D, instance edges; weights N(0, 0.02) (appendix A, official weights_init)",
     ),
     "pix2pixhd.cityscapes_1024": (
         _spec(
@@ -86,11 +93,11 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
             num_d=3,
             use_instances=True,
         ),
-        "pix2pixHD Cityscapes 2048×1024: G1 + one local enhancer (ngf 32), 3-scale D",
+        "pix2pixHD Cityscapes 2048×1024: G1 + one local enhancer (ngf 32), 3-scale D; weights N(0, 0.02) (appendix A, official weights_init)",
     ),
     "pix2pixhd.ade20k": (
         _spec(_g1_ade20k(), num_d=2, use_instances=False),
-        "pix2pixHD ADE20K (150 classes + 'other', no instance maps): G1, 2-scale D",
+        "pix2pixHD ADE20K (150 classes + 'other', no instance maps): G1, 2-scale D; weights N(0, 0.02) (appendix A, official weights_init)",
     ),
     # ---- hybrids: parts of several papers, composed only from registered names
     "pix2pixhd.imle": (
@@ -140,6 +147,7 @@ def training_config(
     steps: int,
     decay_start: int | None = None,
     freeze_global_until: int | None = None,
+    fixed_stages: int | None = None,
     global_stages: int | None = None,
     lr: float = 2e-4,
     **overrides: Any,
@@ -149,9 +157,16 @@ def training_config(
     Adam ``lr`` (2e-4) with β = (0.5, 0.999) for every network; constant until
     ``decay_start`` (default: half of ``steps``, the official 100 + 100 epochs), then linear
     decay to 0. With ``freeze_global_until`` (the official ``niter_fix_global``, in steps) and
-    ``global_stages`` (``LocalEnhancer.global_stages``), the global generator's parameters
-    (``generator.stages.0 … generator.stages.{global_stages-1}``) get no updates until that
-    step, so the local enhancer trains alone first and then jointly (paper §3.2).
+    ``fixed_stages`` (``LocalEnhancer.fixed_stages``), the generator's first ``fixed_stages``
+    stages (``generator.stages.0 … generator.stages.{fixed_stages-1}``) get no updates until
+    that step, so only the outermost enhancer (and the RGB head, and the other networks)
+    trains first and then everything jointly (paper §3.2). ``fixed_stages`` is the global
+    generator *and every inner enhancer*, as the official code, which puts only the
+    parameters named ``model{n_local_enhancers}*`` in the optimizer during that phase.
+
+    ``global_stages`` is the former name of ``fixed_stages`` (deprecated: the value is
+    used as given, so ``LocalEnhancer.global_stages`` with ``n_local_enhancers > 1`` also trains
+    the inner enhancers, unlike the official code).
 
     ``overrides`` are other TrainerConfig fields (``batch_size``, ``run_dir``, ...).
     """
@@ -160,15 +175,27 @@ def training_config(
         "optimizer": {"type": "adam", "lr": lr, "betas": (0.5, 0.999)},
         "decay_start": steps // 2 if decay_start is None else decay_start,
     }
+    if global_stages is not None:
+        if fixed_stages is not None:
+            raise ValueError("give fixed_stages only (global_stages is its deprecated name)")
+        warnings.warn(
+            "training_config(global_stages=...) is deprecated: pass fixed_stages="
+            "model.generator.fixed_stages (the global generator and the inner enhancers, "
+            "which the official niter_fix_global phase also keeps fixed)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        fixed_stages = global_stages
     if freeze_global_until:
-        if global_stages is None:
+        if fixed_stages is None:
             raise ValueError(
-                "freeze_global_until needs global_stages (LocalEnhancer.global_stages): the "
-                "number of leading stages that form the global generator"
+                "freeze_global_until needs fixed_stages (LocalEnhancer.fixed_stages): the "
+                "number of leading stages kept fixed -- the global generator and every "
+                "enhancer but the outermost"
             )
         cfg["freeze"] = [
             {"pattern": f"generator.stages.{i}.*", "until": freeze_global_until}
-            for i in range(global_stages)
+            for i in range(fixed_stages)
         ]
     cfg.update(overrides)
     return cfg
@@ -184,7 +211,7 @@ def _epochs(images: int, epochs: int = 200) -> dict[str, Any]:
 #: linear decay to 0), per recipe; Cityscapes has 2,975 training images, ADE20K 20,210. The
 #: 1024 recipe starts from the 512 model's weights (copy them into its first
 #: ``global_stages`` stages) and may freeze them first: ``training_config(freeze_global_until
-#: =..., global_stages=...)``.
+#: =..., fixed_stages=...)``.
 TRAIN: dict[str, dict[str, Any]] = {
     "pix2pixhd.cityscapes_512": _epochs(2_975),
     "pix2pixhd.cityscapes_1024": _epochs(2_975),
