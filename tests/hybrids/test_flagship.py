@@ -49,10 +49,11 @@ def test_the_flagship_is_spade_with_the_nested_scale_losses(registry_with):
     assert losses == {
         "gan": ("core.hinge", 1.0),
         "fm": ("core.feature_matching", 10.0),
+        "vgg": ("core.perceptual", 10.0),  # SPADE's VGG19 loss (its default)
         "disentangle": ("nested_scale.disentangle", 1.0),
-        "ndiv": ("nested_scale.ndiv", 1.0),
+        "ndiv": ("nested_scale.ndiv", 3.0),
     }
-    assert spec["losses"]["gan"]["reduce_scales"] == "sum"  # eq. 4: Σ over the levels
+    assert spec["losses"]["gan"]["reduce_scales"] == "mean"  # SPADE's GANLoss (eq. 4 sums)
     assert spec["losses"]["fm"]["weighting"] == "spade"
     assert spec["losses"]["ndiv"]["alpha"] == 0.8
     assert spec["objective"] == {"type": "core.gan", "samples_per_input": 4}
@@ -64,6 +65,7 @@ def test_the_flagship_at_full_size_has_six_levels_and_a_spade_patchgan_per_level
     spec = copy.deepcopy(synth.recipes()[FLAGSHIP].spec)
     spec["generator"]["generator"]["ngf"] = 2  # the full-size graph, narrow: fast to build
     spec["discriminator"]["discriminator"]["ndf"] = 2
+    spec["losses"]["vgg"]["weights"] = "none"  # offline: no VGG19 file in the tests
     model = synth.compose(spec)
     g = model.generator
     assert g.wrapped.config.crop_size == 256 and g.wrapped.config.num_classes == 151
@@ -113,9 +115,11 @@ def test_the_flagship_shrinks_to_cpu_size(registry_with):
     assert spec["discriminator"]["discriminator"]["ndf"] == 16
     assert spec["objective"]["samples_per_input"] >= 3  # two would make NDiv vanish
     assert any("ngf 64 → 16" in c for c in changes)
+    spec["losses"]["vgg"]["weights"] = "none"  # offline (the demo swaps in the wheel's network)
     model = synth.compose(spec)
     assert model.generator.pyramid_scales == [32, 16, 8, 4, 2, 1]  # 2×2 .. 64×64
-    assert sum(p.numel() for p in model.parameters()) < 10_000_000
+    trained = (model.generator, model.discriminator)  # the frozen VGG19 aside
+    assert sum(p.numel() for net in trained for p in net.parameters()) < 10_000_000
 
 
 def test_the_flagship_trains_at_demo_size_and_its_samples_of_one_input_differ(

@@ -174,8 +174,9 @@ FLAGSHIP = "nested_scale.spade"
 
 def _flagship() -> dict[str, Any]:
     """SPADE (clvae.spade_generator, label-map input, ADE20K's 151 classes at 256²) in the
-    pyramid adapter, per-scale codes, one SPADE PatchGAN per level, SPADE's hinge and feature
-    matching, disentanglement and progressive NDiv over N = 4 samples per input."""
+    pyramid adapter, per-scale codes, one SPADE PatchGAN per level, SPADE's hinge, feature
+    matching and VGG losses (its defaults, λ 10 each), disentanglement and progressive NDiv over
+    N = 4 samples per input."""
     return {
         "generator": {
             "type": "nested_scale.pyramid",
@@ -193,10 +194,13 @@ def _flagship() -> dict[str, Any]:
             "discriminator": {"type": "clvae.multiscale_discriminator", "num_d": 1},
         },
         "losses": {
-            "gan": {"type": "core.hinge", "weight": 1.0, "reduce_scales": "sum"},
+            # SPADE's GANLoss averages over its discriminators (eq. 4 sums: a weight of 1/6)
+            "gan": {"type": "core.hinge", "weight": 1.0, "reduce_scales": "mean"},
             "fm": {"type": "core.feature_matching", "weight": 10.0, "weighting": "spade"},
+            "vgg": {"type": "core.perceptual", "weight": 10.0},
             "disentangle": {"type": "nested_scale.disentangle", "weight": 1.0},
-            "ndiv": {"type": "nested_scale.ndiv", "weight": 1.0, "alpha": 0.8},
+            # beside SPADE's λ 10 terms, weight 3 (not the paper's 1) keeps samples apart
+            "ndiv": {"type": "nested_scale.ndiv", "weight": 3.0, "alpha": 0.8},
         },
         "objective": {"type": "core.gan", "samples_per_input": SAMPLES_PER_INPUT},
         "sampler": {"type": "core.prior"},
@@ -209,9 +213,10 @@ RECIPES[FLAGSHIP] = (
     "nested-scale losses: clvae.spade_generator (label maps, ADE20K's 151 classes, 256×256, "
     "ngf 64) in nested_scale.pyramid (an RGB head and a per-scale code at each of its 6 "
     "scales, one shared Z0 in training), one SPADE PatchGAN per scale (spectral instance "
-    "norm, conditional on the label map), hinge summed over the scales, SPADE's feature "
-    "matching (λ 10), disentanglement (eq. 1) and progressive NDiv (eq. 5, N = 4 samples per "
-    "input, α = 0.8). Train with TTUR: Adam β=(0, 0.9), G lr 1e-4, D lr 4e-4, batch 4.",
+    "norm, conditional on the label map), hinge averaged over the scales as SPADE's GAN loss "
+    "does, SPADE's feature matching and VGG losses (λ 10 each), disentanglement (eq. 1, λ 1) "
+    "and progressive NDiv (eq. 5, λ 3, N = 4 samples per input, α = 0.8). Train with TTUR: "
+    "Adam β=(0, 0.9), G lr 1e-4, D lr 4e-4, batch 4.",
 )
 
 #: The paper's trainer settings (supplement A, the same for B): one Adam for every network,
