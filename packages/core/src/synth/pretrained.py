@@ -131,7 +131,10 @@ def _checked_state(
             f"{unexpected[:10]}{'...' if len(unexpected) > 10 else ''}"
         )
     # shapes before load_state_dict, whose size-mismatch RuntimeError names neither file
-    wrong = [k for k, t in state.items() if t.shape != expected[k].shape]
+    # (an empty model tensor is a placeholder its module sizes on load, e.g. a fitted sampler's)
+    wrong = [
+        k for k, t in state.items() if t.shape != expected[k].shape and expected[k].numel() > 0
+    ]
     if wrong:
         shapes = "; ".join(
             f"{k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
