@@ -220,7 +220,20 @@ def test_cli_demo_prints_the_summary_and_the_sample_command(tmp_path, capsys, mo
     assert (tmp_path / "runs" / "demo" / "samples.png").is_file()
 
 
-@pytest.mark.parametrize("recipe", sorted(synth.get_registry().recipes()))
+#: Recipes with demo settings; the others (class-conditional collage GANs: the demo photos
+#: carry no class labels) are refused with a clear error.
+RECIPES = synth.get_registry().recipes()
+WITH_DEMO = sorted(n for n, r in RECIPES.items() if r.demo)
+WITHOUT_DEMO = sorted(n for n, r in RECIPES.items() if not r.demo)
+
+
+@pytest.mark.parametrize("recipe", WITHOUT_DEMO)
+def test_a_recipe_the_demo_photos_cannot_feed_is_a_clear_error(recipe, tmp_path):
+    with pytest.raises(ValueError, match="synth demo trains on label maps"):
+        run_demo(recipe, out_dir=tmp_path, steps=1, size=32, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("recipe", WITH_DEMO)
 def test_every_registered_recipe_runs_as_a_demo(recipe, tmp_path):
     """`synth demo --recipe NAME` for each recipe at the demo's 64 px (some recipes need 64:
     CLVAE's 'more' upsampling, the local enhancer's depth): capped to CPU size, a step or two."""
