@@ -50,12 +50,14 @@ def test_the_flagship_is_spade_with_the_nested_scale_losses(registry_with):
         "gan": ("core.hinge", 1.0),
         "fm": ("core.feature_matching", 10.0),
         "vgg": ("core.perceptual", 10.0),  # SPADE's VGG19 loss (its default)
+        "l1": ("core.l1", 30.0),
         "disentangle": ("nested_scale.disentangle", 1.0),
         "ndiv": ("nested_scale.ndiv", 3.0),
     }
     assert spec["losses"]["gan"]["reduce_scales"] == "mean"  # SPADE's GANLoss (eq. 4 sums)
     assert spec["losses"]["fm"]["weighting"] == "spade"
     assert spec["losses"]["ndiv"]["alpha"] == 0.8
+    assert spec["losses"]["l1"]["samples"] == "closest"  # best of many
     assert spec["objective"] == {"type": "core.gan", "samples_per_input": 4}
     synth.check_spec(synth.load_spec(FLAGSHIP))  # the full-size graph fits together
 

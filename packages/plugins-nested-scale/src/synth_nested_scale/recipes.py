@@ -175,8 +175,8 @@ FLAGSHIP = "nested_scale.spade"
 def _flagship() -> dict[str, Any]:
     """SPADE (clvae.spade_generator, label-map input, ADE20K's 151 classes at 256²) in the
     pyramid adapter, per-scale codes, one SPADE PatchGAN per level, SPADE's hinge, feature
-    matching and VGG losses (its defaults, λ 10 each), disentanglement and progressive NDiv over
-    N = 4 samples per input."""
+    matching and VGG losses (its defaults, λ 10 each), pixel L1 on each input's closest sample
+    (best of many), disentanglement and progressive NDiv over N = 4 samples per input."""
     return {
         "generator": {
             "type": "nested_scale.pyramid",
@@ -198,6 +198,9 @@ def _flagship() -> dict[str, Any]:
             "gan": {"type": "core.hinge", "weight": 1.0, "reduce_scales": "mean"},
             "fm": {"type": "core.feature_matching", "weight": 10.0, "weighting": "spade"},
             "vgg": {"type": "core.perceptual", "weight": 10.0},
+            # best of many: pixel L1 on each input's closest sample only (the fidelity GauGAN
+            # gets from reconstructing its encoder's code, without pulling all N together)
+            "l1": {"type": "core.l1", "weight": 30.0, "samples": "closest"},
             "disentangle": {"type": "nested_scale.disentangle", "weight": 1.0},
             # beside SPADE's λ 10 terms, weight 3 (not the paper's 1) keeps samples apart
             "ndiv": {"type": "nested_scale.ndiv", "weight": 3.0, "alpha": 0.8},
@@ -214,8 +217,9 @@ RECIPES[FLAGSHIP] = (
     "ngf 64) in nested_scale.pyramid (an RGB head and a per-scale code at each of its 6 "
     "scales, one shared Z0 in training), one SPADE PatchGAN per scale (spectral instance "
     "norm, conditional on the label map), hinge averaged over the scales as SPADE's GAN loss "
-    "does, SPADE's feature matching and VGG losses (λ 10 each), disentanglement (eq. 1, λ 1) "
-    "and progressive NDiv (eq. 5, λ 3, N = 4 samples per input, α = 0.8). Train with TTUR: "
+    "does, SPADE's feature matching and VGG losses (λ 10 each), pixel L1 on the closest of "
+    "each input's samples (best of many, λ 30), disentanglement (eq. 1, λ 1) and progressive "
+    "NDiv (eq. 5, λ 3, N = 4 samples per input, α = 0.8). Train with TTUR: "
     "Adam β=(0, 0.9), G lr 1e-4, D lr 4e-4, batch 4.",
 )
 
