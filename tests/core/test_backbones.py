@@ -204,7 +204,11 @@ def test_unknown_backbone_suggests_names():
 def test_failed_download_says_which_file_to_place(monkeypatch, tmp_path):
     import timm
 
+    import synth.nn.backbones as backbones
+
     monkeypatch.setenv("SYNTH_OFFLINE", "0")
+    # the host answers (make test sets HF_HUB_OFFLINE): the failure comes from the download
+    monkeypatch.setattr(backbones, "_unreachable", lambda url: None)
     real_create = timm.create_model
 
     def no_network(name, pretrained=False, **kw):
