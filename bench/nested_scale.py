@@ -67,6 +67,7 @@ from tests.nested_scale.ndiv_reference import progressive_ndiv_loop  # noqa: E40
 import synth  # noqa: E402
 import synth.data  # noqa: E402
 import synth.viz  # noqa: E402
+from synth.demo import MaskedPhotos  # noqa: E402
 from synth_nested_scale import NDiv, ScaleEdit  # noqa: E402
 
 RECIPE = "nested_scale.celeba_outpaint"
@@ -219,31 +220,6 @@ def run(
 
 
 # --------------------------------------------------------------------------- item 8: data
-
-
-class MaskedPhotos(synth.data.SynthDataset):
-    """Demo photos as outpainting pairs: the centred half of each side known (``mask`` = 1),
-    ``image = real · mask`` (as ``synth demo`` and ``synth.data.Outpainting``'s default)."""
-
-    fields = frozenset({"image", "mask"})
-    num_classes = None
-
-    def __init__(self, photos: synth.data.DemoDataset) -> None:
-        super().__init__(photos.seed)
-        self.photos = photos
-
-    def __len__(self) -> int:
-        return len(self.photos)
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        self.photos.set_epoch(epoch)
-
-    def _load(self, index: int, generator: torch.Generator) -> dict[str, Any]:
-        real = self.photos[index]["real"]
-        h, w = (int(v) for v in real.shape[-2:])
-        mask = synth.data.box_mask((h, w), (h // 2, w // 2))
-        return {"real": real, "mask": mask, "image": real * mask}
 
 
 def learn_setup(size: int, minutes: float, batch: int, seed: int, run_dir: str):

@@ -15,7 +15,7 @@ import synth
 import synth.testing
 from synth.cli import main
 from synth.data import demo
-from synth.demo import _datasets, _Masked, run_demo
+from synth.demo import MaskedPhotos, _datasets, run_demo
 
 #: A GAN of core parts; the data gives masked photos (the generator draws from z alone, which
 #: is enough to run the masked data path end to end).
@@ -42,7 +42,7 @@ def masked_registry():
 
 
 def test_masked_demo_photos_keep_the_centred_half():
-    ds = _Masked(demo(32, 8, "train", 0))
+    ds = MaskedPhotos(demo(32, 8, "train", 0))
     assert ds.fields == {"image", "mask"} and len(ds) == len(ds.photos)
     item = ds[0]
     m = item["mask"]
@@ -55,7 +55,7 @@ def test_masked_demo_photos_keep_the_centred_half():
 def test_demo_trains_a_masked_image_recipe_and_writes_rgba_inputs(masked_registry, tmp_path):
     model = synth.compose(SPEC)
     train, show, mode = _datasets(model, 32, 8, 0)
-    assert isinstance(train, _Masked) and isinstance(show, _Masked) and mode == "image"
+    assert isinstance(train, MaskedPhotos) and isinstance(show, MaskedPhotos) and mode == "image"
     result = run_demo(
         "masktest.tiny", out_dir=tmp_path, steps=1, size=32, num_samples=2, log=lambda *_: None
     )

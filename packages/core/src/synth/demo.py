@@ -81,6 +81,7 @@ __all__ = [
     "DemoImages",
     "DemoResult",
     "DemoSettings",
+    "MaskedPhotos",
     "compare_set",
     "default_recipe",
     "demo_settings",
@@ -457,7 +458,7 @@ class _LowResolution(SynthDataset):
         return {"real": real, "image": resize_image(real, (h // self.factor, w // self.factor))}
 
 
-class _Masked(SynthDataset):
+class MaskedPhotos(SynthDataset):
     """The demo photos as outpainting pairs: the centred box of half of each side is known
     (``mask`` = 1 there), ``image`` = ``real * mask``, as ``synth.data.Outpainting``'s default."""
 
@@ -507,7 +508,7 @@ def _datasets(
     train = demo(size, num_classes, "train", seed, disk_cache=True)
     show = demo(size, num_classes, "all", seed, disk_cache=True)
     if {"image", "mask"} <= reads and "label_map" not in reads:
-        return _Masked(train), _Masked(show), "image"
+        return MaskedPhotos(train), MaskedPhotos(show), "image"
     if "image" in reads and "label_map" not in reads:
         factor = _enlargement(model, size)
         return _LowResolution(train, factor), _LowResolution(show, factor), "image"
