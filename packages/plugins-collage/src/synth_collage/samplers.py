@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 import synth
 from synth.errors import CapabilityError
+from synth.parts.samplers import prior_draw
 
 from .norms import layer_class_maps, spatial_norms
 
@@ -112,15 +113,6 @@ def _stages(model: SynthesisModel, who: str) -> nn.ModuleList:
             "keeps no `stages` ModuleList (DESIGN §3): register its stages there"
         )
     return stages
-
-
-def _prior(model: SynthesisModel, cond: synth.Condition, g: torch.Generator | None, who: str):
-    if model.injector is None:
-        raise CapabilityError(
-            f"{who} draws codes from the model's prior, but the model has no injector: compose "
-            "it with one (core.gaussian) or pass the codes explicitly"
-        )
-    return model.injector.prior(cond, g)
 
 
 def _per_sample(lat: synth.Latents, b: int, n: int, who: str, what: str) -> synth.Latents:
@@ -233,12 +225,12 @@ class FeatureBlend(synth.Sampler):
         cond_n = cond.repeat_interleave(n)
         m = b * n
         tgt = (
-            _prior(model, cond_n, generator, who)
+            prior_draw(model, cond_n, generator, who)
             if target is None
             else _per_sample(target, b, n, who, "target")
         )
         refs = [
-            _prior(model, cond_n, generator, who)
+            prior_draw(model, cond_n, generator, who)
             if references is None
             else _per_sample(ref, b, n, who, f"references[{i}]")
             for i, ref in enumerate(references if references is not None else [None] * r)
@@ -359,7 +351,7 @@ class LabelCollage(synth.Sampler):
         chosen = list(range(len(norms))) if layers is None else [int(i) for i in layers]
         cond_n = cond.repeat_interleave(n)
         lat = (
-            _prior(model, cond_n, generator, who)
+            prior_draw(model, cond_n, generator, who)
             if latents is None
             else _per_sample(latents, b, n, who, "latents")
         )

@@ -22,7 +22,7 @@ from torch import Tensor
 
 import synth
 from synth.errors import CapabilityError
-from synth.parts.samplers import generate_batched
+from synth.parts.samplers import generate_batched, prior_draw
 
 if TYPE_CHECKING:
     from synth.model import SynthesisModel
@@ -56,13 +56,8 @@ def tiny_nested_model(seed: int = 0) -> SynthesisModel:
     return model.eval()
 
 
-def _prior(model: SynthesisModel, cond: synth.Condition, g: torch.Generator | None, who: str):
-    if model.injector is None:
-        raise CapabilityError(
-            f"{who} redraws per-scale codes from the model's prior, but the model has no "
-            "injector; compose it with one that draws styles (core.gaussian)"
-        )
-    return model.injector.prior(cond, g)
+#: What a scale sampler without an injector needs.
+_NO_PRIOR = "compose it with one that draws per-scale styles (core.gaussian)"
 
 
 def _styles(latents: synth.Latents, batch: int, who: str, which: str) -> list[Tensor]:
@@ -140,11 +135,13 @@ class ScaleEdit(_Base):
         """``image [B·n, 3, H, W]``: the reference with the chosen scales' codes redrawn."""
         who, b = "nested_scale.scale_edit", cond.batch_size
         if reference is None:
-            reference = _prior(model, cond, generator, who)
+            reference = prior_draw(model, cond, generator, who, _NO_PRIOR)
         kept = _styles(reference, b, who, "the reference")
         chosen = _check_levels(scales, len(kept), who)
         cond_n = cond.repeat_interleave(n)
-        fresh = _styles(_prior(model, cond_n, generator, who), b * n, who, "the prior's draw")
+        fresh = _styles(
+            prior_draw(model, cond_n, generator, who, _NO_PRIOR), b * n, who, "the prior's draw"
+        )
         ref_n = reference.repeat_interleave(n)
         styles = [
             fresh[k] if k in chosen else s.repeat_interleave(n, dim=0) for k, s in enumerate(kept)
@@ -185,11 +182,13 @@ class ScaleInterpolate(_Base):
         if mode not in ("slerp", "lerp"):
             raise ValueError(f"{who}: mode must be 'slerp' or 'lerp', got {mode!r}")
         if start is None:
-            start = _prior(model, cond, generator, who)
+            start = prior_draw(model, cond, generator, who, _NO_PRIOR)
         kept = _styles(start, b, who, "start")
         k = _check_levels([scale], len(kept), who)[0]
         if end is None:
-            end = _styles(_prior(model, cond, generator, who), b, who, "the prior's draw")[k]
+            end = _styles(
+                prior_draw(model, cond, generator, who, _NO_PRIOR), b, who, "the prior's draw"
+            )[k]
         if tuple(end.shape) != tuple(kept[k].shape):
             raise ValueError(
                 f"{who}: end is {tuple(end.shape)} but level {k}'s code is "

@@ -31,7 +31,23 @@ from .base import Loss, Sampler, build_part
 if TYPE_CHECKING:
     from ..model import SynthesisModel
 
-__all__ = ["BestOfN", "Interpolate", "Prior", "generate_batched"]
+__all__ = ["BestOfN", "Interpolate", "Prior", "generate_batched", "prior_draw"]
+
+
+def prior_draw(
+    model: SynthesisModel,
+    cond: Condition,
+    generator: torch.Generator | None,
+    who: str,
+    fix: str = "compose it with an injector (core.gaussian) or pass the codes explicitly",
+) -> Latents:
+    """One prior draw per input of ``cond`` from the model's injector, for the sampler named
+    ``who``; a ``CapabilityError`` ending in ``fix`` when the model has no injector."""
+    if model.injector is None:
+        raise CapabilityError(
+            f"{who} draws codes from the model's prior, but the model has no injector: {fix}"
+        )
+    return model.injector.prior(cond, generator)
 
 
 def generate_batched(
