@@ -16,6 +16,15 @@ Discriminator (``SNResNetProjectionDiscriminator``, test mode): spectral norm wi
 one power iteration from the stored ``u``; block1 optimized (conv, relu, conv, pool; shortcut
 pool then 1×1), blocks relu-conv-relu-conv(-pool) with a 1×1 shortcut (then pool) where the
 width or size changes, relu, spatial sum, ``l{N+1}`` plus ``<l_y(y), h>``.
+
+Encoder (``enc_models/resnetenc_small.py`` / ``resnetenc_256.py``, test mode): stem conv
+(``l1`` / ``block1``), blocks ``c2(relu(b2(c1(pool(relu(b1(x))))))) + c_sc(pool(x))`` (BN or
+categorical CBN with running statistics), flatten, linear (``l7`` / ``l8_enc``), PReLU
+``prelu_out``; ``b7`` of the small encoder is defined but not applied.
+
+Auxiliary networks (``gen_models/resnet_*_auxab.py``): ``A(z) = prelu(lA2(relu(lA1(z))),
+preluMiddleW)``, ``B(ζ) = prelu(lB2(relu(lB1(ζ))), preluW)``, ``prelu(x, w) = max(x, 0) +
+w·min(x, 0)``.
 """
 
 from __future__ import annotations
@@ -209,10 +218,26 @@ def _sn_conv(p, prefix, x, pad):
     return F.conv2d(x, _sn_weight(p, prefix), _t(p, f"{prefix}/b"), padding=pad)
 
 
+def official_feature_vector(p: dict[str, np.ndarray], x: torch.Tensor) -> torch.Tensor:
+    """``feature_vector``: the blocks, ReLU, reshape to ``[B, C·h·w]`` (no spatial sum)."""
+    return F.relu(_discriminator_trunk(p, x)).reshape(x.shape[0], -1)
+
+
 def official_discriminate(
     p: dict[str, np.ndarray], x: torch.Tensor, y: torch.Tensor | None
 ) -> torch.Tensor:
     """The official SN projection discriminator: ``[B, 3, H, W] -> [B, 1]``."""
+    blocks = _block_numbers(p)
+    h = F.relu(_discriminator_trunk(p, x)).sum(dim=(2, 3))
+    last = blocks[-1] + 1
+    out = h @ _sn_weight(p, f"l{last}").t() + _t(p, f"l{last}/b")
+    if y is not None:
+        out = out + (_sn_weight(p, "l_y")[y] * h).sum(1, keepdim=True)
+    return out
+
+
+def _discriminator_trunk(p: dict[str, np.ndarray], x: torch.Tensor) -> torch.Tensor:
+    """The blocks of the SN projection discriminator: ``[B, 3, H, W] -> [B, C, h, w]``."""
     blocks = _block_numbers(p)
     h = x
     for i, n in enumerate(blocks):
@@ -231,9 +256,132 @@ def official_discriminate(
                 sc = _sn_conv(p, f"block{n}/c_sc", h, 0)
                 sc = F.avg_pool2d(sc, 2) if down else sc
         h = r + sc
-    h = F.relu(h).sum(dim=(2, 3))
-    last = blocks[-1] + 1
-    out = h @ _sn_weight(p, f"l{last}").t() + _t(p, f"l{last}/b")
-    if y is not None:
-        out = out + (_sn_weight(p, "l_y")[y] * h).sum(1, keepdim=True)
+    return h
+
+
+# ---------------------------------------------------------------------------------------------
+# encoder
+# ---------------------------------------------------------------------------------------------
+
+
+def _bn_arrays(rng, out, prefix, c, k):
+    if k:
+        out[f"{prefix}/gammas/W"] = (1 + 0.3 * rng.standard_normal((k, c))).astype(np.float32)
+        out[f"{prefix}/betas/W"] = (0.3 * rng.standard_normal((k, c))).astype(np.float32)
+    else:
+        out[f"{prefix}/gamma"] = (1 + 0.3 * rng.standard_normal(c)).astype(np.float32)
+        out[f"{prefix}/beta"] = (0.3 * rng.standard_normal(c)).astype(np.float32)
+    out[f"{prefix}/avg_mean"] = (0.2 * rng.standard_normal(c)).astype(np.float32)
+    out[f"{prefix}/avg_var"] = rng.uniform(0.5, 2.0, c).astype(np.float32)
+    out[f"{prefix}/N"] = np.array(10.0, dtype=np.float32)
+
+
+def official_encoder_arrays(
+    layout: str, ch: int, dim_z: int, k: int = 0, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random arrays of ``resnetenc_small.py`` (``layout="small"``: ``l1``, blocks 2-6 of
+    widths ch·{2,4,4,8,8}, ``b7``, ``l7``) or ``resnetenc_256.py`` (``"256"``: ``block1``,
+    blocks 2-7 of widths ch·{2,4,8,8,16,16}, ``l8_enc``); ``k > 0``: categorical CBN."""
+    rng = np.random.default_rng(seed)
+    mult = [2, 4, 4, 8, 8] if layout == "small" else [2, 4, 8, 8, 16, 16]
+    stem, fc = ("l1", "l7") if layout == "small" else ("block1", "l8_enc")
+
+    def w(*shape, scale=None):
+        fan_in = int(np.prod(shape[1:]))
+        return (rng.standard_normal(shape) * (scale or 1 / np.sqrt(fan_in))).astype(np.float32)
+
+    out: dict[str, np.ndarray] = {f"{stem}/W": w(ch, 3, 3, 3), f"{stem}/b": w(ch, scale=0.1)}
+    cin = ch
+    for i, m in enumerate(mult):
+        n, cout = i + 2, ch * m
+        out[f"block{n}/c1/W"], out[f"block{n}/c1/b"] = w(cin, cin, 3, 3), w(cin, scale=0.1)
+        out[f"block{n}/c2/W"], out[f"block{n}/c2/b"] = w(cout, cin, 3, 3), w(cout, scale=0.1)
+        out[f"block{n}/c_sc/W"], out[f"block{n}/c_sc/b"] = w(cout, cin, 1, 1), w(cout, scale=0.1)
+        _bn_arrays(rng, out, f"block{n}/b1", cin, k)
+        _bn_arrays(rng, out, f"block{n}/b2", cin, k)
+        cin = cout
+    flat = 16 * cin
+    if layout == "small":
+        _bn_arrays(rng, out, "b7", flat, 0)  # defined by resnetenc_small.py, never applied
+    out[f"{fc}/W"], out[f"{fc}/b"] = w(dim_z, flat), w(dim_z, scale=0.1)
+    out["prelu_out/W"] = rng.uniform(0.05, 0.3, dim_z).astype(np.float32)
     return out
+
+
+def _bn(p, prefix, x, y):
+    """Test-mode BN / categorical CBN (eps 2e-5) over axis 1 of ``x``."""
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    xhat = (x - _t(p, f"{prefix}/avg_mean").view(shape)) / torch.sqrt(
+        _t(p, f"{prefix}/avg_var").view(shape) + EPS
+    )
+    if f"{prefix}/gammas/W" in p:
+        g = _t(p, f"{prefix}/gammas/W")[y].view(x.shape[0], -1, *([1] * (x.dim() - 2)))
+        b = _t(p, f"{prefix}/betas/W")[y].view(x.shape[0], -1, *([1] * (x.dim() - 2)))
+        return g * xhat + b
+    return xhat * _t(p, f"{prefix}/gamma").view(shape) + _t(p, f"{prefix}/beta").view(shape)
+
+
+def _prelu(x, w):
+    return torch.clamp(x, min=0) + w * torch.clamp(x, max=0)
+
+
+def official_encode(
+    p: dict[str, np.ndarray], x: torch.Tensor, y: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The official encoder in test mode: ``x [B, 3, H, W] -> z [B, dim_z]``."""
+    stem = "l1" if "l1/W" in p else "block1"
+    h = _conv(p, stem, x, 1)
+    for n in [n for n in _block_numbers(p) if f"block{n}/c1/W" in p]:
+        r = F.avg_pool2d(F.relu(_bn(p, f"block{n}/b1", h, y)), 2)
+        r = _conv(p, f"block{n}/c1", r, 1)
+        r = _conv(p, f"block{n}/c2", F.relu(_bn(p, f"block{n}/b2", r, y)), 1)
+        h = r + _conv(p, f"block{n}/c_sc", F.avg_pool2d(h, 2), 0)
+    h = h.reshape(h.shape[0], -1)  # (b7 is not applied)
+    fc = "l7" if "l7/W" in p else "l8_enc"
+    return _prelu(h @ _t(p, f"{fc}/W").t() + _t(p, f"{fc}/b"), _t(p, "prelu_out/W"))
+
+
+# ---------------------------------------------------------------------------------------------
+# auxiliary networks
+# ---------------------------------------------------------------------------------------------
+
+
+def official_auxab_arrays(
+    dim_z: int, dim_a: int, dim_zeta: int, dim_b: int, k: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random arrays of a ``ResNetAuxABGenerator`` (``learned_lr``): A, B, the learned inner
+    step ``_fast_alpha`` and a small generator half (blocks 2-4 at ch 2)."""
+    rng = np.random.default_rng(seed)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
+
+    out = official_generator_arrays([4, 4, 2, 1], 2, k, dim_z, seed=seed + 1)
+    for name, (o, i) in {
+        "lA1": (dim_a, dim_z),
+        "lA2": (dim_zeta, dim_a),
+        "lB1": (dim_b, dim_zeta),
+        "lB2": (dim_z, dim_b),
+    }.items():
+        out[f"{name}/W"], out[f"{name}/b"] = (
+            w(o, i),
+            (0.1 * rng.standard_normal(o)).astype(np.float32),
+        )
+    out["preluW/W"] = rng.uniform(0.1, 0.4, dim_z).astype(np.float32)
+    out["preluMiddleW/W"] = rng.uniform(0.1, 0.4, dim_zeta).astype(np.float32)
+    out["_fast_alpha/W"] = np.full(dim_zeta, 2e-4, dtype=np.float32)
+    return out
+
+
+def _linear(p, name, x):
+    return x @ _t(p, f"{name}/W").t() + _t(p, f"{name}/b")
+
+
+def official_a(p: dict[str, np.ndarray], z: torch.Tensor) -> torch.Tensor:
+    """``forward_A``: ``z [B, dim_z] -> ζ [B, dim_zeta]``."""
+    return _prelu(_linear(p, "lA2", F.relu(_linear(p, "lA1", z))), _t(p, "preluMiddleW/W"))
+
+
+def official_b(p: dict[str, np.ndarray], zeta: torch.Tensor) -> torch.Tensor:
+    """The ζ -> z half of ``forward``: ``ζ [B, dim_zeta] -> z' [B, dim_z]``."""
+    return _prelu(_linear(p, "lB2", F.relu(_linear(p, "lB1", zeta))), _t(p, "preluW/W"))

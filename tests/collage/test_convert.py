@@ -12,8 +12,14 @@ import synth
 from synth_collage import from_official, layer_class_maps, spatial_norms
 
 from .official_reference import (
+    official_a,
+    official_auxab_arrays,
+    official_b,
     official_discriminate,
     official_discriminator_arrays,
+    official_encode,
+    official_encoder_arrays,
+    official_feature_vector,
     official_generate,
     official_generator_arrays,
     save,
@@ -179,3 +185,92 @@ def test_discriminator_equals_official(tmp_path, collage_registry, mult):
         ours = disc(x, synth.Condition(class_id=y, num_classes=K)).logits[0]
     ref = official_discriminate(arrays, x, y)
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        fv = disc.feature_vector(x)
+    torch.testing.assert_close(fv, official_feature_vector(arrays, x), rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# encoder
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("layout", "k"), [("small", 0), ("small", K), ("256", 0), ("256", K)])
+def test_encoder_equals_official(tmp_path, collage_registry, layout, k):
+    """resnetenc_small (l1, blocks 2-6, unused b7, l7) and resnetenc_256 (block1, blocks 2-7,
+    l8_enc), with batch norms or the dog+cat encoders' categorical CBN."""
+    arrays = official_encoder_arrays(layout, 1, Z, k)
+    path = save(arrays, tmp_path / "enc.npz")
+    enc, report = from_official(path, kind="E", return_report=True)
+    res = 128 if layout == "small" else 256
+    assert enc.config.image_size == res and enc.config.z_dim == Z and enc.config.ch == 1
+    assert enc.config.num_classes == (k or None) and enc.final_norm is None
+    assert report.unmapped == [] and report.missing == []
+    assert {k.split("/")[0] for k in report.ignored if not k.endswith("/N")} <= {"b7"}
+    assert not enc.training
+    x = torch.rand(2, 3, res, res) * 2 - 1
+    y = torch.tensor([1, 4])
+    cond = synth.Condition(image=x, class_id=y, num_classes=K)
+    with torch.no_grad():
+        z = enc.posterior(x, cond).z
+    torch.testing.assert_close(z, official_encode(arrays, x, y if k else None), rtol=0, atol=1e-4)
+
+
+def test_encoder_b7_on_request_and_errors(tmp_path, collage_registry):
+    arrays = official_encoder_arrays("small", 1, Z)
+    path = save(arrays, tmp_path / "enc.npz")
+    enc, report = from_official(path, kind="E", return_report=True, final_norm=True)
+    torch.testing.assert_close(enc.final_norm.running_var, torch.from_numpy(arrays["b7/avg_var"]))
+    assert not any(k.startswith("b7/") and not k.endswith("/N") for k in report.ignored)
+    gen = save(official_generator_arrays([4, 4, 2, 1], 2, K, Z), tmp_path / "gen.npz")
+    with pytest.raises(ValueError, match="prelu_out/W"):
+        from_official(gen, kind="E")
+
+
+# ---------------------------------------------------------------------------------------------
+# auxiliary networks A and B
+# ---------------------------------------------------------------------------------------------
+
+
+def test_auxiliary_networks_equal_official(tmp_path, collage_registry):
+    arrays = official_auxab_arrays(Z, 12, 40, 10, K)
+    path = save(arrays, tmp_path / "auxab.npz")
+    aux, report = from_official(path, kind="AB", return_report=True)
+    assert (aux.z_dim, aux.zeta_dim, aux.a1.out_features, aux.b1.out_features) == (Z, 40, 12, 10)
+    assert report.unmapped == [] and report.missing == []
+    assert "_fast_alpha/W" in report.ignored and "l1/W" in report.ignored
+    z = torch.randn(3, Z)
+    with torch.no_grad():
+        zeta = aux.embed(z)
+        torch.testing.assert_close(zeta, official_a(arrays, z), rtol=0, atol=1e-4)
+        torch.testing.assert_close(aux.project(zeta), official_b(arrays, zeta), rtol=0, atol=1e-4)
+    # the generator half of the same file: kind="G", A/B keys known and ignored
+    model, g_report = from_official(path, return_report=True)
+    assert g_report.unmapped == [] and "lA1/W" in g_report.ignored
+    with torch.no_grad():
+        ours = model.generate(
+            synth.Condition(class_id=torch.tensor([0, 2, 4]), num_classes=K), synth.Latents(z=z)
+        ).image
+    ref = official_generate(arrays, z, class_id=torch.tensor([0, 2, 4]))
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="lA1/W"):
+        from_official(save(official_encoder_arrays("small", 1, Z), tmp_path / "e.npz"), kind="AB")
+
+
+def test_trainer_snapshot_with_several_networks(tmp_path, collage_registry):
+    """A trainer snapshot holds gen, enc and optimizer states under prefixes: each kind finds
+    its own network."""
+    gen = official_generator_arrays([4, 4, 2, 1], 2, K, Z)
+    enc = official_encoder_arrays("small", 1, Z, K)
+    arrays = {f"updater/model:gen/{k}": v for k, v in gen.items()}
+    arrays.update({f"updater/model:enc/{k}": v for k, v in enc.items()})
+    arrays.update({f"updater/optimizer:enc/{k}/msg": v for k, v in enc.items()})
+    path = save(arrays, tmp_path / "snapshot_iter_1000.npz")
+    model = from_official(path)
+    assert model.generator.config.resolution == 32
+    encoder = from_official(path, kind="E")
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    y = torch.tensor([3])
+    with torch.no_grad():
+        z = encoder.posterior(x, synth.Condition(image=x, class_id=y, num_classes=K)).z
+    torch.testing.assert_close(z, official_encode(enc, x, y), rtol=0, atol=1e-4)

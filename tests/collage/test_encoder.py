@@ -29,7 +29,8 @@ def _functional(enc: ResNetEncoder, x: torch.Tensor) -> torch.Tensor:
         s = F.conv2d(F.avg_pool2d(h, 2), blk.c_sc.weight, blk.c_sc.bias)
         h = r + s
     h = h.reshape(h.shape[0], -1)
-    h = bn(h, enc.final_norm)
+    if enc.final_norm is not None:  # off as in the official forward (b7 defined, unused)
+        h = bn(h, enc.final_norm)
     h = h @ enc.fc.weight.T + enc.fc.bias
     return torch.where(h >= 0, h, enc.prelu.weight * h)
 
@@ -44,9 +45,11 @@ def _randomise_stats(enc: ResNetEncoder) -> None:
             m.bias.data.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
 
 
-def test_matches_the_official_layer_order():
+@pytest.mark.parametrize("final_norm", [False, True])
+def test_matches_the_official_layer_order(final_norm):
     torch.manual_seed(0)
-    enc = ResNetEncoder(z_dim=8, ch=4, image_size=32).eval()
+    enc = ResNetEncoder(z_dim=8, ch=4, image_size=32, final_norm=final_norm).eval()
+    assert (enc.final_norm is not None) == final_norm
     _randomise_stats(enc)
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     cond = synth.Condition(image=x)
@@ -54,7 +57,8 @@ def test_matches_the_official_layer_order():
     assert z.shape == (3, 8)
     torch.testing.assert_close(z, _functional(enc, x), rtol=1e-5, atol=1e-5)
     # the official BN eps (Chainer's 2e-5) and PReLU slope 0.1
-    assert enc.blocks[0].b1.bn.eps == 2e-5 and enc.final_norm.eps == 2e-5
+    assert enc.blocks[0].b1.bn.eps == 2e-5
+    assert enc.final_norm is None or enc.final_norm.eps == 2e-5
     assert torch.all(enc.prelu.weight == 0.1)
 
 

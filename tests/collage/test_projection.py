@@ -78,6 +78,13 @@ def test_collage_discriminator_features_are_the_official_feature_vector():
     for block in disc.blocks:
         h = block(h)
     torch.testing.assert_close(got, torch.relu(h).reshape(2, -1))
+    # the method itself, and what the docs say: Ψ is un-pooled, the logits' φ is its spatial sum
+    fv = disc.feature_vector(x, cond)
+    torch.testing.assert_close(fv, got)
+    phi = disc(x, cond).features[0][-1].flatten(1)  # [B, C]
+    c = phi.shape[1]
+    assert fv.shape[1] == c * h.shape[-2] * h.shape[-1] != c
+    torch.testing.assert_close(phi, fv.view(2, c, -1).sum(-1))
 
 
 def test_batched_equals_one_at_a_time():

@@ -16,7 +16,20 @@ block) .. ``blockN`` with ``{c1,c2,c_sc}/{W,b,u}``, ``l{N+1}/{W,b,u}`` and ``l_y
 ``u`` is the spectral norm's left singular vector estimate, which becomes the parametrization's
 ``_u``/``_v`` so eval-mode outputs equal Chainer's test-mode ones.
 
-Other kinds (the encoder "E", the auxiliary networks "AB") register in :data:`CONVERTERS`.
+Encoder (``kind="E"``; ``enc_models/resnetenc_small.py`` / ``resnetenc_256.py``): stem
+``l1/{W,b}`` (128 px) or ``block1/{W,b}`` (256 px), ``blockN/{c1,c2,c_sc}/{W,b}`` with norms
+``blockN/b{1,2}/{gamma,beta}`` (batch norm) or ``{gammas/W,betas/W}`` (categorical CBN, the
+dog+cat encoders with ``n_classes`` 143) plus ``avg_mean``/``avg_var``, the final linear
+``l7/{W,b}`` or ``l8_enc/{W,b}`` and ``prelu_out/W``. ``resnetenc_small.py`` also saves a
+``b7`` batch norm that its forward never applies: reported as ignored, not loaded.
+
+Auxiliary networks (``kind="AB"``; ``gen_models/resnet_*_auxab.py``, the whole
+``ResNetAuxABGenerator``): ``lA1``, ``lA2``, ``preluMiddleW/W`` (A) and ``lB1``, ``lB2``,
+``preluW/W`` (B) -> :class:`~synth_collage.auxiliary.AuxiliaryNetworks`; the generator half of
+the same file loads with ``kind="G"``, the learned inner step ``_fast_alpha/W`` is ignored.
+
+More kinds register in :data:`CONVERTERS` (``kind -> converter(arrays, overrides)``) and
+:data:`ANCHORS` (how to find the network in a trainer snapshot).
 """
 
 from __future__ import annotations
@@ -54,20 +67,45 @@ class ConversionReport:
 # ---------------------------------------------------------------------------------------------
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of a Chainer ``.npz``, keys relative to the network (a trainer snapshot's
-    ``updater/model:gen/`` style prefix is removed)."""
+#: ``kind -> (anchor keys, keys that rule a candidate network out)``: a trainer snapshot holds
+#: every network under a prefix (``updater/model:gen/``, ``updater/optimizer:gen/…``); the
+#: network of ``kind`` is the prefix under which an anchor key sits.
+ANCHORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "G": (("l1/W", "block2/b1/gammas/W"), ("prelu_out/W", "l_y/W")),
+    "D": (("l_y/W", "block1/c1/W"), ("l1/W", "prelu_out/W")),
+    "E": (("prelu_out/W",), ()),
+    "AB": (("lA1/W",), ()),
+}
+
+
+def read_npz(path: str | Path, kind: str = "G") -> dict[str, np.ndarray]:
+    """The arrays of a Chainer ``.npz``, keys relative to the network of ``kind`` (a trainer
+    snapshot's ``updater/model:gen/`` style prefix is removed; see :data:`ANCHORS`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"from_official: no file at {path}; give the path of the .npz")
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    for suffix in ("l1/W", "block1/c1/W"):
-        hits = [k for k in arrays if k == suffix or k.endswith("/" + suffix)]
-        if len(hits) == 1 and hits[0] != suffix:
-            prefix = hits[0][: -len(suffix)]
-            arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            break
+    anchors, exclude = ANCHORS.get(kind, (("l1/W", "block1/c1/W"), ()))
+    for suffix in anchors:
+        if suffix in arrays:
+            return arrays
+        prefixes = {k[: -len(suffix)] for k in arrays if k.endswith("/" + suffix)}
+        # optimizer states repeat the model's keys with their own prefix and extra leaves
+        prefixes = {
+            p
+            for p in prefixes
+            if "optimizer" not in p and not any(p + x in arrays for x in exclude)
+        }
+        if len(prefixes) == 1:
+            prefix = prefixes.pop()
+            return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if len(prefixes) > 1:
+            raise ValueError(
+                f"from_official(kind={kind!r}): {path.name} holds several networks with "
+                f"{suffix!r} under {sorted(prefixes)}; save the one network alone (Chainer's "
+                "serializers.save_npz on the link) or pick another kind"
+            )
     return arrays
 
 
@@ -189,6 +227,11 @@ def _convert_generator(arrays: dict[str, np.ndarray], overrides: dict[str, Any])
     }
     model = synth.compose(spec)
     _load(model.generator, arrays, generator_mapping(arrays), report)
+    # a ResNetAuxABGenerator file also holds A and B (kind="AB" loads them)
+    aux = set(AUX_MAPPING.values())
+    known = [k for k in report.unmapped if k in aux or k.startswith("_fast_alpha/")]
+    report.unmapped = [k for k in report.unmapped if k not in known]
+    report.ignored.extend(known)
     return model.eval(), report
 
 
@@ -272,6 +315,178 @@ def _convert_discriminator(arrays: dict[str, np.ndarray], overrides: dict[str, A
 
 
 # ---------------------------------------------------------------------------------------------
+# encoder
+# ---------------------------------------------------------------------------------------------
+
+
+def _encoder_fc(arrays: dict[str, np.ndarray]) -> str:
+    """The encoder's last linear layer: ``l7`` (128 px) or ``l8_enc`` (256 px)."""
+    hits = [
+        k[:-2]
+        for k, v in arrays.items()
+        if re.fullmatch(r"l\d+(_enc)?/W", k) and v.ndim == 2 and k != "l1/W"
+    ]
+    if len(hits) != 1:
+        raise ValueError(
+            "from_official(kind='E'): expected one final linear layer l7/W (resnetenc_small) or "
+            f"l8_enc/W (resnetenc_256); found {sorted(hits)}"
+        )
+    return hits[0]
+
+
+def encoder_config(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``collage.resnet_encoder`` config inferred from an official encoder's arrays.
+
+    ``resnetenc_small.py`` (128 px): stem ``l1``, ``block2..6``, ``b7`` (defined but never
+    applied by its forward), ``l7``; ``resnetenc_256.py``: stem ``block1``, ``block2..7``,
+    ``l8_enc``; both end in ``prelu_out``. The blocks' norms are batch norms (``b1/gamma``) or,
+    when trained with ``n_classes`` > 0 as the dog+cat encoders, categorical CBN
+    (``b1/gammas/W``), which becomes ``collage.scbn`` reading ``class_id``.
+    """
+    if "prelu_out/W" not in arrays:
+        raise ValueError(
+            "from_official(kind='E'): the file has no 'prelu_out/W'; is it an encoder snapshot "
+            f"(enc_models/resnetenc_*.py)? (first keys: {sorted(arrays)[:6]})"
+        )
+    stem = "l1" if "l1/W" in arrays else "block1"
+    if f"{stem}/W" not in arrays or arrays[f"{stem}/W"].ndim != 4:
+        raise ValueError("from_official(kind='E'): no stem conv l1/W or block1/W in the file")
+    blocks = [n for n in _blocks(arrays) if f"block{n}/c1/W" in arrays]
+    if not blocks:
+        raise ValueError("from_official(kind='E'): the file has no blockN/c1/W keys")
+    ch = int(arrays[f"{stem}/W"].shape[0])
+    widths = [int(arrays[f"block{n}/c2/W"].shape[0]) for n in blocks]
+    fc = arrays[f"{_encoder_fc(arrays)}/W"]
+    bw = math.isqrt(int(fc.shape[1]) // widths[-1])
+    first = f"block{blocks[0]}/b1"
+    if f"{first}/gammas/W" in arrays:
+        k = int(arrays[f"{first}/gammas/W"].shape[0])
+        norm: dict[str, Any] = {"type": "collage.scbn", "condition": "class_id"}
+    else:
+        k = None
+        norm = {"type": "core.batch_norm", "affine": True, "eps": 2e-5}
+    return {
+        "type": "collage.resnet_encoder",
+        "z_dim": int(fc.shape[0]),
+        "num_classes": k,
+        "ch": ch,
+        "image_size": bw * 2 ** len(blocks),
+        "bottom_width": bw,
+        "widths": [w // ch for w in widths],
+        # the official forward skips b7 (resnetenc_small.py defines it, __call__ never uses it)
+        "final_norm": False,
+        "norm": norm,
+    }
+
+
+def encoder_mapping(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """``state_dict key -> file key`` for :class:`~synth_collage.encoder.ResNetEncoder`."""
+    stem = "l1" if "l1/W" in arrays else "block1"
+    fc = _encoder_fc(arrays)
+    out = {
+        "stem.weight": f"{stem}/W",
+        "stem.bias": f"{stem}/b",
+        "fc.weight": f"{fc}/W",
+        "fc.bias": f"{fc}/b",
+        "prelu.weight": "prelu_out/W",
+    }
+    blocks = [n for n in _blocks(arrays) if f"block{n}/c1/W" in arrays]
+    for i, n in enumerate(blocks):
+        for conv in ("c1", "c2", "c_sc"):
+            out[f"blocks.{i}.{conv}.weight"] = f"block{n}/{conv}/W"
+            out[f"blocks.{i}.{conv}.bias"] = f"block{n}/{conv}/b"
+        for bn in ("b1", "b2"):
+            src, dst = f"block{n}/{bn}", f"blocks.{i}.{bn}"
+            if f"{src}/gammas/W" in arrays:  # categorical CBN -> collage.scbn
+                out[f"{dst}.gammas.weight"] = f"{src}/gammas/W"
+                out[f"{dst}.betas.weight"] = f"{src}/betas/W"
+            else:  # L.BatchNormalization -> core.batch_norm (affine)
+                out[f"{dst}.bn.weight"] = f"{src}/gamma"
+                out[f"{dst}.bn.bias"] = f"{src}/beta"
+            out[f"{dst}.bn.running_mean"] = f"{src}/avg_mean"
+            out[f"{dst}.bn.running_var"] = f"{src}/avg_var"
+    return out
+
+
+def _convert_encoder(arrays: dict[str, np.ndarray], overrides: dict[str, Any]):
+    cfg = {**encoder_config(arrays), **overrides}
+    report = ConversionReport(config=cfg)
+    enc = synth.build(cfg)
+    mapping = encoder_mapping(arrays)
+    if cfg.get("final_norm"):  # asked for by override: load b7 into it
+        last = "b7"
+        mapping.update(
+            {
+                "final_norm.weight": f"{last}/gamma",
+                "final_norm.bias": f"{last}/beta",
+                "final_norm.running_mean": f"{last}/avg_mean",
+                "final_norm.running_var": f"{last}/avg_var",
+            }
+        )
+    _load(enc, arrays, mapping, report)
+    # b7 is a known, unused layer of resnetenc_small.py: not a surprise worth a warning
+    unused_b7 = [k for k in report.unmapped if k.startswith("b7/")]
+    report.unmapped = [k for k in report.unmapped if k not in unused_b7]
+    report.ignored.extend(unused_b7)
+    return enc.eval(), report
+
+
+# ---------------------------------------------------------------------------------------------
+# auxiliary networks A and B
+# ---------------------------------------------------------------------------------------------
+
+#: ``AuxiliaryNetworks`` state key -> official key (``gen_models/resnet_*_auxab.py``).
+AUX_MAPPING: dict[str, str] = {
+    "a1.weight": "lA1/W",
+    "a1.bias": "lA1/b",
+    "a2.weight": "lA2/W",
+    "a2.bias": "lA2/b",
+    "a_prelu.weight": "preluMiddleW/W",
+    "b1.weight": "lB1/W",
+    "b1.bias": "lB1/b",
+    "b2.weight": "lB2/W",
+    "b2.bias": "lB2/b",
+    "b_prelu.weight": "preluW/W",
+}
+
+
+def auxiliary_config(arrays: dict[str, np.ndarray]) -> dict[str, int]:
+    """``AuxiliaryNetworks`` widths from ``lA1/W [dim_a, dim_z]``, ``lA2/W [dim_zeta, dim_a]``,
+    ``lB1/W [dim_b, dim_zeta]``."""
+    for key in ("lA1/W", "lA2/W", "lB1/W"):
+        if key not in arrays:
+            raise ValueError(
+                f"from_official(kind='AB'): the file has no {key!r}; is it a "
+                "ResNetAuxABGenerator snapshot (gen_models/resnet_*_auxab.py)? "
+                f"(first keys: {sorted(arrays)[:6]})"
+            )
+    return {
+        "z_dim": int(arrays["lA1/W"].shape[1]),
+        "hidden_a": int(arrays["lA1/W"].shape[0]),
+        "zeta_dim": int(arrays["lA2/W"].shape[0]),
+        "hidden_b": int(arrays["lB1/W"].shape[0]),
+    }
+
+
+def _convert_auxiliary(arrays: dict[str, np.ndarray], overrides: dict[str, Any]):
+    from .auxiliary import AuxiliaryNetworks
+
+    cfg = {**auxiliary_config(arrays), **overrides}
+    report = ConversionReport(config=cfg)
+    aux = AuxiliaryNetworks(**cfg)
+    # the file is the whole ResNetAuxABGenerator: its generator half loads with kind="G" and
+    # `_fast_alpha` is the learned per-unit inner step (auxiliary_loss(inner_lr=...) takes it)
+    generator_keys = set(generator_mapping(arrays).values()) if "l1/W" in arrays else set()
+    own = {k: v for k, v in arrays.items() if k not in generator_keys}
+    _load(aux, own, AUX_MAPPING, report)
+    known = [k for k in report.unmapped if k.startswith("_fast_alpha/")]
+    report.unmapped = [k for k in report.unmapped if k not in known]
+    report.ignored.extend(known)
+    report.ignored.extend(sorted(k for k in arrays if k in generator_keys))
+    return aux.eval(), report
+
+
+# ---------------------------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------------------------
 
@@ -281,6 +496,8 @@ CONVERTERS: dict[
 ] = {
     "G": _convert_generator,
     "D": _convert_discriminator,
+    "E": _convert_encoder,
+    "AB": _convert_auxiliary,
 }
 
 
@@ -294,8 +511,12 @@ def from_official(
         kind: ``"G"`` -> a :class:`synth.SynthesisModel` (``collage.resnet_generator`` with
             sCBN + ``core.gaussian``) whose ``generate(Condition(class_id=…) or
             Condition(class_weights=…), Latents(z=…))`` is the official generator's test-mode
-            output; ``"D"`` -> ``collage.projection_discriminator`` in eval mode. Other kinds
-            as registered in :data:`CONVERTERS`.
+            output; ``"D"`` -> ``collage.projection_discriminator``; ``"E"`` ->
+            ``collage.resnet_encoder`` (``encode(photo, cond)`` is the official encoder's
+            test-mode ``z``; pass it as ``project(..., encoder=)``); ``"AB"`` ->
+            :class:`~synth_collage.auxiliary.AuxiliaryNetworks` (``embed`` = A,
+            ``project`` = B). All in eval mode. Other kinds as registered in
+            :data:`CONVERTERS`.
         return_report: also return the :class:`ConversionReport`.
         overrides: config fields replacing the inferred ones (e.g. ``norm``).
 
@@ -305,9 +526,9 @@ def from_official(
     if kind not in CONVERTERS:
         raise ValueError(
             f"from_official: kind={kind!r} is not one of {sorted(CONVERTERS)} "
-            "(G: generator, D: discriminator)"
+            "(G: generator, D: discriminator, E: encoder, AB: auxiliary networks A and B)"
         )
-    arrays = read_npz(path)
+    arrays = read_npz(path, kind)
     model, report = CONVERTERS[kind](arrays, overrides)
     if report.unmapped or report.missing:
         warnings.warn(

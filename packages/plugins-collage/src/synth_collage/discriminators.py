@@ -5,6 +5,10 @@ the paper's SNGAN models were trained with (official ``SNResNetProjectionDiscrim
 ``image -> OptimizedBlock -> Block(down) … -> Block -> ReLU -> Σ_{h,w} -> φ: [B, C]``,
 ``logit = l(φ) + <embed(y), φ>`` (the projection term). Every conv, the final linear layer and
 the class embedding are spectrally normalised (one power iteration per training forward).
+
+Manifold projection (eq. 4) does NOT compare the pooled ``φ``: it compares the official
+``feature_vector``, the ReLU of the last block's output with its spatial layout kept,
+flattened to ``[B, C·h·w]`` (:meth:`ProjectionDiscriminator.feature_vector`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -68,7 +73,8 @@ class ProjectionDiscriminator(synth.Discriminator):
     The class is ``Condition.class_id`` or, for class maps, the per-image average of
     ``Condition.class_weights`` (a soft label: the projection is linear in it); no class
     (``num_classes`` None) drops the projection term. ``features[0]``: each block's output,
-    then ``φ`` as ``[B, C, 1, 1]`` (the "final features" that manifold projection compares).
+    then the pooled ``φ = Σ_hw relu(h)`` as ``[B, C, 1, 1]``. Manifold projection compares
+    :meth:`feature_vector` (the un-pooled ``relu(h)``, as the official code), not ``φ``.
     """
 
     class Config(synth.PartConfig):
@@ -141,6 +147,15 @@ class ProjectionDiscriminator(synth.Discriminator):
             "collage.projection_discriminator projects on the class: give the Condition a "
             "class_id [B] or class_weights [B, K, H, W] (with num_classes=K)"
         )
+
+    def feature_vector(self, image: Tensor, cond: synth.Condition | None = None) -> Tensor:
+        """The official ``feature_vector``: ``image [B, 3, H, W]`` -> ``relu(h)`` of the last
+        block flattened channel-major, ``[B, C·h·w]`` (no spatial sum, no class projection;
+        ``cond`` is not read). Ψ of eq. 4 is this vector L2-normalised."""
+        h = image
+        for block in self.blocks:
+            h = block(h)
+        return rearrange(F.relu(h), "b c h w -> b (c h w)")
 
     def forward(self, image: Tensor, cond: synth.Condition) -> synth.DiscriminatorOutput:
         """``image: [B, 3, H, W]`` -> ``logits [[B, 1]]``, ``features [[block outputs..., φ]]``."""

@@ -10,7 +10,9 @@ here -> official keys:
   (``block2`` ...): ``c2(relu(b2(c1(pool(relu(b1(x)))))))`` + ``c_sc(pool(x))``, the norms
   ``b1``/``b2`` from the ``norm`` slot (batch norm, or a class-conditional norm reading
   ``class_id`` as in the official dog+cat encoder);
-- ``final_norm``: batch norm over the flattened ``[B, bw²·C]`` features (``b7``, 128 px only);
+- ``final_norm`` (off by default): batch norm over the flattened ``[B, bw²·C]`` features.
+  ``resnetenc_small.py`` defines such a ``b7`` but its forward never applies it, so the
+  official encoders go straight from the blocks to ``fc``;
 - ``fc``: linear to ``z_dim`` (``l7`` / ``l8_enc``), then ``prelu`` (``prelu_out``, slope 0.1).
 """
 
@@ -101,7 +103,11 @@ class ResNetEncoder(synth.LatentInjector):
         widths: list[int] | None = Field(
             None, description="multipliers of ch per block; None: the official ones"
         )
-        final_norm: bool = Field(True, description="batch norm before fc (128 px official: b7)")
+        final_norm: bool = Field(
+            False,
+            description="batch norm before fc (the official 128 px encoder defines b7 but its "
+            "forward skips it)",
+        )
         prelu_init: float = 0.1
         norm: synth.PartSpec = Field(
             default_factory=lambda: {"type": "core.batch_norm", "affine": True, "eps": BN_EPS},

@@ -31,8 +31,6 @@ from torch import Tensor, nn
 
 import synth
 
-from .discriminators import ProjectionDiscriminator
-
 __all__ = [
     "Projection",
     "discriminator_features",
@@ -59,10 +57,10 @@ def discriminator_features(
 ) -> Tensor:
     """Ψ before normalisation: the discriminator's final feature map, flattened: ``[B, F]``.
 
-    ``collage.projection_discriminator``: the official ``feature_vector``, the ReLU of the last
-    block's output before the global sum (``relu(features[0][-2])``, spatial layout kept). A
-    discriminator with a ``feature_vector(image, cond)`` method: its result. Any other: the last
-    feature map of its finest scale, ``DiscriminatorOutput.features[0][-1]``.
+    A discriminator with a ``feature_vector(image, cond)`` method (``collage.projection_
+    discriminator``: the official ``feature_vector``, the ReLU of the last block's output
+    before the global sum, spatial layout kept): its result. Any other: the last feature map
+    of its finest scale, ``DiscriminatorOutput.features[0][-1]``.
     """
     if hasattr(discriminator, "feature_vector"):
         return rearrange(discriminator.feature_vector(image, cond), "b ... -> b (...)")
@@ -73,9 +71,6 @@ def discriminator_features(
             "compares discriminator features (eq. 4); use a discriminator that returns them "
             "(e.g. collage.projection_discriminator) or pass features=callable"
         )
-    if isinstance(discriminator, ProjectionDiscriminator):
-        # features[0] = [block outputs..., φ = Σ_hw relu(last block)]: the map before the sum
-        return rearrange(F.relu(out.features[0][-2]), "b ... -> b (...)")
     return rearrange(out.features[0][-1], "b ... -> b (...)")
 
 
