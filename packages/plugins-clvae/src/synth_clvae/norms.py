@@ -16,7 +16,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 import synth
-from synth.nn import ops
+from synth.nn import kernels, ops
 from synth.nn.layers import LabelConv2d
 from synth.nn.norms import batch_normalize, instance_normalize, modulate
 
@@ -134,11 +134,20 @@ class SPADE(synth.ConditioningBlock):
 
     def forward(self, x: Tensor, ctx: synth.Context) -> Tensor:
         """``x: [B, C, H, W] -> [B, C, H, W]`` (same dtype), modulated by the label map."""
+        if kernels.use_triton(x):  # CUDA: normalise and modulate in one Triton kernel
+            gamma, beta = self._gamma_beta(x, ctx)
+            return kernels.norm_modulate(
+                x, gamma, beta, eps=self.config.eps, bn=self.param_free_norm
+            )
         normalized = self.normalize(x)
+        gamma, beta = self._gamma_beta(x, ctx)
+        return modulate(normalized, gamma, beta).to(x.dtype)
+
+    def _gamma_beta(self, x: Tensor, ctx: synth.Context) -> tuple[Tensor, Tensor]:
+        """``(γ, β)`` for ``x`` from the context's label map (and edges, class vectors)."""
         labels = self.labels_for(x, ctx)
         edges = ctx.instance_edges(tuple(labels.shape[-2:])) if self.config.use_instances else None
-        gamma, beta = self.modulation(labels, self.class_vectors(ctx), edges)
-        return modulate(normalized, gamma, beta).to(x.dtype)
+        return self.modulation(labels, self.class_vectors(ctx), edges)
 
 
 class CSE(SPADE):

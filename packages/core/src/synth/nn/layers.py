@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from . import kernels
+
 __all__ = ["LabelConv2d", "label_conv2d"]
 
 
@@ -117,7 +119,10 @@ def label_conv2d(
         raise ValueError(f"label_conv2d needs a square kernel, got {tuple(weight.shape[-2:])}")
     e = 0 if extra is None else extra.shape[1]
     mapped = weight[:, : weight.shape[1] - e]
-    out = _gather(labels, mapped, padding, padding_mode, class_vectors, stride)
+    if kernels.use_triton(labels, mapped):  # CUDA: one Triton kernel (synth.nn.kernels)
+        out = kernels.label_gather(labels, mapped, padding, padding_mode, class_vectors, stride)
+    else:
+        out = _gather(labels, mapped, padding, padding_mode, class_vectors, stride)
     if bias is not None:
         out = out + rearrange(bias, "o -> o 1 1")
     if extra is None:
