@@ -159,3 +159,17 @@ def test_prepared_target_broadcasts_to_candidates():
     got = d.distance_to(x, d.prepare(y))
     ref = d.distance(x, y.repeat_interleave(3, 0)).view(2, 3)
     torch.testing.assert_close(got, ref)
+
+
+def test_channels_last_backbone_on_cpu_gives_the_same_distances():
+    torch.manual_seed(0)
+    x, y = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 32, 32) * 2 - 1
+    kw = dict(preset="sr", layers=["conv3_2"], layer_weights=[1.0], weights="none")
+    fast, plain = Distance(**kw), Distance(**kw, channels_last=False)
+    plain.load_state_dict(fast.state_dict())
+    with torch.no_grad():
+        d_fast, d_plain = fast.distance(x, y), plain.distance(x, y)
+    conv = fast.extractor.features[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.extractor.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(d_fast, d_plain, rtol=1e-5, atol=1e-6)

@@ -18,7 +18,10 @@ MIB = float(1 << 20)
 def _cost(model, cond, real) -> float:
     """The measured per-candidate bytes (through the cache select_codes fills)."""
     cache: dict = {}
-    select_codes(model, cond, real, model.losses["imle"], 6, memory_budget_mb=1.0, cost_cache=cache)
+    select_codes(
+        model, cond, real, model.losses["imle"], 6, memory_budget_mb=1.0, cost_cache=cache,
+        tune_chunk=False,
+    )  # fmt: skip
     (cost,) = cache.values()
     return cost
 
@@ -54,7 +57,9 @@ def test_derived_chunk_grows_with_budget():
     cost = _cost(model, cond, real)
     assert cost > 0
     chunks = [
-        select_codes(model, cond, real, model.losses["imle"], 6, memory_budget_mb=budget).chunk_size
+        select_codes(
+            model, cond, real, model.losses["imle"], 6, memory_budget_mb=budget, tune_chunk=False
+        ).chunk_size
         for budget in (1e-9, 2.5 * cost / MIB, 5.5 * cost / MIB, 1e9)
     ]
     assert chunks == [1, 2, 5, 18]  # clamped to [1, B·m]
@@ -66,8 +71,9 @@ def test_derived_chunk_shrinks_with_image_size():
     c_small, c_large = _cost(model, *small), _cost(model, *large)
     assert c_large > 2 * c_small  # 4x the pixels
     budget = 8.5 * c_small / MIB
-    sel_small = select_codes(model, *small, model.losses["imle"], 6, memory_budget_mb=budget)
-    sel_large = select_codes(model, *large, model.losses["imle"], 6, memory_budget_mb=budget)
+    kw = dict(memory_budget_mb=budget, tune_chunk=False)
+    sel_small = select_codes(model, *small, model.losses["imle"], 6, **kw)
+    sel_large = select_codes(model, *large, model.losses["imle"], 6, **kw)
     assert sel_small.chunk_size == 8
     assert 1 <= sel_large.chunk_size < sel_small.chunk_size
 
@@ -78,8 +84,9 @@ def test_budget_chunks_choose_the_same_codes(budget):
     cond, real = lr_batch(3)
     with torch.no_grad():
         sel = select_codes(
-            model, cond, real, model.losses["imle"], 6, seed=5, memory_budget_mb=budget
-        )
+            model, cond, real, model.losses["imle"], 6, seed=5, memory_budget_mb=budget,
+            tune_chunk=False,
+        )  # fmt: skip
         fixed = select_codes(model, cond, real, model.losses["imle"], 6, seed=5, chunk_size=18)
         ref_idx, _ = _brute_force(model, cond, real, 6, seed=5)
     if budget == 1e-9:
@@ -96,7 +103,7 @@ def test_hierarchical_budget_matches_fixed_chunks():
     model = tiny_sr_model(scale=4, hierarchical=True)
     cond, real = lr_batch(2, h=4, scale=4)
     loss = model.losses["imle"]
-    kw = dict(seed=3, hierarchical=True)
+    kw = dict(seed=3, hierarchical=True, tune_chunk=False)
     with torch.no_grad():
         tiny = select_codes(model, cond, real, loss, 5, memory_budget_mb=1e-9, **kw)
         huge = select_codes(model, cond, real, loss, 5, memory_budget_mb=1e9, **kw)
@@ -117,8 +124,9 @@ def test_no_budget_means_one_pass_per_draw_block():
     model = tiny_sr_model()
     cond, real = lr_batch(3)
     sel = select_codes(
-        model, cond, real, model.losses["imle"], 6, memory_budget_mb=None, draw_block=2
-    )
+        model, cond, real, model.losses["imle"], 6, memory_budget_mb=None, draw_block=2,
+        tune_chunk=False,
+    )  # fmt: skip
     assert sel.chunk_size == 12  # min(B, draw_block) · m
 
 
@@ -135,6 +143,7 @@ def test_objective_with_budget_probes_once_per_input_size(monkeypatch):
     objective = model.objective
     assert isinstance(objective, IMLE)
     assert objective.config.chunk_size is None and objective.config.memory_budget_mb == 1024
+    objective.config = objective.config.model_copy(update={"tune_chunk": False})
     up = _Updater(model)
     logs = objective.step(model, *lr_batch(4), up)
     objective.step(model, *lr_batch(4, seed=1), up)
@@ -154,3 +163,50 @@ def test_explicit_chunk_size_wins(monkeypatch):
     objective = IMLE(num_codes=6, inner_steps=1, minibatch=2, chunk_size=5, memory_budget_mb=1e-9)
     logs = objective.step(model, *lr_batch(3), _Updater(model))
     assert float(logs["imle/chunk"]) == 5 and objective.last_chunk_size == 5
+
+
+# ---------------------------------------------------------------- CPU chunk from timed passes
+
+
+def test_tuner_times_each_size_once_then_keeps_the_fastest():
+    cache: dict = {}
+    tuner = obj_mod._ChunkTuner([1, 2, 4], cache, ("k",))
+    per_candidate = {1: 3.0, 2: 1.0, 4: 2.0}
+    handed = []
+    for _ in range(5):
+        size = tuner.next()
+        handed.append(size)
+        tuner.record(size, size, per_candidate[size] * size)
+    assert handed == [1, 2, 4, 2, 2]
+    assert tuner.chunk == 2 and cache == {("k",): 2.0}
+
+
+def test_tuner_ignores_short_passes():
+    tuner = obj_mod._ChunkTuner([1, 2], None, ("k",))
+    tuner.record(1, 1, 1.0)
+    tuner.record(2, 1, 0.1)  # a block's last pass held fewer candidates: no measurement
+    assert tuner.best is None and tuner.next() == 2
+
+
+def test_cpu_default_tunes_the_chunk_caches_it_and_chooses_the_same_codes(monkeypatch):
+    model = tiny_sr_model()
+    cond, real = lr_batch(3)
+    loss = model.losses["imle"]
+    cache: dict = {}
+    budget = 8.5 * _cost(model, cond, real) / MIB  # the budget's chunk: 8; 1 + 2 + 4 + 8 < 18
+    with torch.no_grad():
+        fixed = select_codes(model, cond, real, loss, 6, seed=5, chunk_size=18)
+        tuned = select_codes(
+            model, cond, real, loss, 6, seed=5, cost_cache=cache, memory_budget_mb=budget
+        )
+    (key,) = [k for k in cache if k[0] == "tuned chunk"]
+    assert tuned.chunk_size == cache[key] in (1, 2, 4, 8)
+    assert torch.equal(tuned.index, fixed.index)
+    torch.testing.assert_close(tuned.distance, fixed.distance)
+    # the next call takes the cached chunk without timing anything
+    monkeypatch.setattr(obj_mod, "_ChunkTuner", None)
+    with torch.no_grad():
+        again = select_codes(
+            model, cond, real, loss, 6, seed=5, cost_cache=cache, memory_budget_mb=budget
+        )
+    assert again.chunk_size == tuned.chunk_size and torch.equal(again.index, fixed.index)

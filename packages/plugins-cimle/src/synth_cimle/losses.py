@@ -118,6 +118,9 @@ class Distance(Loss):
         preset's"""
         rarity: str | None = None
         """path of a rarity file written by :func:`synth_cimle.rarity_scores` (loss rebalancing)"""
+        channels_last: bool = True
+        """run the backbone in ``channels_last`` on CPU (oneDNN's native layout: VGG19 at
+        128² is ~30% faster; the features agree to float rounding); other devices unchanged"""
 
     config: Config
     state_in_checkpoint: ClassVar[bool] = False
@@ -184,7 +187,24 @@ class Distance(Loss):
             return []
         if self.normalize == "caffe":
             x = (x + 1) * 127.5 - self.caffe_mean.to(x.dtype)
+        if self.config.channels_last and x.device.type == "cpu":
+            self._to_channels_last()
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.extractor(x)
+
+    def _to_channels_last(self) -> None:
+        """Keep the (frozen) backbone's conv weights in ``channels_last`` on CPU: oneDNN would
+        otherwise reorder them on every call. Checked per call, since ``.to(device)`` or a
+        checkpoint load may hand back contiguous weights."""
+        assert self.extractor is not None
+        for m in self.extractor.modules():
+            w = getattr(m, "weight", None)
+            if (
+                isinstance(m, nn.Conv2d)
+                and w is not None
+                and not w.is_contiguous(memory_format=torch.channels_last)
+            ):
+                m.to(memory_format=torch.channels_last)
 
     def _pixels(self, x: Tensor) -> Tensor:
         """The images the pixel term compares (``pixel_range``)."""

@@ -25,8 +25,12 @@ features are computed once per input and gathered for its candidates. The chunk 
 ``chunk_size`` candidates (exact, reproducible) or, when that is ``None``, derived from
 ``memory_budget_mb``: one probe pass measures the activation bytes per candidate (CUDA:
 allocator peak; elsewhere: peak of live tensors allocated by the pass) and the chunk is the
-budget divided by that cost (see :func:`select_codes`). Chunking does not change the choice
-(other batch sizes may only round differently, which matters for exact near-ties).
+budget divided by that cost (see :func:`select_codes`). On CPU the budget only caps the chunk:
+batching buys nothing there (VGG19 at 128² runs fastest per image at batch 1–8, as caches
+hold its activations), so the first passes time real work at chunks 1, 2, 4, ... up to the
+cap and the rest runs at the fastest (:class:`_ChunkTuner`, cached per input size like the
+memory cost). Chunking does not change the choice (other batch sizes may only round
+differently, which matters for exact near-ties).
 
 Diversity losses (``samples_per_input = N > 1``, a synth extension): each update also sees N
 samples per input -- the chosen code and N−1 of the other candidates drawn for it -- in
@@ -42,6 +46,7 @@ its size — coarse to fine.
 from __future__ import annotations
 
 import sys
+import time
 import weakref
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -296,6 +301,45 @@ def _probe_candidate_bytes(
     return max(float(peak), 0.0) / n
 
 
+#: chunk sizes the CPU timing probe tries (those up to the budget's chunk), smallest first
+_TUNED_CHUNKS = (1, 2, 4, 8, 16, 32, 64)
+
+
+class _ChunkTuner:
+    """The CPU chunk from timed real passes (:func:`select_codes` with ``tune_chunk``).
+
+    ``next()`` hands out each size of ``sizes`` once, smallest first, then the one with the
+    least seconds per candidate; ``record`` takes the time of a pass. The passes are part of
+    the selection (no extra work); only full passes count (a block's last, shorter pass is
+    not a measurement). Once every size is timed the winner goes to ``cache[key]``, so the
+    objective probes once per input size, as for the memory cost.
+    """
+
+    def __init__(self, sizes: list[int], cache: CostCache | None, key: tuple[Any, ...]) -> None:
+        self.sizes, self.cache, self.key = sizes, cache, key
+        self.seconds: dict[int, float] = {}
+        self.best: int | None = sizes[0] if len(sizes) == 1 else None
+
+    def next(self) -> int:
+        if self.best is not None:
+            return self.best
+        return next(c for c in self.sizes if c not in self.seconds)
+
+    def record(self, size: int, n: int, seconds: float) -> None:
+        if self.best is not None or n != size or size in self.seconds:
+            return
+        self.seconds[size] = seconds / n
+        if len(self.seconds) == len(self.sizes):
+            self.best = min(self.seconds, key=self.seconds.__getitem__)
+            if self.cache is not None:
+                self.cache[self.key] = float(self.best)
+
+    @property
+    def chunk(self) -> int:
+        """The chosen chunk, or the largest timed so far while still probing."""
+        return self.best if self.best is not None else max(self.seconds, default=self.sizes[0])
+
+
 def chunk_for_budget(per_candidate_bytes: float, memory_budget_mb: float | None, total: int) -> int:
     """Candidates per pass for a budget: ``floor(budget / cost)`` clamped to ``[1, total]``
     (``total`` when there is no budget or the cost is 0)."""
@@ -319,6 +363,7 @@ def select_codes(
     progress: bool = False,
     cost_cache: CostCache | None = None,
     keep_others: int = 0,
+    tune_chunk: bool | None = None,
 ) -> Selection:
     """``σ(i) = argmin_j L(T(x_i, z_ij), y_i)`` for every input (Algorithm 1, inner loop over S).
 
@@ -345,6 +390,10 @@ def select_codes(
             (``Selection.others``; at most ``num_codes - 1``): the first ones in draw order of
             the first round, where every code is a fresh prior draw (the hierarchical variant
             fixes earlier stages only in later rounds). They do not take part in the choice.
+        tune_chunk: with ``chunk_size`` None, time real passes at chunks 1, 2, 4, ... (up to the
+            budget's chunk) and run the rest at the fastest; the pick is cached in
+            ``cost_cache``. ``None``: on CPU only (where large batches are no faster per
+            candidate); on GPU the budget's chunk (large batches) is used as before.
 
     The budget becomes a chunk through one probe pass on 2 candidates
     (:func:`_probe_candidate_bytes`; on CUDA it resets the peak memory statistics): the chunk
@@ -383,11 +432,27 @@ def select_codes(
                 if cost_cache is not None:
                     cost_cache[key] = cost
             chunk = chunk_for_budget(cost, memory_budget_mb, total)
+        if tune_chunk is None:
+            tune_chunk = real.device.type == "cpu"
+        tuner = None
+        if chunk_size is None and tune_chunk:
+            key = ("tuned chunk", *_cost_key(model, distance, cond, real, hierarchical))
+            cached = None if cost_cache is None else cost_cache.get(key)
+            if cached is not None:
+                chunk = min(chunk, int(cached))
+            else:
+                # larger chunks are not tried: no faster on CPU, and a slow pass is costly
+                sizes = [c for c in _TUNED_CHUNKS if c < chunk]
+                if chunk <= _TUNED_CHUNKS[-1]:
+                    sizes.append(chunk)
+                tuner = _ChunkTuner(sizes, cost_cache, key)
         n_chunks = n_stages * sum(-(-(e - s) * m // chunk) for s, e in _blocks(b, draw_block))
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_chunks, desc="imle select", disable=not progress, leave=False)
-        run = _SelectionPass(model, scorer, m, chunk, n_stages, hierarchical, bar, keep_others)
+        run = _SelectionPass(
+            model, scorer, m, chunk, n_stages, hierarchical, bar, keep_others, tuner
+        )
         blocks = [
             run.block(cond[s:e], target.index(torch.arange(s, e, device=real.device)), seed, j)
             for j, (s, e) in enumerate(_blocks(b, draw_block))
@@ -395,6 +460,8 @@ def select_codes(
         bar.close()
     codes, best, indices, others = zip(*blocks)
     kept = Latents.cat(list(others)) if keep_others else None
+    if tuner is not None:
+        chunk = tuner.chunk
     return Selection(Latents.cat(list(codes)), torch.cat(indices), torch.cat(best), chunk, kept)
 
 
@@ -423,10 +490,11 @@ class _SelectionPass:
         hierarchical: bool,
         bar: Any,
         keep_others: int = 0,
+        tuner: _ChunkTuner | None = None,
     ) -> None:
         self.model, self.scorer, self.m, self.chunk = model, scorer, m, chunk
         self.n_stages, self.hierarchical, self.bar = n_stages, hierarchical, bar
-        self.keep_others = keep_others
+        self.keep_others, self.tuner = keep_others, tuner
 
     def block(
         self, cond: Condition, target: Target, seed: int, j: int
@@ -462,9 +530,12 @@ class _SelectionPass:
         n = cand_cond.batch_size
         device = target.image.device
         dists = torch.empty(n, device=device)
-        for c0 in range(0, n, self.chunk):
-            c1 = min(c0 + self.chunk, n)
+        c0 = 0
+        while c0 < n:
+            size = self.chunk if self.tuner is None else self.tuner.next()
+            c1 = min(c0 + size, n)
             owner = torch.div(torch.arange(c0, c1, device=device), self.m, rounding_mode="floor")
+            t0 = time.perf_counter()
             dists[c0:c1] = _score_pass(
                 self.model,
                 self.scorer,
@@ -475,7 +546,10 @@ class _SelectionPass:
                 stage,
                 self.hierarchical,
             )
+            if self.tuner is not None:  # CPU only: the pass has finished when it returns
+                self.tuner.record(size, c1 - c0, time.perf_counter() - t0)
             self.bar.update(1)
+            c0 = c1
         return dists
 
 
@@ -561,6 +635,11 @@ class IMLE(Objective):
             description="approximate MiB of activations per selection pass (chunk_size None)",
         )
         draw_block: int = Field(64, ge=1, description="inputs whose codes are drawn together")
+        tune_chunk: bool | None = Field(
+            None,
+            description="chunk_size None: time real passes at chunks 1, 2, 4, ... (up to the "
+            "budget's) and use the fastest; None: on CPU only (select_codes)",
+        )
         hierarchical: bool = False
         distance: str | None = Field(None, description="name of the distance loss in the model")
         seed: int = 0
@@ -673,6 +752,7 @@ class IMLE(Objective):
                 hierarchical=cfg.hierarchical,
                 progress=bool(show),
                 cost_cache=self._cost_cache,
+                tune_chunk=cfg.tune_chunk,
                 keep_others=cfg.samples_per_input - 1,
             )
         self.last_chunk_size = sel.chunk_size
