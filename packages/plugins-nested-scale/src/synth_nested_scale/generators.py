@@ -28,7 +28,7 @@ from einops import rearrange
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from synth import Condition, Generator, Latents, PartConfig, PartSpec, SynthesisOutput
+from synth import Condition, Context, Generator, Latents, PartConfig, PartSpec, SynthesisOutput
 from synth.config import normalize_spec
 from synth.errors import RegistryError
 from synth.nn.norms import instance_normalize, modulate
@@ -83,24 +83,48 @@ class UpsamplingModule(nn.Module):
 
     ``[nearest ×2] (+ skip) -> num_convs × (conv 3×3 -> AdaIN -> LeakyReLU 0.2)``: StyleGAN's
     two convolutions per resolution, each AdaIN modulated by its slice of the scale's mapped
-    code ``A_k(w)`` (``x̂·(1 + γ) + β``, statistics in fp32: :mod:`synth.nn.norms`).
+    code ``A_k(w)`` (``x̂·(1 + γ) + β``, statistics in fp32: :mod:`synth.nn.norms`). With
+    ``norms`` (the decoder's ``norm`` slot, one block per conv) each conv is followed by
+    ``norm(y, ctx)`` instead, the block reading what it needs from ``ctx`` (e.g. the scale's
+    mapped code ``ctx.latents.styles[k]`` and the Condition's class map).
 
-    ``forward(x [B, C_in, h, w], code [B, num_convs·2·C], skip [B, C_in, h', w'] | None)
-    -> [B, C, h', w']`` with ``(h', w') = (2h, 2w)`` when ``upsample``, else ``(h, w)``.
+    ``forward(x [B, C_in, h, w], code [B, num_convs·2·C], skip [B, C_in, h', w'] | None,
+    ctx) -> [B, C, h', w']`` with ``(h', w') = (2h, 2w)`` when ``upsample``, else ``(h, w)``.
     """
 
-    def __init__(self, cin: int, cout: int, *, upsample: bool, num_convs: int = 2) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        *,
+        upsample: bool,
+        num_convs: int = 2,
+        norms: list[nn.Module] | None = None,
+    ) -> None:
         super().__init__()
         self.upsample = upsample
         self.convs = nn.ModuleList(
             nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1) for i in range(num_convs)
         )
+        if norms is not None:  # only then: the default state dict keeps its keys
+            self.norms = nn.ModuleList(norms)
 
-    def forward(self, x: Tensor, code: Tensor, skip: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        code: Tensor | None,
+        skip: Tensor | None = None,
+        ctx: Context | None = None,
+    ) -> Tensor:
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         if skip is not None:
             x = x + skip
+        if hasattr(self, "norms"):
+            for conv, norm in zip(self.convs, self.norms):
+                x = F.leaky_relu(norm(conv(x), ctx), 0.2)
+            return x
+        assert code is not None
         params = rearrange(code, "b (n two c) -> n two b c 1 1", n=len(self.convs), two=2)
         for conv, (gamma, beta) in zip(self.convs, params.unbind(0)):
             y = conv(x)
@@ -139,6 +163,13 @@ class _DecoderConfig(PartConfig):
     style_dim: int = Field(64, ge=1, description="width of Z0 and of each per-scale code")
     mapping_layers: int = Field(4, ge=1, description="shared MLP layers (Fig. 3)")
     convs_per_scale: int = Field(2, ge=1, description="conv + AdaIN pairs in each U")
+    norm: PartSpec | None = Field(
+        None,
+        description="None: the paper's AdaIN from A_k(MLP(styles[k])); a conditioning block "
+        "(e.g. collage.spatial_adain) after every conv instead, offered channels, stage = the "
+        "scale, style_dim = channels (it reads the scale's mapped code MLP(styles[k]) as "
+        "latents.styles[k]) and num_classes",
+    )
     rgb_kernel: Literal[1, 3] = Field(1, description="kernel of the per-scale RGB conv")
 
     @field_validator("resolution", mode="before")
@@ -306,10 +337,25 @@ class PyramidDecoder(Generator):
             layers += [nn.Linear(cfg.style_dim if i == 0 else c, c), nn.LeakyReLU(0.2)]
         self.mapping = nn.Sequential(*layers)
         code = cfg.convs_per_scale * 2 * c
-        self.affines = nn.ModuleList(nn.Linear(c, code) for _ in range(n))
         sr = cfg.variant == "super_resolution"
+        if cfg.norm is None:
+            self.affines = nn.ModuleList(nn.Linear(c, code) for _ in range(n))
+        offered = {"channels": c, "style_dim": c, "num_stages": n}
+        if cfg.num_classes is not None:
+            offered["num_classes"] = cfg.num_classes
         self.stages = nn.ModuleList(
-            UpsamplingModule(c, c, upsample=sr or i > 0, num_convs=cfg.convs_per_scale)
+            UpsamplingModule(
+                c,
+                c,
+                upsample=sr or i > 0,
+                num_convs=cfg.convs_per_scale,
+                norms=None
+                if cfg.norm is None
+                else [
+                    self.build_slot(cfg.norm, stage=i, **offered)
+                    for _ in range(cfg.convs_per_scale)
+                ],
+            )
             for i in range(n)
         )
         self.to_rgb = nn.ModuleList(
@@ -382,9 +428,13 @@ class PyramidDecoder(Generator):
 
     # ------------------------------------------------------------------ forward
     def scale_codes(self, styles: list[Tensor]) -> list[Tensor]:
-        """``Z_k = A_k(MLP(styles[k]))`` for every level: ``[B, convs_per_scale·2·channels]``."""
-        dtype = self.affines[0].weight.dtype
+        """``Z_k = A_k(MLP(styles[k]))`` for every level: ``[B, convs_per_scale·2·channels]``;
+        with a ``norm`` slot (whose blocks hold their own affine maps) ``MLP(styles[k])``:
+        ``[B, channels]``."""
+        dtype = self.mapping[0].weight.dtype
         w = self.mapping(torch.stack(styles).to(dtype))  # [n, B, channels]: one shared MLP
+        if self.config.norm is not None:
+            return list(w.unbind(0))
         return [affine(wk) for affine, wk in zip(self.affines, w.unbind(0))]
 
     def _encoder_input(self, cond: Condition) -> Tensor:
@@ -425,12 +475,14 @@ class PyramidDecoder(Generator):
         feats = self.encoder(self._encoder_input(cond))
         codes = self.scale_codes(styles)
         x = self._start(feats)
+        # the norm slot's blocks read the scale's mapped code as latents.styles[k]
+        ctx = None if self.config.norm is None else Context(cond, Latents(styles=codes))
         features: list[Tensor] = []
         pyramid: list[Tensor] = []
         for k, (stage, head) in enumerate(zip(self.stages, self.to_rgb)):
             key = str(k)
             skip = self.skips[key](feats[n - 2 - k]) if key in self.skips else None
-            x = stage(x, codes[k], skip)
+            x = stage(x, codes[k], skip, None if ctx is None else ctx.at(k))
             features.append(x)
             pyramid.append(torch.tanh(head(x)))
         return SynthesisOutput(
