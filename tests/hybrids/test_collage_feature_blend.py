@@ -1,10 +1,13 @@
 """Feature collaging (collage eq. 3) on other plugins' generators, from names alone:
-SPADE (clvae.spade_generator), pix2pixHD (pix2pixhd.global_generator) and the nested-scale
-decoder (nested_scale.pyramid_decoder). Two samples of one label map are blended inside a
+SPADE (clvae.spade_generator), pix2pixHD (pix2pixhd.global_generator), the nested-scale
+decoder (nested_scale.pyramid_decoder) and the flagship recipe nested_scale.spade (SPADE in the
+nested_scale.pyramid adapter, per-scale codes; its generator and injector at test size). Two samples of one label map are blended inside a
 region at the last stage: outside the region (beyond the receptive field of the layers after
 that stage) the result is the target sample, inside it is the reference sample."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -64,6 +67,8 @@ CASES: dict[str, tuple[tuple[str, ...], dict, int]] = {
         },
         32,
     ),
+    # the flagship (issue 13 item 6): the recipe's generator and injector, narrowed
+    "nested_scale.spade": (("nested_scale", "clvae"), {"recipe": "nested_scale.spade"}, 64),
 }
 
 #: Pixels the layers after the last stage can carry a change across (pix2pixHD's 7x7 output
@@ -77,6 +82,16 @@ def _label_map(b: int, size: int) -> torch.Tensor:
     return coarse.repeat_interleave(8, 1).repeat_interleave(8, 2)
 
 
+def _spec(spec: dict) -> dict:
+    """A case's spec; a recipe's generator + injector at test size (64 px, ngf 4)."""
+    if "recipe" not in spec:
+        return spec
+    full = copy.deepcopy(synth.recipes()[spec["recipe"]].spec)
+    generator = full["generator"]
+    generator["generator"].update(num_classes=K, ngf=4, crop_size=64)
+    return {"generator": generator, "injector": full["injector"]}
+
+
 def _grow(region: torch.Tensor, r: int) -> torch.Tensor:
     """Dilate a ``[H, W]`` bool map by ``r`` pixels (square)."""
     x = region.float()[None, None]
@@ -88,7 +103,14 @@ def test_blend_two_samples_inside_a_region(registry_with, case):
     plugins, spec, size = CASES[case]
     registry_with("collage", *plugins)
     torch.manual_seed(0)
-    model = synth.compose(spec).eval()
+    model = synth.compose(_spec(spec)).eval()
+    if "recipe" in spec:
+        # the adapter's per-scale modulations start at zero (the wrapped generator unchanged),
+        # so an untrained flagship's samples of one map are equal; trained ones are not
+        with torch.no_grad():
+            for name, p in model.generator.named_parameters():
+                if p.dim() == 2 and not p.any():
+                    p.normal_(0, 0.1, generator=torch.Generator().manual_seed(len(name)))
     b = 2
     cond = synth.Condition(label_map=_label_map(b, size), num_classes=K)
     g = torch.Generator().manual_seed(1)
