@@ -19,10 +19,11 @@ RUN := $(UV) run --frozen --no-sync
 TEST_ENV := SYNTH_OFFLINE=1 HF_HUB_OFFLINE=1 UV=$(UV)
 PYTEST_ARGS ?=
 
-.PHONY: help uv sync test demo demo-compare lint format bench readme-table wheels
+.PHONY: help uv sync test test-gpu demo demo-compare lint format bench readme-table wheels
 
 help:
 	@echo "make test    install uv if missing, sync .venv from uv.lock, lint, run the test suite"
+	@echo "make test-gpu  the CUDA tests and the conformance kit on CUDA (skipped without a GPU)"
 	@echo "make demo    sync, then run 'synth demo'"
 	@echo "make demo-compare  sync, then run 'synth demo --compare' (about 10 minutes)"
 	@echo "make lint    ruff check + ruff format --check + import-linter layer contracts"
@@ -50,6 +51,18 @@ test: lint
 	@n=""; if $(RUN) python -c "import xdist" 2>/dev/null; then n="-n 2"; fi; \
 	$(TEST_ENV) $(RUN) pytest -q --tb=short $$n $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+# CUDA (issue 19): the tests marked `cuda` (tests/gpu: kernels, Trainer with AMP/compile/DDP over
+# NCCL, cIMLE's memory probe; and the rest of the suite's), then every check_part call of the
+# suite again with a CUDA stage (fp32 vs CPU, gradients, bf16 autocast, inductor compile;
+# tests/gpu/cuda_conformance.py). Without CUDA the first skips them all and the second is not run.
+# bench/gpu.sh runs the same on a lent GPU machine (no uv there).
+test-gpu: sync
+	@$(TEST_ENV) $(RUN) python -m pytest -q --tb=short -rs -m cuda $(PYTEST_ARGS) tests; rc=$$?; \
+	if $(RUN) python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then \
+		$(TEST_ENV) $(RUN) python -m pytest -q --tb=short -p tests.gpu.cuda_conformance \
+			--cuda-conformance-only $(PYTEST_ARGS) tests || rc=1; \
+	else echo "no CUDA device: the conformance kit on CUDA was not run"; fi; exit $$rc
 
 demo: sync
 	@$(RUN) synth demo
