@@ -8,8 +8,8 @@ request). Every expected failure (bad recipe, bad upload, too large) is a JSON
 one-line message (the traceback goes to the server's log, not to the browser).
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: FastAPI reads the handlers' annotations (Request)
+# at definition time, and Request is a local name here (fastapi is imported on use)
 import logging
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ def page_html() -> str:
     return resources.files("synth.app").joinpath("static/index.html").read_text("utf-8")
 
 
-def create_app(editor: Editor) -> Any:
+def create_app(editor: "Editor") -> Any:
     """A FastAPI application serving ``editor`` (needs ``synth-core[app]``)."""
     fastapi = require("fastapi", extra="app", needed_by="synth app")
     responses = require("fastapi.responses", extra="app", needed_by="synth app")
@@ -122,7 +122,7 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
     return await run_in_threadpool(fn, *args)
 
 
-def serve(editor: Editor, host: str = DEFAULT_HOST, port: int = 7860, log_level: str = "warning"):
+def serve(editor: "Editor", host: str = DEFAULT_HOST, port: int = 7860, log_level: str = "warning"):
     """Serve ``editor`` with uvicorn until interrupted (``synth app``)."""
     uvicorn = require("uvicorn", extra="app", needed_by="synth app")
     uvicorn.run(create_app(editor), host=host, port=port, log_level=log_level)

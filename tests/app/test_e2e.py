@@ -1,0 +1,270 @@
+"""End to end in a real headless Chromium (Debian's ``chromium`` + ``chromedriver`` through
+Selenium): open the page, paint a stroke, sample, resample one class, collage a region (feature
+blend, and a label collage on a class-conditional model), undo; the pixels change inside the
+edited region and not far outside it.
+
+Skipped with the reason when no browser or driver is installed (``.ci/run`` installs them).
+``SYNTH_APP_SCREENSHOT=path`` saves the page after the edits (the README's picture).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.ndimage import distance_transform_edt
+
+from synth.app import create_app
+
+pytest.importorskip("uvicorn")
+selenium = pytest.importorskip("selenium")
+
+BROWSER = next((p for n in ("chromium", "chromium-browser") if (p := shutil.which(n))), None)
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    BROWSER is None or DRIVER is None,
+    reason="no headless browser: install Debian's chromium and chromium-driver "
+    "(apt-get install -y chromium chromium-driver; .ci/run does)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = BROWSER
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,900", "--force-device-scale-factor=1"):  # fmt: skip
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Server:
+    """uvicorn on 127.0.0.1 in a thread, for one editor."""
+
+    def __init__(self, editor) -> None:
+        import uvicorn
+
+        self.port = _free_port()
+        config = uvicorn.Config(create_app(editor), host="127.0.0.1", port=self.port,
+                                log_level="warning")  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        t0 = time.time()
+        while not self.server.started:
+            if time.time() - t0 > 20:
+                raise RuntimeError("uvicorn did not start in 20 s")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}/"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+# --------------------------------------------------------------------------- page helpers
+
+
+def wait(driver, script: str, timeout: float = 60) -> None:
+    t0 = time.time()
+    while not driver.execute_script(f"return Boolean({script});"):
+        err = driver.execute_script("return document.getElementById('error').textContent;")
+        assert not err, f"the page shows an error: {err}"
+        assert time.time() - t0 < timeout, f"timed out waiting for {script}"
+        time.sleep(0.05)
+
+
+def runs(driver) -> int:
+    return int(driver.execute_script("return Number(document.body.dataset.runs || 0);"))
+
+
+def click(driver, element_id: str) -> None:
+    driver.find_element("id", element_id).click()
+
+
+def run_and_wait(driver, element_id: str) -> None:
+    before = runs(driver)
+    click(driver, element_id)
+    wait(driver, f"Number(document.body.dataset.runs || 0) > {before}")
+
+
+def set_value(driver, element_id: str, value: str) -> None:
+    driver.execute_script(
+        "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+        "e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change'));",
+        element_id,
+        value,
+    )
+
+
+def stroke(driver, element_id: str, points: list[tuple[float, float]]) -> None:
+    """Press, drag through ``points`` (fractions of the canvas), release: real pointer events."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    el = driver.find_element("id", element_id)
+    w, h = el.size["width"], el.size["height"]
+
+    def offset(p):  # Selenium 4 offsets are from the element's centre
+        return int((p[0] - 0.5) * w), int((p[1] - 0.5) * h)
+
+    chain = ActionChains(driver, duration=10).move_to_element_with_offset(el, *offset(points[0]))
+    chain.click_and_hold()
+    for p in points[1:]:
+        chain.move_to_element_with_offset(el, *offset(p))
+    chain.release().perform()
+
+
+def canvas_pixels(driver, element_id: str) -> np.ndarray:
+    """The canvas's own pixels, ``uint8 [H, W, 4]`` (model resolution)."""
+    data = driver.execute_script(
+        "const c = document.getElementById(arguments[0]);"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);"
+        "return [c.height, c.width, Array.from(d.data)];",
+        element_id,
+    )
+    h, w, flat = data
+    return np.asarray(flat, np.uint8).reshape(h, w, 4)
+
+
+def current_image(driver) -> np.ndarray:
+    url = driver.execute_script("return document.getElementById('current-img').src;")
+    raw = base64.b64decode(url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB")).astype(np.float32)
+
+
+def change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a - b).mean(-1)
+
+
+def far_from(mask: np.ndarray, distance: float) -> np.ndarray:
+    return distance_transform_edt(~mask) > distance
+
+
+def open_page(driver, url: str) -> None:
+    driver.get(url)
+    wait(driver, "document.body.dataset.ready === '1'")
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_paint_sample_resample_class_collage_undo(browser, clvae_editor):
+    driver = browser
+    with _Server(clvae_editor) as url:
+        open_page(driver, url)
+        offers = driver.find_element("id", "caps").text
+        assert "resample_class" in offers and "blend" in offers
+        assert "not offered" in driver.find_element("id", "edit-resample_scale").text
+
+        # paint: class 1, a horizontal stroke through the middle of a class-0 map
+        driver.find_element("css selector", "#palette button[data-cls='1']").click()
+        set_value(driver, "brush", "10")
+        stroke(driver, "label-canvas", [(0.12, 0.5), (0.4, 0.5), (0.7, 0.52), (0.88, 0.5)])
+        pal = np.asarray(driver.execute_script("return S.info.palette;"), np.uint8)
+        painted = canvas_pixels(driver, "label-canvas")[..., :3]
+        labels = (painted == pal[1]).all(-1)
+        assert (
+            labels[28:36, 16:48].mean() > 0.9 and labels[:16].sum() == 0 and labels[-16:].sum() == 0
+        )
+
+        # sample a grid of 4
+        set_value(driver, "n-slider", "4")
+        run_and_wait(driver, "sample-btn")
+        assert len(driver.find_elements("css selector", "#grid img")) == 4
+        before = current_image(driver)
+
+        # resample class 1: the stroke changes, far from it little does
+        set_value(driver, "resample-class", "1")
+        run_and_wait(driver, "resample-class-btn")
+        after = current_image(driver)
+        d = change(before, after)
+        assert d[labels].mean() > 2 * d[far_from(labels, 12)].mean(), "resample class not local"
+        assert d[labels].mean() > 1.0
+
+        # collage a region: paint a box on the current image, blend another sample into it
+        set_value(driver, "region-brush", "12")
+        for y in (0.1, 0.2, 0.3):
+            stroke(driver, "region-canvas", [(0.08, y), (0.22, y), (0.35, y)])
+        region = canvas_pixels(driver, "region-canvas")[..., 3] > 0
+        assert region[:24, :24].mean() > 0.5 and not region[40:].any()
+        set_value(driver, "blend-with", "1")
+        # the README picture: a painted map, four variants of class 1, a region to blend
+        shot = os.environ.get("SYNTH_APP_SCREENSHOT")
+        if shot:
+            Path(shot).parent.mkdir(parents=True, exist_ok=True)
+            driver.execute_script("window.scrollTo(0, 0);")
+            driver.save_screenshot(shot)
+
+        run_and_wait(driver, "blend-btn")
+        blended = current_image(driver)
+        d = change(after, blended)
+        assert d[region].mean() > 4 * d[far_from(region, 10)].mean(), "the blend leaked"
+        assert len(driver.find_elements("css selector", "#grid img")) == 1
+
+        # undo: back to the resampled grid, and the recipe link holds its steps
+        click(driver, "undo-btn")
+        wait(driver, "document.body.dataset.undos === '1'")
+        assert np.array_equal(current_image(driver), after)
+        assert len(driver.find_elements("css selector", "#grid img")) == 4
+        steps = driver.execute_script("return S.recipe.steps.map((s) => s.op);")
+        assert steps == ["sample", "resample_class"]
+
+
+def test_label_collage_a_region(browser, collage_editor):
+    driver = browser
+    with _Server(collage_editor) as url:
+        open_page(driver, url)
+        assert "label_collage" in driver.find_element("id", "caps").text
+        set_value(driver, "input-class", "1")
+        set_value(driver, "n-slider", "3")
+        run_and_wait(driver, "sample-btn")
+        before = current_image(driver)
+        set_value(driver, "region-brush", "10")
+        for y in (0.1, 0.22):
+            stroke(driver, "region-canvas", [(0.05, y), (0.5, y), (0.95, y)])
+        region = canvas_pixels(driver, "region-canvas")[..., 3] > 0
+        assert region[:6].mean() > 0.5 and not region[20:].any()
+        set_value(driver, "collage-class", "3")
+        run_and_wait(driver, "collage-btn")
+        after = current_image(driver)
+        d = change(before, after)
+        assert d[region].mean() > 3 * d[far_from(region, 6)].mean(), "the collage leaked"
+
+
+def test_a_bad_upload_shows_a_message_on_the_page(browser, clvae_editor, tmp_path):
+    driver = browser
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"this is not a png")
+    with _Server(clvae_editor) as url:
+        open_page(driver, url)
+        driver.find_element("id", "label-file").send_keys(str(bad))
+        t0 = time.time()
+        while not driver.find_element("id", "error").text:
+            assert time.time() - t0 < 20
+            time.sleep(0.05)
+        text = driver.find_element("id", "error").text
+        assert "not an image" in text and "Traceback" not in text
