@@ -315,3 +315,29 @@ def test_format_1_files_with_sampler_keys_still_load(reg, tmp_path):
     save_file(state, str(path / "model.safetensors"))
     with pytest.raises(ValueError, match=r"missing keys \['sampler.valid'\]"):
         synth.load(path)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_instance_average_dense_keys_and_sort_agree(seed):
+    """Cityscapes-style ids (a small range: keys used directly) and sparse ids (a stable sort)
+    give the looped reference's means."""
+    from synth_pix2pixhd import encoders
+
+    _, inst = _maps(2, 64, 96, 9, seed)  # ids k·1000 + 7: 2 · span ~ 16000 < 2·pixels + 4096
+    assert encoders._dense_keys(inst) is not None
+    sparse = inst * 10**6
+    assert encoders._dense_keys(sparse) is None
+    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(seed))
+    ref = looped_instance_average(x, inst[:, None])
+    torch.testing.assert_close(instance_average(x, inst), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(instance_average(x, sparse), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_encoder_native_instance_norm_matches_the_fp32_one():
+    from synth.nn.norms import instance_normalize
+    from synth_pix2pixhd import encoders
+
+    y = torch.randn(2, 5, 7, 9) * 3 + 1
+    torch.testing.assert_close(encoders._instance_norm(y), instance_normalize(y))
+    one = torch.randn(2, 5, 1, 1)
+    assert torch.equal(encoders._instance_norm(one), torch.zeros_like(one))

@@ -5,10 +5,10 @@ The encoder is an encoder-decoder (``c7s1-nef, d…, u…, c7s1-feat_num, tanh``
 gets one low-dimensional feature vector (paper §3.4: "we add an instance-wise average pooling
 layer to the output of the encoder to compute the average feature for the object instance").
 
-The pooling is vectorised: pixels are grouped by the key ``(batch, instance id)`` with one
-stable sort, segment sums come from ``index_add``, and the means are gathered back; no loop
-over instances or batch items, and every shape is static (so it compiles without graph
-breaks).
+The pooling is vectorised: pixels are grouped by the key ``(batch, instance id)`` (directly
+when the ids span a small range, else with one stable sort), segment sums come from
+``index_add``, and the means are gathered back; no loop over instances or batch items (the
+sort path has static shapes, and is the one taken under ``torch.compile``).
 """
 
 from __future__ import annotations
@@ -51,11 +51,32 @@ def instance_segments(instance_map: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return seg, order, starts
 
 
+def _dense_keys(instance_map: Tensor) -> tuple[Tensor, int] | None:
+    """Each pixel's ``(batch, id)`` key as ``b · span + (id − min)`` and the number of keys,
+    when that range is small (at most twice the pixels: Cityscapes-style ids ``class·1000 + k``
+    at any working size); None for sparse ids or while compiling (the range is data-dependent)."""
+    if torch.compiler.is_compiling():
+        return None
+    b = instance_map.shape[0]
+    ids = instance_map.long()
+    lo, hi = torch.aminmax(ids)
+    span = int(hi - lo) + 1
+    if b * span > 2 * ids.numel() + 4096:
+        return None
+    batch = rearrange(torch.arange(b, device=ids.device), "b -> b 1 1")
+    return rearrange(batch * span + (ids - lo), "b h w -> (b h w)"), b * span
+
+
 def instance_average(x: Tensor, instance_map: Tensor) -> Tensor:
     """Instance-wise average pooling (paper §3.4), broadcast back to the pixels.
 
     ``out[b, c, y, x] = mean of x[b, c] over the pixels of sample b with instance id
     instance_map[b, y, x]``. Statistics in fp32; returns ``x.dtype``.
+
+    The pixels' ``(batch, id)`` keys index the segment sums directly when the ids span a
+    small range (one ``index_add`` + ``bincount``, no sort: ~20× faster than sorting at
+    512×1024); sparse ids (or ``torch.compile``) go through :func:`instance_segments`' stable
+    sort, whose shapes are static.
 
     Args:
         x: ``[B, C, H, W]`` features.
@@ -64,14 +85,28 @@ def instance_average(x: Tensor, instance_map: Tensor) -> Tensor:
         ``[B, C, H, W]``.
     """
     b, c, h, w = x.shape
-    seg, _, _ = instance_segments(instance_map)
-    n = seg.numel()
+    dense = _dense_keys(instance_map)
+    if dense is not None:
+        seg, n = dense
+    else:
+        seg, _, _ = instance_segments(instance_map)
+        n = seg.numel()
     flat = rearrange(x.float(), "b c h w -> (b h w) c")
     sums = flat.new_zeros(n, c).index_add_(0, seg, flat)
-    counts = flat.new_zeros(n).index_add_(0, seg, torch.ones_like(seg, dtype=flat.dtype))
+    counts = torch.bincount(seg, minlength=n).to(flat.dtype)
     means = sums / counts.clamp_min(1).unsqueeze(1)
     out = means.index_select(0, seg)
     return rearrange(out, "(b h w) c -> b c h w", b=b, h=h, w=w).to(x.dtype)
+
+
+def _instance_norm(y: Tensor) -> Tensor:
+    """``InstanceNorm2d(affine=False)`` of the official encoder. fp32 maps with more than one
+    pixel take the native kernel (one fused pass, ~5× faster on CPU than ``var_mean`` + the
+    element-wise ops, equal to float rounding); others the fp32 :func:`instance_normalize`
+    (low precision upcast, a 1×1 map normalised to 0)."""
+    if y.dtype == torch.float32 and y.shape[-1] * y.shape[-2] > 1:
+        return F.instance_norm(y, eps=1e-5)
+    return instance_normalize(y)
 
 
 class InstanceEncoder(LatentInjector):
@@ -137,7 +172,7 @@ class InstanceEncoder(LatentInjector):
         x = image
         for i, conv in enumerate([self.conv_in, *self.down, *self.up]):
             y = conv(F.pad(x, (3, 3, 3, 3), mode="reflect") if i == 0 else x)
-            x = F.relu(instance_normalize(y).to(y.dtype))
+            x = F.relu(_instance_norm(y).to(y.dtype))
         return torch.tanh(self.conv_out(F.pad(x, (3, 3, 3, 3), mode="reflect")))
 
     def _instances(self, cond: Condition) -> Tensor:
