@@ -1,7 +1,7 @@
 """Run every plugin's benchmark in one process and write one report per device.
 
 For each plugin (``bench/pix2pixhd.py``, ``bench/clvae.py``, ``bench/cimle.py``,
-``bench/nested_scale.py``) this calls
+``bench/nested_scale.py``, ``bench/collage.py``) this calls
 its ``run()`` at settings sized for a quick CPU run (the whole script takes a few minutes on 2
 cores; the scripts' own CLIs keep the issue-sized settings). Each *comparison* row times the
 reference formulation (the official code's loops / dense layout) and ours interleaved in this
@@ -40,7 +40,7 @@ from pathlib import Path
 T0 = time.perf_counter()
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-PLUGINS = ("pix2pixhd", "clvae", "cimle", "nested_scale")
+PLUGINS = ("pix2pixhd", "clvae", "cimle", "nested_scale", "collage")
 
 # Quick CPU settings: the whole run is a few minutes on a 2-core machine.
 CPU_SETTINGS: dict[str, dict[str, object]] = {
@@ -49,6 +49,8 @@ CPU_SETTINGS: dict[str, dict[str, object]] = {
     "cimle": {"images": 2, "codes": 20, "chunk": 20, "train_steps": 1, "repeats": 3},
     # NDiv at the paper's size; the 128² decoder at 64 channels (512: bench/nested_scale.py --full)
     "nested_scale": {"batch": 24, "n": 4, "decoder": ((64, 8),), "repeats": 3},
+    # blending at every stage of the 128 px SNGAN at ch 16, R = 1, 4, 8; 8 photos, 3 Adam steps
+    "collage": {"size": 128, "ch": 16, "batch": 2, "photos": 8, "steps": 3, "repeats": 3},
 }
 # Issue-sized settings for a GPU.
 GPU_SETTINGS: dict[str, dict[str, object]] = {
@@ -56,6 +58,8 @@ GPU_SETTINGS: dict[str, dict[str, object]] = {
     "clvae": {"size": 256, "ngf": 64, "ndf": 64, "repeats": 10},
     "cimle": {"images": 16, "codes": 100, "chunk": 100, "train_steps": 3, "repeats": 3},
     "nested_scale": {"batch": 24, "n": 4, "decoder": ((512, 8),), "repeats": 10},
+    # the official 256 px dog+cat widths (ch 48); the paper's 200 projection steps
+    "collage": {"size": 256, "ch": 48, "batch": 4, "photos": 8, "steps": 200, "repeats": 5},
 }
 
 
@@ -77,6 +81,10 @@ def run_plugin(name: str, settings: dict[str, object], device: str, compile: boo
         import nested_scale
 
         return nested_scale.run(device=device, **settings)
+    if name == "collage":
+        import collage
+
+        return collage.run(device=device, **settings)
     raise ValueError(f"unknown benchmark {name!r}")
 
 
