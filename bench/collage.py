@@ -15,12 +15,20 @@ Rows (``run()``, all *comparisons*, outputs asserted equal before timing):
    official ``optimization.py`` projects one image per run). The codes are asserted equal.
    The quick run takes a few Adam steps (the paper's 200 scale both sides alike).
 
+Variants (no reference, no ratio): per R, the batched forward of the same ``B·(R+1)`` rows
+without the blend hooks (the floor) next to ``collage.feature_blend``: their difference is the
+hooks' cost (the blend's arithmetic; since the hooks write the targets' rows in place at
+inference, no copy of the R reference paths). On CPU the convolutions' cost grows linearly
+with the rows whether batched or looped, so the batched/loop ratio there mostly reflects
+per-call overhead and thread use at small batches; on a GPU batching also fills the device.
+
 The model is ``collage.resnet_generator`` + ``collage.projection_discriminator`` +
 ``collage.resnet_encoder`` at ``--size`` px (128 default: the official 128 px widths
 ch·{8,8,4,4,2,1}) with a reduced ``--ch`` (random weights: speed does not depend on them).
 
     .venv/bin/python bench/collage.py                      # quick rows -> results/<date>-cpu-collage.json
     .venv/bin/python bench/collage.py --size 128 --ch 64 --steps 200   # the paper's sizes
+    .venv/bin/python bench/collage.py --repeats 7   # the lead's re-run on a quiet machine
 """
 
 from __future__ import annotations
@@ -76,8 +84,9 @@ def _cond(b: int, size: int, device: str) -> synth.Condition:
 
 def blend_comparison(
     model: synth.SynthesisModel, r: int, batch: int, repeats: int, device: str
-) -> dict[str, Any]:
-    """Feature blending with ``r`` references at every stage: per-reference loop vs batched."""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Feature blending with ``r`` references at every stage: per-reference loop vs batched
+    (the comparison row), and the batched forward without blending vs with it (variants)."""
     size = model.generator.config.resolution
     cond = _cond(batch, size, device)
     g = torch.Generator(device=device).manual_seed(r)
@@ -103,7 +112,7 @@ def blend_comparison(
         f"R={r}, B={batch}, {size} px, ch {model.generator.config.ch}, "
         f"{len(model.generator.stages)} stages blended, inference"
     )
-    return harness.compare(
+    row = harness.compare(
         f"collage feature blend R={r}: per-reference loop vs batched",
         setting,
         reference,
@@ -111,6 +120,23 @@ def blend_comparison(
         repeats=repeats,
         device=device,
     )
+    rows_all = synth.Latents.cat([tgt, *refs])
+    cond_all = cond.repeat_interleave(r + 1)
+
+    @torch.no_grad()
+    def floor() -> torch.Tensor:
+        return model.generator(cond_all, rows_all).image
+
+    variants = harness.interleaved_variants(
+        setting,
+        {
+            f"collage R={r}: batched forward of the B·(R+1) rows, no blending": floor,
+            f"collage R={r}: collage.feature_blend (same rows + blend hooks)": ours,
+        },
+        repeats=repeats,
+        device=device,
+    )
+    return row, variants
 
 
 # --------------------------------------------------------------------------- projection
@@ -175,7 +201,11 @@ def run(
     """The blending rows (one per ``R``) and the projection row."""
     device = str(device)
     model = collage_model(size, ch, device)
-    rows = [blend_comparison(model, r, batch, repeats, device) for r in references]
+    rows, variants = [], []
+    for r in references:
+        row, extra = blend_comparison(model, r, batch, repeats, device)
+        rows.append(row)
+        variants.extend(extra)
     rows.append(projection_comparison(model, photos, steps, repeats, device))
     return {
         "benchmark": "collage",
@@ -187,7 +217,7 @@ def run(
             "device": device,
         },
         "rows": rows,
-        "variants": [],
+        "variants": variants,
         "errors": [],
     }
 

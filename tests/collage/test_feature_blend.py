@@ -255,3 +255,35 @@ def test_order_is_b_n(model):
             target=tgt[2:],
         ).image
     torch.testing.assert_close(rearrange(both, "(b n) c h w -> b n c h w", n=2)[1], second)
+
+
+def test_inference_blends_in_place_and_training_mode_keeps_the_graph(model):
+    """Under no_grad the hook overwrites the targets' rows of the stage output (no copy of the
+    reference paths); with gradients it returns a new tensor. Same numbers; gradients reach
+    the target's and the references' codes."""
+    cond = _cond()
+    g = torch.Generator().manual_seed(7)
+    tgt = model.injector.prior(cond, g)
+    refs = [model.injector.prior(cond, g) for _ in range(2)]
+    masks = torch.rand(2, 2, 32, 32, generator=g)
+    masks = masks / masks.sum(1, keepdim=True) * 0.7
+
+    def blend(t, rs, grad=False):
+        return model.sample(
+            cond,
+            1,
+            sampler="collage.feature_blend",
+            grad=grad,
+            masks=masks,
+            references=rs,
+            target=t,
+        ).image
+
+    fast = blend(tgt, refs)
+    z_t = tgt.z.clone().requires_grad_(True)
+    z_r = [r.z.clone().requires_grad_(True) for r in refs]
+    slow = blend(synth.Latents(z=z_t), [synth.Latents(z=z) for z in z_r], grad=True)
+    torch.testing.assert_close(slow.detach(), fast, rtol=0, atol=1e-6)
+    slow.square().sum().backward()
+    assert z_t.grad is not None and all(z.grad is not None for z in z_r)
+    assert all(float(z.grad.abs().sum()) > 0 for z in [z_t, *z_r])

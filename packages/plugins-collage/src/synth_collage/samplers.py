@@ -253,11 +253,17 @@ class FeatureBlend(synth.Sampler):
                         f"{who}: stage {stage} of {type(gen).__name__} returns "
                         f"{type(out).__name__}, not a feature map; blend at other layers"
                     )
-                feats = rearrange(out, "(m r) c h w -> m r c h w", r=r + 1)
+                feats = rearrange(out, "(m r) c h w -> m r c h w", r=r + 1)  # a view
                 mk = _resize_weights(masks_n.to(out.device), tuple(out.shape[-2:]))
                 blended = blend_features(feats, mk, stage_shifts)
-                joined = torch.cat([blended.unsqueeze(1), feats[:, 1:]], dim=1)
-                return rearrange(joined, "m r c h w -> (m r) c h w")
+                if torch.is_grad_enabled() and out.requires_grad:
+                    # autograd may have saved `out` (e.g. a final ReLU's result): a new tensor
+                    joined = torch.cat([blended.unsqueeze(1), feats[:, 1:]], dim=1)
+                    return rearrange(joined, "m r c h w -> (m r) c h w")
+                # inference: overwrite the targets' rows only, no copy of the R reference paths
+                # (memory; on CPU the copy was a few % of the time, the convs dominate)
+                feats[:, 0] = blended
+                return out
 
             return hook
 
