@@ -10,7 +10,9 @@ process and reports the medians and ``ratio = reference / ours``; *variants* (ea
 
 Writes ``bench/results/<YYYY-MM-DD>-cpu.json`` and ``.md`` plus ``latest-cpu.md``; when CUDA
 is available also ``<YYYY-MM-DD>-gpu.json`` / ``.md`` / ``latest-gpu.md`` at the issue-sized
-settings. Prints the table and exits non-zero if any ratio is < 1 or a benchmark failed.
+settings. ``--device cuda`` runs on CUDA only and adds ``bench/gpu.py``'s rows (issue 19;
+``bench/gpu.sh`` runs it on a lent GPU). Prints the table and exits non-zero if any ratio is
+< 1 or a benchmark failed.
 
 The cIMLE SR quality run (~20 min, ``bench/cimle.py --sr-only``) is not run here; the newest
 ``sr_quality*`` numbers found in ``bench/results/*-cpu-cimle.json`` are copied into the report,
@@ -60,6 +62,7 @@ GPU_SETTINGS: dict[str, dict[str, object]] = {
     "nested_scale": {"batch": 24, "n": 4, "decoder": ((512, 8),), "repeats": 10},
     # the official 256 px dog+cat widths (ch 48); the paper's 200 projection steps
     "collage": {"size": 256, "ch": 48, "batch": 4, "photos": 8, "steps": 200, "repeats": 5},
+    "gpu": {},  # bench/gpu.py's own issue-sized settings (--device cuda)
 }
 
 
@@ -85,6 +88,10 @@ def run_plugin(name: str, settings: dict[str, object], device: str, compile: boo
         import collage
 
         return collage.run(device=device, **settings)
+    if name == "gpu":  # issue 19's GPU rows (bench/gpu.py), CUDA only
+        import gpu
+
+        return gpu.run(device=device, compile=compile, **settings)
     raise ValueError(f"unknown benchmark {name!r}")
 
 
@@ -191,6 +198,8 @@ def markdown(doc: dict[str, object]) -> str:
                 notes.append(f"{v['candidates_per_s']:.1f} candidates/s")
             if "paper_ms" in v:
                 notes.append(f"paper: {v['paper_ms']} ms")
+            if v.get("note") and "images_per_s" not in v:  # bench/gpu.py: ms/image, MFU, goal
+                notes.append(v["note"])
             lines.append(
                 f"| {v['name']} | {v['setting']} | {fmt_seconds(v['seconds'])} | "
                 f"{'; '.join(notes)} |"
@@ -241,7 +250,13 @@ def write(doc: dict[str, object], kind: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="+", choices=PLUGINS, default=list(PLUGINS))
+    ap.add_argument("--only", nargs="+", choices=(*PLUGINS, "gpu"), default=None)
+    ap.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="auto: CPU, then CUDA when available; cuda: only CUDA, plus bench/gpu.py's rows",
+    )
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     ap.add_argument("--no-gpu", action="store_true", help="CPU only, even when CUDA is there")
     ap.add_argument(
@@ -259,9 +274,18 @@ def main(argv: list[str] | None = None) -> int:
     devices = ["cpu"]
     if torch.cuda.is_available() and not args.no_gpu:
         devices.append("cuda")
+    if args.device != "auto":
+        if args.device == "cuda" and not torch.cuda.is_available():
+            print(
+                "--device cuda: no CUDA device here (bench/gpu.sh runs on a GPU)", file=sys.stderr
+            )
+            return 2
+        devices = [args.device]
     ok = True
     for device in devices:
-        doc = run_device(device, args.only, not args.no_compile)
+        only = args.only or [*PLUGINS, *(["gpu"] if args.device == "cuda" else [])]
+        only = [p for p in only if device != "cpu" or p != "gpu"]  # the gpu rows: CUDA only
+        doc = run_device(device, only, not args.no_compile)
         write(doc, "cpu" if device == "cpu" else "gpu")
         ok = ok and bool(doc["ok"])
     verdict = "every ratio is >= 1" if ok else "NOT every ratio is >= 1 (or a benchmark failed)"
