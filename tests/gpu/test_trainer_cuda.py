@@ -89,7 +89,13 @@ def test_trainer_ddp_nccl_one_gpu(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS.parent)},
+        env={
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(TESTS.parent), os.environ.get("PYTHONPATH")) if p
+            ),
+        },
     )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     report = json.loads((tmp_path / "ddp.json").read_text())
