@@ -14,9 +14,10 @@
 # hatchling (our build backend) is also missing. So: the carried wheels go to /tmp/site (on
 # PYTHONPATH), then `pip install --no-deps --no-build-isolation --no-index -e` of every package;
 # if that fails, a fallback puts the sources on the path and writes the entry points by hand.
-# Each stage is time-boxed (the whole script fits in about 8 minutes) and a failing stage does
-# not stop the next (about 8.5 minutes at most: run it with timeout_s 600). What comes back ($OUT, at most 8 files): setup.log, tests.log, bench.log,
-# the results .json/.md, conformance.log, summary.txt.
+# Each stage is time-boxed (the whole script: 500 s at most, GPU_SH_BUDGET; run it with the
+# device tool's timeout_s 600) and a failing stage does not stop the next. What comes back
+# ($OUT, at most 8 files): setup.log, tests.log, bench.log, the results .json/.md,
+# conformance.log, summary.txt.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,7 +32,7 @@ for arg in "$@"; do
     --dry-run) MODE=dry ;;
     --prepare) MODE=prepare ;;
     --full) FULL=1 ;;
-    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "unknown argument $arg (use --dry-run, --prepare, --full)" >&2; exit 2 ;;
   esac
 done
