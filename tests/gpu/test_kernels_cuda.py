@@ -26,10 +26,14 @@ def _grads(fn, *tensors, seed=5):
     return out.detach(), [t.grad for t in leaves]
 
 
-def test_auto_backend_takes_triton_on_cuda():
+def test_auto_backend_takes_triton_on_cuda_for_forward_only_work():
+    x = torch.zeros(1, device="cuda", requires_grad=True)
     with kernels.backend_scope("auto"):
         assert kernels.use_triton(torch.zeros(1, device="cuda"))
         assert not kernels.use_triton(torch.zeros(1))
+        assert not kernels.use_triton(x)  # training: the PyTorch path (cheaper backward)
+        with torch.no_grad():
+            assert kernels.use_triton(x)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -41,7 +45,7 @@ def test_norm_modulate_cuda(dtype, norm, shape):
     gamma = (0.3 * torch.randn(shape, generator=g, device="cuda")).to(dtype)
     beta = (0.3 * torch.randn(shape, generator=g, device="cuda")).to(dtype)
     bns = [nn.BatchNorm2d(shape[1], affine=False).cuda() if norm == "batch" else None for _ in "ab"]
-    with kernels.backend_scope("auto"):
+    with kernels.backend_scope("triton"):  # auto takes PyTorch when grads are wanted
         out, grads = _grads(
             lambda a, b, c: kernels.norm_modulate(a, b, c, bn=bns[0]), x, gamma, beta
         )
@@ -91,11 +95,17 @@ def test_label_gather_cuda(case):
         out.square().mean().backward()
         return out.detach(), w.grad, None if v is None else v.grad
 
-    with kernels.backend_scope("auto"):
+    with kernels.backend_scope("triton"):
         out, gw, gv = run()
+    with kernels.backend_scope("auto"), torch.no_grad():  # forward-only: auto takes Triton
+        fwd = label_conv2d(
+            labels, weight, bias, padding=c["padding"], padding_mode=c["mode"],
+            class_vectors=vectors, stride=c["stride"],
+        )  # fmt: skip
     with kernels.backend_scope("torch"):
         ref, rw, rv = run()
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fwd, ref, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(gw, rw, rtol=1e-3, atol=1e-5)
     if gv is not None:
         torch.testing.assert_close(gv, rv, rtol=1e-3, atol=1e-5)

@@ -1,7 +1,8 @@
 """Which implementation a fused op runs: the Triton kernel or the PyTorch code it replaces.
 
 The Triton path runs only where it can and where it pays: on CUDA tensors, when ``triton``
-imports, outside ``torch.compile`` (inductor fuses the PyTorch code itself, and dynamo cannot
+imports, in forward-only work (no tensor needs a gradient: see :func:`use_triton`), outside
+``torch.compile`` (inductor fuses the PyTorch code itself, and dynamo cannot
 trace our ``autograd.Function`` around a Triton launch with ``fullgraph=True``). Everything
 else, and every CPU tensor, takes the PyTorch path, unchanged.
 
@@ -96,7 +97,10 @@ def use_triton(*tensors: Tensor) -> bool:
     """Whether a fused op on ``tensors`` runs its Triton kernel.
 
     ``torch``: never. Under ``torch.compile`` tracing: never. ``triton``: always (raises when
-    triton is missing). ``auto``: when every tensor is on CUDA and triton is installed.
+    triton is missing). ``auto``: when every tensor is on CUDA, triton is installed and no
+    gradient is wanted (grad mode off, or no tensor requires grad): the kernels' backward
+    recomputes the PyTorch forward, so a training step would do more work than on the PyTorch
+    path; sampling, evaluation and cIMLE's code selection (``no_grad``) get the kernels.
     """
     if torch.compiler.is_compiling():  # first: dynamo need not trace the env lookup below
         return False
@@ -110,4 +114,6 @@ def use_triton(*tensors: Tensor) -> bool:
                 "pip install triton, or use 'auto'/'torch'"
             )
         return True
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
     return triton_available() and all(t.is_cuda for t in tensors)
