@@ -87,8 +87,30 @@ def test_roi_max_pool_matches_loop():
                 torch.testing.assert_close(pooled[b, c], sel.max(dim=1)[0])
             else:
                 assert torch.all(pooled[b, c] == 0)
-    pooled.sum().backward()  # gradients flow to the arg-max pixels
-    assert feats.grad.abs().sum() > 0
+    weights = torch.randn(pooled.shape, generator=g)
+    (pooled * weights).sum().backward()  # gradients flow to the arg-max pixels
+    ours, feats.grad = feats.grad, None
+    loop = sum(
+        (feats[b][:, labels[b] == c].max(dim=1)[0] * weights[b, c]).sum()
+        for b in range(3)
+        for c in range(k)
+        if bool(present[b, c])
+    )
+    loop.backward()  # the official code's max(dim=1) per class: the same gradient
+    torch.testing.assert_close(ours, feats.grad)
+
+
+def test_roi_max_pool_batched_channels_last_and_bf16():
+    """Channels-last features and bf16 (autocast) pool as the contiguous fp32 ones do."""
+    g = torch.Generator().manual_seed(4)
+    feats = torch.randn(2, 7, 9, 11, generator=g)
+    labels = _labels(2, 9, 11, 5, 3)
+    want, present = roi_max_pool(feats, labels, 5)
+    got, got_present = roi_max_pool(feats.to(memory_format=torch.channels_last), labels, 5)
+    assert torch.equal(got, want) and torch.equal(got_present, present)
+    half, _ = roi_max_pool(feats.bfloat16(), labels, 5)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), want, rtol=1e-2, atol=1e-2)
 
 
 @pytest.mark.parametrize("normalize", ["per_layer", "image"])
