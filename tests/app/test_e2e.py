@@ -268,3 +268,28 @@ def test_a_bad_upload_shows_a_message_on_the_page(browser, clvae_editor, tmp_pat
             time.sleep(0.05)
         text = driver.find_element("id", "error").text
         assert "not an image" in text and "Traceback" not in text
+
+
+def test_a_slow_model_shows_progress_and_the_page_stays_live(browser, clvae_editor, monkeypatch):
+    """While a request runs, the page shows a spinner with a running clock and still answers
+    (scripts run, the palette can be clicked); the grid arrives afterwards."""
+    slow = clvae_editor.run
+
+    def run(recipe):
+        time.sleep(1.5)
+        return slow(recipe)
+
+    monkeypatch.setattr(clvae_editor, "run", run)
+    driver = browser
+    with _Server(clvae_editor) as url:
+        open_page(driver, url)
+        before = runs(driver)
+        click(driver, "sample-btn")
+        wait(driver, "document.querySelector('#status .spinner') !== null", timeout=5)
+        time.sleep(0.4)
+        status = driver.find_element("id", "status").text
+        assert status.startswith("working…") and status.endswith(" s")
+        driver.find_element("css selector", "#palette button[data-cls='2']").click()
+        assert driver.execute_script("return S.cls;") == 2  # the page is not frozen
+        wait(driver, f"Number(document.body.dataset.runs || 0) > {before}")
+        assert driver.find_element("id", "status").text.startswith("done in")
