@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, reduce
 from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -84,8 +84,10 @@ class ProjectionDiscriminator(synth.Discriminator):
         channel_multipliers: list[int] | None = Field(
             None, description="widths / ch per block; default DEFAULT_D_MULTIPLIERS[resolution]"
         )
-        condition: Literal["class_id", "class_weights"] = Field(
-            "class_id", description="the Condition field the compose-time check asks for"
+        condition: Literal["class_id", "class_weights", "label_map"] = Field(
+            "class_id",
+            description="the Condition field the compose-time check asks for (label_map: the "
+            "classes' area fractions are the soft label, as for class_weights)",
         )
 
     requires: ClassVar[frozenset[str]] = frozenset()
@@ -141,11 +143,14 @@ class ProjectionDiscriminator(synth.Discriminator):
             return None
         if cond.class_weights is not None:
             return cond.class_weights.to(dtype).mean(dim=(2, 3))
+        if cond.label_map is not None:  # the per-pixel classes the sCBN layers read
+            return reduce(F.one_hot(cond.label_map, k).to(dtype), "b h w k -> b k", "mean")
         if cond.class_id is not None:
             return F.one_hot(cond.class_id, k).to(dtype)
         raise ValueError(
             "collage.projection_discriminator projects on the class: give the Condition a "
-            "class_id [B] or class_weights [B, K, H, W] (with num_classes=K)"
+            "class_id [B], class_weights [B, K, H, W] or label_map [B, H, W] (with "
+            "num_classes=K)"
         )
 
     def feature_vector(self, image: Tensor, cond: synth.Condition | None = None) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import synth
 
 SYNTH_API = ">=1,<2"
@@ -35,3 +37,19 @@ def synth_register(registry: synth.Registry) -> None:
         registry.add_recipe(
             name, spec, description=description, train=TRAIN[name], demo=DEMO[name] or None
         )
+
+
+@synth.hookimpl
+def synth_demo_pictures(
+    model: Any,
+    cond: synth.Condition,
+    shown: synth.Condition,
+    real: Any,
+    palette: Any,
+    num_samples: int,
+    generator: Any,
+) -> list[Any]:
+    """The label-collage picture for sCBN models on label maps (:mod:`.demo_pictures`)."""
+    from .demo_pictures import demo_pictures
+
+    return demo_pictures(model, cond, shown, real, palette, num_samples, generator)

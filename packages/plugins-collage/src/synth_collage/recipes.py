@@ -7,7 +7,8 @@
 ``collage.dogcat_128``
     The 128 px variant (the official ``resnet_small_scbn`` widths ch·{8,8,4,4,2,1}, ch 64).
 ``collage.tiny``
-    A CPU-sized model (32 px, ch 8, 4 classes) for the demo, the examples and the tests.
+    A CPU-sized model (32 px, ch 8, 4 classes) for the demo, the examples and the tests. In
+    ``synth demo`` it reads the demo's label maps as per-pixel class maps (see :data:`DEMO`).
 
 Training (the official ``configs/*.yml``): hinge loss, ``n_dis`` 5 discriminator updates per
 generator update, Adam 2e-4, β (0, 0.9), batch 16 (the dog+cat configs), 450k generator
@@ -106,8 +107,23 @@ TRAIN: dict[str, dict[str, Any]] = {
     },
 }
 
-#: No ``synth demo`` settings: the demo photos come with label maps, not image classes.
+#: ``synth demo`` settings. The demo photos come with label maps (colour classes, one per
+#: pixel), not image classes, so the demo runs ``collage.tiny`` as a spatial class-conditional
+#: SNGAN: every sCBN layer reads the label map as its class map (eq. 2 with the photo's
+#: layout as W, the label collage of §3.1 painted by the data) and the projection
+#: discriminator projects on the classes' area fractions. The paper-size recipes have none
+#: (class-labelled image sets, days of training).
 DEMO: dict[str, dict[str, Any]] = {name: {} for name in RECIPES}
+DEMO["collage.tiny"] = {
+    "size_fields": {"resolution": 32},  # generator and discriminator at the demo's side
+    "set": {
+        "condition": ["label_map"],
+        "generator.norm.condition": "label_map",
+        "discriminator.condition": "label_map",
+    },
+    # the official n_dis 5 leaves the generator a fifth of a minutes-long run
+    "train": {"d_steps": 2, "batch_size": 8},
+}
 
 
 def tiny_collage_model(seed: int = 0) -> SynthesisModel:

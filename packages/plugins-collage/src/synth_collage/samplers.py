@@ -367,10 +367,18 @@ class LabelCollage(synth.Sampler):
                 base = F.interpolate(
                     cond_n.class_weights.float(), size=w.shape[-2:], mode="bilinear"
                 )
+            elif cond_n.label_map is not None:  # the per-pixel classes, nearest-resized
+                labels = F.interpolate(
+                    cond_n.label_map[:, None].float(), size=w.shape[-2:], mode="nearest"
+                )
+                base = rearrange(F.one_hot(labels[:, 0].long(), k).float(), "b h w k -> b k h w")
             elif cond_n.class_id is not None:
                 base = F.one_hot(cond_n.class_id, k).float()[:, :, None, None].expand_as(w)
             else:
-                raise ValueError(f"{who}: the Condition has neither class_id nor class_weights")
+                raise ValueError(
+                    f"{who}: intensity < 1 mixes with the Condition's classes, but it has no "
+                    "class_weights, label_map or class_id; give one, or intensity=1"
+                )
             w = (1 - intensity) * base + intensity * w
         with layer_class_maps(model.generator, {i: w for i in chosen}):
             out = model.generator(cond_n, lat)
