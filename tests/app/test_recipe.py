@@ -155,3 +155,11 @@ def test_bad_inputs_are_messages(clvae_editor):
         )
     with pytest.raises(RecipeError, match="paint one"):
         replay(model, {"input": {"size": [64, 64]}, "steps": [{"op": "sample"}]})
+
+
+def test_a_recipe_has_at_most_max_steps(clvae_editor):
+    from synth.app.recipe import MAX_STEPS
+
+    steps = [{"op": "sample", "n": 1}] + [{"op": "pick", "index": 0}] * MAX_STEPS
+    with pytest.raises(RecipeError, match="steps: List should have at most 256"):
+        replay(clvae_editor.model, {"input": label_input(), "steps": steps})

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_SAMPLES",
+    "MAX_STEPS",
     "RECIPE_FORMAT",
     "Array",
     "InputSpec",
@@ -74,6 +75,8 @@ __all__ = [
 RECIPE_FORMAT = "synth.app.recipe"
 #: Most samples one request may ask for (one forward of this many images).
 MAX_SAMPLES = 32
+#: Most steps one recipe may hold (a request replays at most this many).
+MAX_STEPS = 256
 
 
 class RecipeError(ValueError):
@@ -178,7 +181,7 @@ class Recipe(_Strict):
     format: Literal["synth.app.recipe"] = RECIPE_FORMAT
     version: Literal[1] = 1
     input: InputSpec
-    steps: list[Step] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list, max_length=MAX_STEPS)
 
     @field_validator("steps")
     @classmethod
