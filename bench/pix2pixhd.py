@@ -30,13 +30,15 @@ from pathlib import Path
 
 import harness
 import numpy as np
+import official as official_code
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from synth import Condition
 from synth.nn import ops
 from synth.nn.layers import label_conv2d
-from synth_pix2pixhd import GlobalGenerator, LocalEnhancer, instance_average
+from synth_pix2pixhd import GlobalGenerator, InstanceEncoder, LocalEnhancer, instance_average
 
 
 def looped_instance_average(outputs: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
@@ -57,10 +59,59 @@ def looped_instance_average(outputs: torch.Tensor, inst: torch.Tensor) -> torch.
     return outputs_mean
 
 
+class ReimplementedEncoder(nn.Module):
+    """The official ``Encoder`` layout re-implemented (the fallback without a checkout):
+    ``c7s1-nef, d…, u…, c7s1-feat_num, tanh`` with ``InstanceNorm2d(affine=False)`` and the
+    official pooling loop (:func:`looped_instance_average`); the official state-dict keys."""
+
+    def __init__(self, input_nc: int, output_nc: int, ngf: int = 16, n_down: int = 4) -> None:
+        super().__init__()
+        norm = nn.InstanceNorm2d
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), norm(ngf)]
+        layers.append(nn.ReLU(True))
+        for i in range(n_down):
+            c = ngf * 2**i
+            layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), norm(2 * c), nn.ReLU(True)]
+        for i in range(n_down):
+            c = ngf * 2 ** (n_down - i)
+            up = nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1)
+            layers += [up, norm(c // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, input: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
+        return looped_instance_average(self.model(input), inst)
+
+
+def official_encoder(root: Path | None, feat_num: int, nef: int, n_down: int) -> nn.Module:
+    """The authors' ``networks.define_G(3, feat_num, nef, 'encoder', n_down, norm='instance')``
+    (their ``weights_init``) from the checkout, or :class:`ReimplementedEncoder` without one."""
+    if root is None:
+        torch.manual_seed(0)
+        return ReimplementedEncoder(3, feat_num, nef, n_down).eval()
+    import contextlib
+    import io
+
+    with official_code.imported(root), contextlib.redirect_stdout(io.StringIO()):
+        from models import networks
+
+        torch.manual_seed(0)
+        return networks.define_G(3, feat_num, nef, "encoder", n_down, norm="instance").eval()
+
+
+def conv_only(encoder: nn.Module) -> nn.Module:
+    """The encoder's shared work alone: its padding and (transposed) convolutions, without
+    norms, activations or pooling: what any implementation must compute (the ceiling)."""
+    keep = (nn.ReflectionPad2d, nn.Conv2d, nn.ConvTranspose2d)
+    return nn.Sequential(*[m for m in encoder.model if isinstance(m, keep)])
+
+
 def instance_map(h: int, w: int, n: int, seed: int = 0) -> torch.Tensor:
     """``[1, H, W]`` with exactly ``n`` instance ids (blocky, like a segmentation)."""
     g = torch.Generator().manual_seed(seed)
     gh, gw = 8, 16
+    while gh * gw < n:  # a finer grid for many instances
+        gh, gw = 2 * gh, 2 * gw
     cells = torch.randperm(gh * gw, generator=g) % n
     ids = (cells.view(1, gh, gw) * 1000 + 26).long()
     return ops.resize_labels(ids, (h, w))
@@ -138,8 +189,15 @@ def run(
     repeats: int = 3,
     device: torch.device | str = "cpu",
     compile: bool = True,
+    *,
+    encoder_instances: int = 512,
+    official_path: str | Path | None = None,
 ) -> dict[str, object]:
     """All pix2pixHD rows at ``size``: comparisons (``rows``) and generator ``variants``.
+
+    The encoder row times the authors' ``Encoder`` (a checkout of NVIDIA/pix2pixHD from
+    ``official_path`` or ``SYNTH_OFFICIAL_PIX2PIXHD``; else the re-implemented layout) against
+    ``InstanceEncoder.posterior`` with the same weights, on ``encoder_instances`` instances.
 
     Outputs of ours and the reference are asserted equal before timing. A failing
     ``torch.compile`` backend is reported under ``errors``, not raised.
@@ -151,6 +209,11 @@ def run(
     variants: list[dict[str, object]] = []
     errors: list[dict[str, object]] = []
     timing = {"repeats": repeats, "device": device}
+
+    # 0. the encoder E + instance-wise pooling, against the authors' Encoder when given
+    root = official_code.checkout("pix2pixhd", official_path)
+    enc_rows = encoder_rows(root, h, w, encoder_instances, device, timing)
+    rows.extend(enc_rows)
 
     # 1. instance-wise average pooling
     torch.manual_seed(0)
@@ -264,6 +327,64 @@ def run(
         "variants": variants,
         "errors": errors,
     }
+
+
+def encoder_rows(
+    root: Path | None,
+    h: int,
+    w: int,
+    instances: int,
+    device: torch.device,
+    timing: dict[str, object],
+) -> list[dict[str, object]]:
+    """The feature encoder E (Cityscapes: feat_num 3, nef 16, 4 downsamplings) + instance-wise
+    average pooling on a ``1x3xHxW`` photo with ``instances`` instances: the official Encoder's
+    forward vs ``InstanceEncoder.posterior`` (weights converted with ``from_official``),
+    outputs asserted equal; and the ceiling, the official time over its convolutions alone."""
+    from synth_pix2pixhd import from_official
+
+    feat, nef, nd = 3, 16, 4
+    ref = official_encoder(root, feat, nef, nd).to(device)
+    ours = from_official(ref.state_dict(), "E").to(device).eval()
+    assert isinstance(ours, InstanceEncoder)
+    convs = conv_only(ref)
+    torch.manual_seed(1)
+    image = torch.rand(1, 3, h, w, device=device) * 2 - 1
+    inst = instance_map(h, w, instances).to(device)
+    assert inst.unique().numel() == instances
+    cond = Condition(instance_map=inst)
+    inst_f = inst[:, None].float()  # the official input: the instance map as a float image
+    with torch.no_grad():
+        want, got = ref(image, inst_f), ours.posterior(image, cond).spatial
+        max_diff = float((want - got).abs().max())
+        assert max_diff <= 1e-4, f"official vs ours encoder outputs differ by {max_diff}"
+        setting = f"1x3x{h}x{w}, {instances} instances, nef {nef}, {nd} down, feat_num {feat}"
+        label = official_code.label("pix2pixhd", root)
+        who = "official Encoder" if root is not None else "official Encoder layout (re-impl.)"
+        row = harness.compare(
+            f"pix2pixhd: encoder E + instance pooling, {who} vs InstanceEncoder.posterior",
+            setting,
+            lambda: ref(image, inst_f),
+            lambda: ours.posterior(image, cond),
+            memory=True,
+            **timing,
+        )
+        ceiling = harness.compare(
+            "pix2pixhd: encoder ceiling (reference vs its convolutions alone)",
+            setting,
+            lambda: ref(image, inst_f),
+            lambda: convs(image),
+            **timing,
+        )
+    row.update(
+        reference=label,
+        max_abs_diff=max_diff,
+        ceiling=round(ceiling["ratio"], 3),
+        of_ceiling=round(row["ratio"] / ceiling["ratio"], 3),
+        notes="ceiling: the reference's time over its padding + convolutions alone (no norms, "
+        "ReLUs or pooling), measured in the same run; of_ceiling = ratio / ceiling",
+    )
+    return [row]
 
 
 def legacy_rows(result: dict[str, object]) -> list[dict[str, object]]:

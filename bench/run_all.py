@@ -14,6 +14,20 @@ settings. ``--device cuda`` runs on CUDA only and adds ``bench/gpu.py``'s rows (
 ``bench/gpu.sh`` runs it on a lent GPU). Prints the table and exits non-zero if any ratio is
 < 1 or a benchmark failed.
 
+**References** (issue 18). A row's reference is the authors' own code when a local checkout of
+their repository is given, else the project's re-implementation of the official layout; each
+row records which in its ``reference`` field and the table prints it. Give a checkout per
+repository with ``--official-<name> PATH`` (``pix2pixhd``: NVIDIA/pix2pixHD, ``spade``:
+NVlabs/SPADE, ``clvae``: endo-yuki-t/DiversifyingSMIS, ``cimle``: niopeng/SRIM-pytorch) or
+the environment variables of ``bench/official.py`` (``SYNTH_OFFICIAL_PIX2PIXHD``, ...). The
+authors' code is imported from there, never copied into this repository. With a checkout the
+re-implementation rows still run beside the official ones, and the exit status is non-zero if
+any ratio is < 1 against either reference.
+
+``--paper-sizes`` runs the issue's sizes on CPU (tens of minutes on 2 cores) and writes
+``<date>-cpu-paper.json`` / ``.md`` and ``latest-cpu-paper.{md,json}`` instead of the quick
+report; ``tools/bench_table.py`` turns the newest JSON into README.md's table.
+
 The cIMLE SR quality run (~20 min, ``bench/cimle.py --sr-only``) is not run here; the newest
 ``sr_quality*`` numbers found in ``bench/results/*-cpu-cimle.json`` are copied into the report,
 labelled with their source file.
@@ -48,17 +62,42 @@ PLUGINS = ("pix2pixhd", "clvae", "cimle", "nested_scale", "collage")
 CPU_SETTINGS: dict[str, dict[str, object]] = {
     "pix2pixhd": {"size": (256, 512), "instances": 60, "repeats": 3},
     "clvae": {"size": 128, "ngf": 16, "ndf": 16, "repeats": 3},
-    "cimle": {"images": 2, "codes": 20, "chunk": 20, "train_steps": 1, "repeats": 3},
+    # default chunking (timed on CPU) and a sweep of fixed chunks beside it
+    "cimle": {
+        "images": 2,
+        "codes": 20,
+        "chunk": None,
+        "train_steps": 1,
+        "repeats": 3,
+        "chunk_sweep": (8, 20),
+    },
     # NDiv at the paper's size; the 128² decoder at 64 channels (512: bench/nested_scale.py --full)
     "nested_scale": {"batch": 24, "n": 4, "decoder": ((64, 8),), "repeats": 3},
     # blending at every stage of the 128 px SNGAN at ch 16, R = 1, 4, 8; 8 photos, 3 Adam steps
     "collage": {"size": 128, "ch": 16, "batch": 2, "photos": 8, "steps": 3, "repeats": 3},
 }
+# The issue's sizes on CPU (``--paper-sizes``, issue 18: 2 threads, fp32), over the quick ones:
+# pix2pixHD at 512x1024 (its encoder on 512 instances); cIMLE m = 100 codes per image for 4
+# images (not an outer batch of 640: the official loop takes ~1 s per candidate on 2 cores);
+# CLVAE at 256², ngf 64.
+PAPER_SETTINGS: dict[str, dict[str, object]] = {
+    **CPU_SETTINGS,
+    "pix2pixhd": {"size": (512, 1024), "instances": 60, "repeats": 5},
+    "clvae": {"size": 256, "ngf": 64, "ndf": 64, "repeats": 5},
+    "cimle": {
+        "images": 4,
+        "codes": 100,
+        "chunk": None,
+        "train_steps": 1,
+        "repeats": 3,
+        "chunk_sweep": (1, 4, 8, 16, 32, 64, 100),
+    },
+}
 # Issue-sized settings for a GPU.
 GPU_SETTINGS: dict[str, dict[str, object]] = {
     "pix2pixhd": {"size": (512, 1024), "instances": 60, "repeats": 10},
     "clvae": {"size": 256, "ngf": 64, "ndf": 64, "repeats": 10},
-    "cimle": {"images": 16, "codes": 100, "chunk": 100, "train_steps": 3, "repeats": 3},
+    "cimle": {"images": 16, "codes": 100, "chunk": None, "train_steps": 3, "repeats": 3},
     "nested_scale": {"batch": 24, "n": 4, "decoder": ((512, 8),), "repeats": 10},
     # the official 256 px dog+cat widths (ch 48); the paper's 200 projection steps
     "collage": {"size": 256, "ch": 48, "batch": 4, "photos": 8, "steps": 200, "repeats": 5},
@@ -110,13 +149,20 @@ def copied_sr_quality() -> dict[str, object] | None:
     }
 
 
-def run_device(device: str, plugins: list[str], compile: bool) -> dict[str, object]:
+def run_device(
+    device: str, plugins: list[str], compile: bool, paper: bool = False
+) -> dict[str, object]:
     """Run the chosen plugins' benchmarks on ``device``; failures become ``errors``."""
     import harness
+    import official
     import torch
 
-    settings = CPU_SETTINGS if device == "cpu" else GPU_SETTINGS
+    settings = GPU_SETTINGS if device != "cpu" else PAPER_SETTINGS if paper else CPU_SETTINGS
     doc: dict[str, object] = {
+        "sizes": "paper" if paper else ("quick" if device == "cpu" else "gpu"),
+        "references": {
+            name: official.label(name, official.checkout(name)) for name in official.REPOS
+        },
         "date": datetime.date.today().isoformat(),
         "device": device,
         "machine": harness.machine(device),
@@ -150,6 +196,8 @@ def run_device(device: str, plugins: list[str], compile: bool) -> dict[str, obje
     doc["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     doc["total_wall_s"] = round(time.perf_counter() - t_start, 1)
     doc["process_wall_s"] = round(time.perf_counter() - T0, 1)  # + imports, earlier devices
+    for r in doc["rows"]:  # rows of scripts that do not say it timed a re-implementation
+        r.setdefault("reference", official.REIMPLEMENTATION)
     doc["all_ratios_ge_1"] = all(r["ratio"] >= 1 for r in doc["rows"])
     doc["ok"] = bool(doc["rows"]) and doc["all_ratios_ge_1"] and not doc["errors"]
     return doc
@@ -172,13 +220,26 @@ def markdown(doc: dict[str, object]) -> str:
         "Reference and ours are timed interleaved in one process; times are medians; "
         "ratio = reference / ours (> 1: ours is faster). Outputs are asserted equal first.",
         "",
-        "| benchmark | setting | reference (looped) | ours | ratio |",
-        "|---|---|---:|---:|---:|",
+        "The `reference` column says which code the reference times ran: the authors' own code "
+        "(imported from a local checkout, at its commit) or the project's re-implementation of "
+        "their layout. Peak memory: growth of the process's peak RSS during the first timed "
+        "call (CPU rows that record it).",
+        "",
+        "| benchmark | setting | reference | reference time | ours | ratio | peak MiB ref / ours |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for r in doc["rows"]:
+        ratio = f"{r['ratio']:.2f}"
+        if "ceiling" in r:
+            ratio += f" (ceiling {r['ceiling']:.2f})"
+        peak = (
+            f"{r['reference_peak_mib']:.0f} / {r['ours_peak_mib']:.0f}"
+            if "reference_peak_mib" in r
+            else "-"
+        )
         lines.append(
-            f"| {r['name']} | {r['setting']} | {fmt_seconds(r['reference_s'])} | "
-            f"{fmt_seconds(r['ours_s'])} | {r['ratio']:.2f} |"
+            f"| {r['name']} | {r['setting']} | {short_reference(r)} | "
+            f"{fmt_seconds(r['reference_s'])} | {fmt_seconds(r['ours_s'])} | {ratio} | {peak} |"
         )
     if doc["variants"]:
         lines += [
@@ -222,6 +283,15 @@ def markdown(doc: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def short_reference(row: dict[str, object]) -> str:
+    """``official NVIDIA/pix2pixHD @ 14b3b3c7fff4`` or ``re-implementation``."""
+    ref = str(row.get("reference", ""))
+    if ref.startswith("official code: "):
+        repo, _, rest = ref[len("official code: ") :].partition(" @ ")
+        return f"official {repo} @ {rest.split()[0][:12]}"
+    return "re-implementation"
+
+
 def status_line(doc: dict[str, object]) -> str:
     """One line: whether every ours-vs-reference ratio is >= 1 (and nothing failed)."""
     below = [r["name"] for r in doc["rows"] if r["ratio"] < 1]
@@ -240,10 +310,12 @@ def write(doc: dict[str, object], kind: str) -> None:
     """``<date>-<kind>.json``, ``<date>-<kind>.md`` and ``latest-<kind>.md`` in results/."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"{doc['date']}-{kind}"
-    stem.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     md = markdown(doc)
     stem.with_suffix(".md").write_text(md)
     shutil.copyfile(stem.with_suffix(".md"), RESULTS / f"latest-{kind}.md")
+    # the JSON beside it feeds tools/bench_table.py (README.md's performance table)
+    shutil.copyfile(stem.with_suffix(".json"), RESULTS / f"latest-{kind}.json")
     print("\n" + md)
     print(f"wrote {stem.with_suffix('.json').relative_to(HERE.parent)}, .md, latest-{kind}.md")
 
@@ -265,10 +337,28 @@ def main(argv: list[str] | None = None) -> int:
         default="passive",
         help="'passive' sets OMP_WAIT_POLICY=PASSIVE unless already set (before torch loads)",
     )
+    ap.add_argument(
+        "--paper-sizes",
+        action="store_true",
+        help="CPU at the issue's sizes (PAPER_SETTINGS; slow); writes <date>-cpu-paper.*",
+    )
+    sys.path.insert(0, str(HERE))
+    import official
+
+    for name, repo in official.REPOS.items():
+        ap.add_argument(
+            f"--official-{name}",
+            metavar="PATH",
+            default=None,
+            help=f"a checkout of {repo.github}: time the authors' code (else ${repo.env})",
+        )
     args = ap.parse_args(argv)
+    for name, repo in official.REPOS.items():
+        path = getattr(args, f"official_{name}")
+        if path is not None:  # checked now (a wrong path fails, never falls back), then shared
+            os.environ[repo.env] = str(official.checkout(name, path))
     if args.omp_wait_policy == "passive":
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    sys.path.insert(0, str(HERE))
     import torch  # after OMP_WAIT_POLICY: libgomp reads it when torch loads
 
     devices = ["cpu"]
@@ -285,8 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     for device in devices:
         only = args.only or [*PLUGINS, *(["gpu"] if args.device == "cuda" else [])]
         only = [p for p in only if device != "cpu" or p != "gpu"]  # the gpu rows: CUDA only
-        doc = run_device(device, only, not args.no_compile)
-        write(doc, "cpu" if device == "cpu" else "gpu")
+        paper = args.paper_sizes and device == "cpu"
+        doc = run_device(device, only, not args.no_compile, paper)
+        write(doc, ("cpu-paper" if paper else "cpu") if device == "cpu" else "gpu")
         ok = ok and bool(doc["ok"])
     verdict = "every ratio is >= 1" if ok else "NOT every ratio is >= 1 (or a benchmark failed)"
     print(f"FINAL ({', '.join(devices)}, {time.perf_counter() - T0:.0f} s): {verdict}", flush=True)
