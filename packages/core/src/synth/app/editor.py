@@ -70,6 +70,7 @@ class Editor:
             e.g. a class-conditional GAN, keeps its own: :attr:`caps` ``.size``).
         class_names: one name per class for the palette (default ``class i``).
         cache: how many states (one per recipe prefix) to keep.
+        name: shown in the page's title (the CLI passes the model directory).
     """
 
     def __init__(

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -306,8 +307,6 @@ def _seeded(seed: int, device: torch.device) -> torch.Generator:
 
 def _default_sampler(model: SynthesisModel) -> Sampler | str:
     """The model's sampler when it needs no keywords of its own, else ``core.prior``."""
-    import inspect
-
     s = model.sampler
     if s is None:
         return "core.prior"

@@ -82,8 +82,8 @@ def create_app(editor: "Editor") -> Any:
     def info() -> Any:
         return guarded(editor.info)
 
-    # sync handlers: FastAPI runs them in its thread pool, so a slow model never blocks the
-    # server's event loop (the page polls nothing; its fetch simply waits with a spinner)
+    # the model runs in a worker thread (_in_thread), so a slow model never blocks the event
+    # loop: the page's fetch waits with a spinner and a clock, and other requests are served
     @app.post("/api/run")
     async def run(request: Request) -> Any:
         try:
