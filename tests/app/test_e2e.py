@@ -293,3 +293,32 @@ def test_a_slow_model_shows_progress_and_the_page_stays_live(browser, clvae_edit
         assert driver.execute_script("return S.cls;") == 2  # the page is not frozen
         wait(driver, f"Number(document.body.dataset.runs || 0) > {before}")
         assert driver.find_element("id", "status").text.startswith("done in")
+
+
+def test_outpainting_upload_an_image_and_draw_the_mask(browser, tmp_path):
+    """An image-conditioned model: upload a photo, mark a band unknown with the mask brush,
+    sample; the known centre comes from the upload."""
+    pytest.importorskip("synth_nested_scale")
+    from synth.app import Editor
+
+    from .test_image_models import decoder
+
+    editor = Editor(decoder(input="image", use_mask=True), size=(32, 32))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 48, 3), np.uint8)).save(photo)
+    driver = browser
+    with _Server(editor) as url:
+        open_page(driver, url)
+        assert driver.find_element("id", "image-tools").is_displayed()
+        before = runs(driver)
+        driver.find_element("id", "image-file").send_keys(str(photo))
+        wait(driver, "S.inputImage !== null")
+        driver.find_element("css selector", "input[name='maskmode'][value='0']").click()
+        stroke(driver, "label-canvas", [(0.3, 0.5), (0.7, 0.5)])
+        mask = np.asarray(driver.execute_script("return Array.from(S.mask);")).reshape(32, 32)
+        assert mask[16, 14:18].sum() == 0 and mask[10, 14:18].all() and mask[0].sum() == 0
+        run_and_wait(driver, "sample-btn")
+        assert runs(driver) == before + 1
+        assert len(driver.find_elements("css selector", "#grid img")) == 6
+        steps = driver.execute_script("return S.recipe.input.mask.shape;")
+        assert steps == [32, 32]
