@@ -1,8 +1,10 @@
 """The GPU rows of issue 19, in one script: what a lent GPU session runs (through
 ``bench/gpu.sh`` and ``bench/run_all.py --device cuda``).
 
-Sections, in priority order (each in its own try: a failure is recorded and the next runs;
-past ``--budget-s`` the remaining sections are skipped and listed):
+Sections, in priority order (each in its own try: a failure is recorded and the next runs; a
+section whose estimated time would end past ``--budget-s`` is skipped and listed; with
+``SYNTH_GPU_BENCH_PARTIAL=path`` the results so far are written there after each section, so a
+run killed by its time box still leaves them):
 
 1. ``pix2pixhd``: pix2pixHD's generator (G1 + G2, ``pix2pixhd.cityscapes_1024``) at 2048×1024,
    batch 1: ms/image in fp32 (torch's defaults: TF32 off for matmuls, on for cuDNN convs),
@@ -14,14 +16,14 @@ past ``--budget-s`` the remaining sections are skipped and listed):
    layout: one-hot, then conv), for pix2pixHD's 7×7 reflect first layer at 2048×1024 and SPADE's
    3×3 shared MLP conv at 256² (batch 8, 151 classes): ours by the Triton kernel and by the
    PyTorch ``embedding_bag`` path.
-3. ``kernels``: the Triton kernels vs ``torch.compile`` of the PyTorch path vs eager PyTorch:
+5. ``kernels``: the Triton kernels vs ``torch.compile`` of the PyTorch path vs eager PyTorch:
    SPADE's normalise-and-modulate (instance and batch statistics, fp32 and bf16) and the gather,
    forward only (where ``auto`` uses them), plus forward + backward of the fused op (forced
    Triton: its backward recomputes the PyTorch forward) against eager.
-4. ``generators``: SPADE (``clvae.spade_generator``) and CLVAE (``clvae.clvae_generator`` with
+3. ``generators``: SPADE (``clvae.spade_generator``) and CLVAE (``clvae.clvae_generator`` with
    its class/layer encoder's prior) at 256², batch 8, 151 classes: images/s in fp32 and bf16,
    kernels on (``auto``) and off (``torch``).
-5. ``cimle``: code selection, candidates/s, ``select_codes`` against the official batch-1
+4. ``cimle``: code selection, candidates/s, ``select_codes`` against the official batch-1
    scoring loop (re-implemented: one forward and one distance per candidate,
    ``bench/cimle.py``'s ``official_selection``) on the same GPU; the chosen codes are asserted
    equal first. Goal: >= 10×.
@@ -64,7 +66,10 @@ import synth  # noqa: E402
 from synth.nn import kernels, ops  # noqa: E402
 from synth.nn.layers import label_conv2d  # noqa: E402
 
-SECTIONS = ("pix2pixhd", "label_gather", "kernels", "generators", "cimle")
+SECTIONS = ("pix2pixhd", "label_gather", "generators", "cimle", "kernels")
+#: rough GPU seconds of each section (compiles included): one is not started when it would end
+#: past the budget (bench/gpu.sh kills the whole stage at its time box)
+ESTIMATE_S = {"pix2pixhd": 100, "label_gather": 10, "generators": 30, "cimle": 30, "kernels": 60}
 
 #: dense bf16 peak (TFLOP/s, no sparsity) by a substring of the device name, first match wins
 PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
@@ -619,8 +624,12 @@ def run(
         budget_s = float(os.environ["SYNTH_GPU_BENCH_BUDGET_S"])  # bench/gpu.sh's time box
     t0 = time.perf_counter()
     for name in sections:
-        if budget_s is not None and time.perf_counter() - t0 > budget_s:
-            out["skipped"].append(f"gpu.{name}: past the time budget of {budget_s:.0f} s")
+        spent = time.perf_counter() - t0
+        if budget_s is not None and spent + (0 if tiny else ESTIMATE_S[name]) > budget_s:
+            out["skipped"].append(
+                f"gpu.{name}: would end past the time budget of {budget_s:.0f} s "
+                f"({spent:.0f} s spent, about {ESTIMATE_S[name]} s needed)"
+            )
             continue
         print(f"[{harness.elapsed()}] gpu.{name}: start", flush=True)
         s0 = time.perf_counter()
@@ -651,6 +660,10 @@ def run(
             out[key].extend(res.get(key, []))
         out["settings"][f"{name}_wall_s"] = round(time.perf_counter() - s0, 1)
         print(f"[{harness.elapsed()}] gpu.{name}: done in {time.perf_counter() - s0:.0f} s")
+        partial = os.environ.get("SYNTH_GPU_BENCH_PARTIAL")
+        if partial:
+            doc = {"partial": True, "machine": harness.machine(device), **out}
+            Path(partial).write_text(json.dumps(doc, indent=2, default=str) + "\n")
     for r in out["rows"] + out["variants"]:
         r.setdefault("note", _note(r))
     return out

@@ -17,6 +17,7 @@
 # Each stage is time-boxed (the whole script: 500 s at most, GPU_SH_BUDGET; run it with the
 # device tool's timeout_s 600) and a failing stage does not stop the next. What comes back
 # ($OUT, at most 8 files): setup.log, tests.log, bench.log, the results .json/.md,
+# gpu-partial.json (bench/gpu.py's rows after each section, in case the stage is killed),
 # conformance.log, summary.txt.
 set -u
 cd "$(dirname "$0")/.."
@@ -69,7 +70,8 @@ EOF
   if [ "$FULL" = 1 ]; then
     echo "  4. full    (rest)  $FULL_CMD   (the plugins' benchmarks at GPU sizes + the gpu rows)"
   fi
-  echo "  -> \$OUT: setup.log tests.log bench.log <date>-gpu.json <date>-gpu.md conformance.log summary.txt"
+  echo "  -> \$OUT: setup.log tests.log bench.log <date>-gpu.json <date>-gpu.md gpu-partial.json"
+  echo "     conformance.log summary.txt"
 }
 
 prepare() {
@@ -199,7 +201,7 @@ $PY -c "import xdist" 2>/dev/null && XDIST=1
 stage tests 150 "$OUT/tests.log" $TEST_CMD ${XDIST:+-n 4}
 
 # ---------------------------------------------------------------- 2. GPU benchmarks
-export SYNTH_GPU_BENCH_BUDGET_S=160
+export SYNTH_GPU_BENCH_BUDGET_S=160 SYNTH_GPU_BENCH_PARTIAL=$OUT/gpu-partial.json
 stage bench 200 "$OUT/bench.log" $BENCH_CMD
 for f in bench/results/[0-9]*-gpu.json bench/results/[0-9]*-gpu.md; do
   [ -f "$f" ] && [ "$f" -nt "$SETUP" ] && cp "$f" "$OUT/"
