@@ -105,7 +105,40 @@ def cuda_problems(
     stages: tuple[str, ...] = STAGES,
     **params: Any,
 ) -> list[str]:
-    """The problems of ``name`` on CUDA (empty: it passed), one readable line each."""
+    """The problems of ``name`` on CUDA (empty: it passed), one readable line each. TF32 is
+    off meanwhile (cuDNN convolutions in true fp32), so CUDA and CPU agree to rounding."""
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        return _cuda_problems(
+            name,
+            registry=registry,
+            seed=seed,
+            batch_size=batch_size,
+            size=size,
+            example_inputs=example_inputs,
+            config=config,
+            skip=skip,
+            stages=stages,
+            **params,
+        )
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
+def _cuda_problems(
+    name: str,
+    *,
+    registry: Any,
+    seed: int,
+    batch_size: int,
+    size: int | tuple[int, int],
+    example_inputs: Any,
+    config: Mapping[str, Any] | None,
+    skip: Any,
+    stages: tuple[str, ...],
+    **params: Any,
+) -> list[str]:
     params = {**dict(config or {}), **params}
     reg = registry if registry is not None else get_registry()
     kind = reg.get(name).kind
