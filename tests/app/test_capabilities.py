@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from synth.app import capabilities, class_weight_blocks, find_sampler
 from synth.app.capabilities import probe_condition
@@ -77,3 +78,12 @@ def test_samplers_are_found_by_their_keywords():
 def test_a_size_the_model_cannot_make_is_an_error_before_the_page_opens():
     with pytest.raises(ValueError, match="multiple|size"):
         capabilities(nested_model(), size=(33, 33))
+
+
+def test_probing_leaves_the_model_and_its_statistics_alone():
+    model = collage_model().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    capabilities(model, size=(32, 32))
+    assert model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

@@ -245,9 +245,24 @@ def capabilities(
 ) -> Capabilities:
     """What the editor offers for ``model`` at output ``size`` (see the module docstring).
 
-    Runs the model a few times on a probe input (one image each): a model that cannot make
-    ``size`` is a ``ValueError`` from its own checks, raised here, before the page opens.
+    Runs the model a few times on a probe input (one image each, in eval mode; the model's
+    train/eval mode is restored): a model that cannot make ``size`` is a ``ValueError`` from
+    its own checks, raised here, before the page opens.
     """
+    was_training = model.training
+    model.eval()  # the probes must not move batch-norm running statistics
+    try:
+        return _capabilities(model, size, class_names, registry)
+    finally:
+        model.train(was_training)
+
+
+def _capabilities(
+    model: SynthesisModel,
+    size: tuple[int, int],
+    class_names: list[str] | None,
+    registry: Registry | None,
+) -> Capabilities:
     reg = registry or getattr(model, "_registry", None) or get_registry()
     fields = sorted(model.data_fields)
     kind = _input_kind(fields)
