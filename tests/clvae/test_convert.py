@@ -234,10 +234,16 @@ def test_label_input_generator_needs_upsampling_and_matches_official(clvae_regis
         from_official_spade(sd, "G")
     ours = from_official_spade(sd, "G", upsampling=mode)
     labels = synth.nn.ops.resize_labels(_labels(seed=7), (size, size))
+    pre: dict[str, torch.Tensor] = {}
+    off.conv_img.register_forward_hook(lambda m, i, o: pre.__setitem__("x", o))
     with torch.no_grad():
         want = off(one_hot(labels, K))
         got = ours(synth.Condition(label_map=labels, num_classes=K)).image
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    # random buffers let activations grow to ~1e15 before tanh: where a pre-tanh value is ~0
+    # relative to that scale, float rounding (summation order) decides its sign; compare the rest
+    stable = pre["x"].abs() > 1e-5 * pre["x"].abs().max()
+    assert stable.float().mean() > 0.99
+    torch.testing.assert_close(got[stable], want[stable], rtol=1e-4, atol=1e-5)
 
 
 def test_vae_generator_mode_comes_from_upsampling_or_crop_size(clvae_registry):

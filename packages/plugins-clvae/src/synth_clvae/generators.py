@@ -274,13 +274,18 @@ class SPADEGenerator(synth.Generator):
         """
         ctx = self._context(cond, latents)
         x = self._input(cond, ctx)
+        if x.device.type == "cpu":
+            # channels-last on CPU: the gathered label convs already give NHWC maps (γ, β), so
+            # with NHWC features oneDNN's convs and the modulation's element-wise work see one
+            # layout instead of converting between the two at every block
+            x = x.contiguous(memory_format=torch.channels_last)
         features: list[Tensor] = []
         for i, stage in enumerate(self.stages):
             if self._up_before[i]:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = stage(x, ctx.at(i))
             features.append(x)
-        image = torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        image = torch.tanh(self.conv_img(F.leaky_relu(x, 0.2))).contiguous()
         return synth.SynthesisOutput(image=image, features=features if return_features else None)
 
 
