@@ -172,7 +172,7 @@ class InstanceEncoder(LatentInjector):
         x = image
         for i, conv in enumerate([self.conv_in, *self.down, *self.up]):
             y = conv(F.pad(x, (3, 3, 3, 3), mode="reflect") if i == 0 else x)
-            x = F.relu(_instance_norm(y).to(y.dtype))
+            x = F.relu_(_instance_norm(y).to(y.dtype))  # in place: the norm's output is new
         return torch.tanh(self.conv_out(F.pad(x, (3, 3, 3, 3), mode="reflect")))
 
     def _instances(self, cond: Condition) -> Tensor:
