@@ -79,9 +79,11 @@ def official_generator_arrays(
 
 
 def official_discriminator_arrays(
-    multipliers: list[int], ch: int, k: int, seed: int = 0
+    multipliers: list[int], ch: int, k: int, seed: int = 0, hidden: str = "out"
 ) -> dict[str, np.ndarray]:
-    """Random arrays in the official SN projection discriminator layout (with ``u``)."""
+    """Random arrays in the official SN projection discriminator layout (with ``u``).
+    ``hidden``: c1's width in blocks 2..: ``"out"`` (``snresnet_256.py`` passes
+    ``hidden_channels``) or ``"in"`` (``resblocks.Block``'s default, ``snresnet_small.py``)."""
     rng = np.random.default_rng(seed)
     widths = [ch * m for m in multipliers]
 
@@ -94,8 +96,9 @@ def official_discriminator_arrays(
     cin = 3
     for i, c in enumerate(widths):
         n = i + 1
-        conv(f"block{n}/c1", c, cin, 3)
-        conv(f"block{n}/c2", c, c, 3)
+        h = cin if hidden == "in" and i > 0 else c
+        conv(f"block{n}/c1", h, cin, 3)
+        conv(f"block{n}/c2", c, h, 3)
         if i == 0 or cin != c or i < len(widths) - 1:
             conv(f"block{n}/c_sc", c, cin, 1)
         cin = c

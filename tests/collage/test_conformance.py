@@ -21,6 +21,9 @@ CASES = {
     ),
     "collage.projection_discriminator": dict(num_classes=5, resolution=32, ch=4, size=32),
     "collage.projection_discriminator[unconditional]": dict(resolution=32, ch=4, size=32),
+    "collage.projection_discriminator[hidden_in]": dict(
+        num_classes=5, resolution=32, ch=4, size=32, hidden="in"
+    ),
     "collage.feature_blend": {},
     "collage.label_collage": dict(size=32),
 }

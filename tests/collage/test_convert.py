@@ -130,6 +130,44 @@ def test_feature_blending_equals_official(official_g):
     torch.testing.assert_close(out.image, ref, rtol=0, atol=1e-4)
 
 
+def test_class_maps_and_feature_blending_together_equal_official(official_g):
+    """sCBN maps per layer during feature blending (the official spatial_interpolation with
+    weights and blends): each input's maps serve all its paths in the batched forward."""
+    res, arrays, path = official_g
+    model = from_official(path)
+    g = np.random.default_rng(4)
+    maps = []
+    for s in _layer_sizes(res):
+        m = g.random((2, s, s, K)).astype(np.float32) ** 4
+        maps.append(m / m.sum(-1, keepdims=True))
+    z0, z1 = torch.randn(2, Z), torch.randn(2, Z)
+    n = int(np.log2(res // 4))
+    official, ours = [], {}
+    for stage in range(n + 1):
+        s = 4 * 2**stage
+        m1 = g.random((2, s, s)).astype(np.float32)
+        bl = np.zeros((2, s, s, 3), dtype=np.float32)
+        if stage == 0:
+            bl[..., 0], bl[..., 1] = 1 - m1, m1
+        else:
+            bl[..., 2], bl[..., 1] = 1 - m1, m1
+        official.append(bl)
+        ours[stage] = torch.from_numpy(m1)[:, None]
+    cond = synth.Condition(class_id=torch.tensor([0, 0]), num_classes=K, size=(res, res))
+    layer_maps = {i: torch.from_numpy(m).permute(0, 3, 1, 2) for i, m in enumerate(maps)}
+    with torch.no_grad(), layer_class_maps(model.generator, layer_maps):
+        out = model.sample(
+            cond,
+            1,
+            sampler="collage.feature_blend",
+            masks=ours,
+            target=synth.Latents(z=z0),
+            references=[synth.Latents(z=z1)],
+        )
+    ref = official_generate(arrays, [z0, z1], weights=maps, blends=official)
+    torch.testing.assert_close(out.image, ref, rtol=0, atol=1e-4)
+
+
 def test_snapshot_prefix_and_overrides(tmp_path, collage_registry):
     arrays = official_generator_arrays([4, 4, 2, 1], 2, K, Z)
     path = save(arrays, tmp_path / "snapshot.npz", prefix="updater/model:gen/")
@@ -171,12 +209,20 @@ def test_pickled_npz_is_refused(tmp_path, collage_registry):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mult", [[1, 2, 4, 4], [1, 2, 4, 8, 16, 16]])
-def test_discriminator_equals_official(tmp_path, collage_registry, mult):
-    arrays = official_discriminator_arrays(mult, 2, K)
+@pytest.mark.parametrize(
+    ("mult", "hidden"),
+    [
+        ([1, 2, 4, 4], "out"),
+        ([1, 2, 4, 8, 16, 16], "out"),  # snresnet.py / snresnet_256.py: c1 to the out width
+        ([1, 2, 4, 4, 8, 8], "in"),  # snresnet_small.py (128 px dog+cat): c1 keeps the in width
+    ],
+)
+def test_discriminator_equals_official(tmp_path, collage_registry, mult, hidden):
+    arrays = official_discriminator_arrays(mult, 2, K, hidden=hidden)
     path = save(arrays, tmp_path / "dis.npz")
     disc, report = from_official(path, kind="D", return_report=True)
     assert report.unmapped == [] and report.missing == []
+    assert disc.config.hidden == hidden and disc.config.channel_multipliers == mult
     res = 4 * 2 ** (len(mult) - 1)
     assert disc.config.resolution == res and disc.config.num_classes == K
     x = torch.rand(2, 3, res, res) * 2 - 1

@@ -24,13 +24,15 @@ def test_registered(collage_registry):
 
 
 @pytest.mark.parametrize(
-    ("name", "res", "ch", "k", "widths"),
+    ("name", "res", "ch", "k", "widths", "d_widths"),
     [
-        ("collage.dogcat_256", 256, 48, 143, [16, 16, 8, 8, 4, 2, 1]),
-        ("collage.dogcat_128", 128, 64, 143, [8, 8, 4, 4, 2, 1]),
+        # snresnet_256.py: c1 at the output width
+        ("collage.dogcat_256", 256, 48, 143, [16, 16, 8, 8, 4, 2, 1], [1, 2, 4, 8, 8, 16, 16]),
+        # snresnet_small.py: c1 keeps the input width (resblocks.Block's default)
+        ("collage.dogcat_128", 128, 64, 143, [8, 8, 4, 4, 2, 1], [1, 2, 4, 4, 8, 8]),
     ],
 )
-def test_paper_architectures(collage_registry, name, res, ch, k, widths):
+def test_paper_architectures(collage_registry, name, res, ch, k, widths, d_widths):
     spec = synth.recipes()[name].spec
     g = spec["generator"]
     assert (g["resolution"], g["ch"], g["num_classes"], g["z_dim"]) == (res, ch, k, 128)
@@ -42,7 +44,12 @@ def test_paper_architectures(collage_registry, name, res, ch, k, widths):
     assert gen.stage_scales[0] == res // 4 and gen.stage_scales[-1] == 1
     assert len(spatial_norms(gen)) == 2 * (len(widths) - 1)
     assert all(n.config.eps == 2e-5 for n in spatial_norms(gen))
-    assert disc.blocks[-1].c2.weight.shape[0] == ch * 16
+    assert [b.c2.weight.shape[0] for b in disc.blocks] == [ch * m for m in d_widths]
+    c1_in = [b.c1.weight.shape[:2] for b in disc.blocks[1:]]
+    if name == "collage.dogcat_128":
+        assert all(o == i for o, i in c1_in)
+    else:
+        assert [o for o, _ in c1_in] == [ch * m for m in d_widths[1:]]
     assert spec["losses"]["gan"]["type"] == "core.hinge"
 
 

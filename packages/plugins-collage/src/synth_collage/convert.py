@@ -14,7 +14,10 @@ plain BN ``b{last}/{gamma,beta,avg_mean,avg_var,N}`` and conv ``l{last}/{W,b}``.
 Discriminator (``kind="D"``; ``SNResNetProjectionDiscriminator``): ``block1`` (the optimized
 block) .. ``blockN`` with ``{c1,c2,c_sc}/{W,b,u}``, ``l{N+1}/{W,b,u}`` and ``l_y/{W,u}``;
 ``u`` is the spectral norm's left singular vector estimate, which becomes the parametrization's
-``_u``/``_v`` so eval-mode outputs equal Chainer's test-mode ones.
+``_u``/``_v`` so eval-mode outputs equal Chainer's first test-mode call (its ``SNLinear`` and
+``SNEmbedID`` write ``u`` back on every call, test mode too). Widths come from ``c2/W``; ``c1``
+keeps each block's input width in ``snresnet_small.py`` (``hidden: in``) and takes the output
+width in ``snresnet_256.py`` (``hidden: out``).
 
 Encoder (``kind="E"``; ``enc_models/resnetenc_small.py`` / ``resnetenc_256.py``): stem
 ``l1/{W,b}`` (128 px) or ``block1/{W,b}`` (256 px), ``blockN/{c1,c2,c_sc}/{W,b}`` with norms
@@ -248,15 +251,22 @@ def discriminator_config(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
             "from_official(kind='D'): expected block1 (the optimized block) .. blockN; found "
             f"blocks {blocks}"
         )
-    widths = [int(arrays[f"block{n}/c1/W"].shape[0]) for n in blocks]
+    widths = [int(arrays[f"block{n}/c2/W"].shape[0]) for n in blocks]
     ch, mult = _ch_and_multipliers(widths)
     k = int(arrays["l_y/W"].shape[0]) if "l_y/W" in arrays else None
+    # c1's width: the block's input (resblocks.Block's default, snresnet_small.py) or its
+    # output (snresnet_256.py passes hidden_channels); the same where they agree
+    hidden_in = any(
+        arrays[f"block{n}/c1/W"].shape[0] == arrays[f"block{n}/c1/W"].shape[1] != w
+        for n, w in zip(blocks[1:], widths[1:])
+    )
     return {
         "type": "collage.projection_discriminator",
         "num_classes": k,
         "resolution": 4 * 2 ** (len(blocks) - 1),
         "ch": ch,
         "channel_multipliers": mult,
+        "hidden": "in" if hidden_in else "out",
     }
 
 

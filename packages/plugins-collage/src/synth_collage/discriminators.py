@@ -41,14 +41,24 @@ class DownBlock(nn.Module):
 
     Residual: ``c2(relu(c1(relu(x))))`` (``optimized``: no ReLU before ``c1``, as the first
     block), average-pooled when ``down``; shortcut ``c_sc`` (1×1) when the width or size
-    changes, pooled after it (``optimized``: before it).
+    changes, pooled after it (``optimized``: before it). ``c1`` maps ``C_in -> hidden``
+    (default ``C_out``), ``c2`` ``hidden -> C_out``.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, *, down: bool, optimized: bool = False) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        down: bool,
+        optimized: bool = False,
+        hidden: int | None = None,
+    ) -> None:
         super().__init__()
         self.down, self.optimized = down, optimized
-        self.c1 = spectral_norm(nn.Conv2d(in_ch, out_ch, 3, padding=1))
-        self.c2 = spectral_norm(nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        hidden = out_ch if hidden is None else hidden
+        self.c1 = spectral_norm(nn.Conv2d(in_ch, hidden, 3, padding=1))
+        self.c2 = spectral_norm(nn.Conv2d(hidden, out_ch, 3, padding=1))
         self.learnable_sc = optimized or in_ch != out_ch or down
         self.c_sc = spectral_norm(nn.Conv2d(in_ch, out_ch, 1)) if self.learnable_sc else None
 
@@ -84,6 +94,13 @@ class ProjectionDiscriminator(synth.Discriminator):
         channel_multipliers: list[int] | None = Field(
             None, description="widths / ch per block; default DEFAULT_D_MULTIPLIERS[resolution]"
         )
+        hidden: Literal["out", "in"] = Field(
+            "out",
+            description="width of c1 in blocks 2..: 'out' (the block's output width, as "
+            "snresnet_256.py passes hidden_channels) or 'in' (its input width, the default of "
+            "the official dis_models/resblocks.py Block, used by snresnet_small.py: the "
+            "official 128 px dog+cat discriminator)",
+        )
         condition: Literal["class_id", "class_weights", "label_map"] = Field(
             "class_id",
             description="the Condition field the compose-time check asks for (label_map: the "
@@ -111,7 +128,10 @@ class ProjectionDiscriminator(synth.Discriminator):
         widths = [cfg.ch * m for m in mult]
         blocks = [DownBlock(self.image_channels, widths[0], down=True, optimized=True)]
         for i in range(1, len(widths)):
-            blocks.append(DownBlock(widths[i - 1], widths[i], down=i < len(widths) - 1))
+            hidden = widths[i - 1] if cfg.hidden == "in" else widths[i]
+            blocks.append(
+                DownBlock(widths[i - 1], widths[i], down=i < len(widths) - 1, hidden=hidden)
+            )
         self.blocks = nn.ModuleList(blocks)
         self.linear = spectral_norm(nn.Linear(widths[-1], 1))
         self.embed = (

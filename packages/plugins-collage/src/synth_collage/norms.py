@@ -292,7 +292,9 @@ def layer_class_maps(
     ``maps``: layer index (see :func:`spatial_norms`) -> ``[B, K, H, W]`` class weights (any
     size; area-averaged or resized to the layer's size), or a sequence with one entry per layer
     (``None`` keeps the Condition's map). Layers not named read the Condition as usual, so a
-    collage acts on the chosen layers only (§5.3, Fig. 12).
+    collage acts on the chosen layers only (§5.3, Fig. 12). A map with one row per input also
+    serves a forward over several rows per input ordered input-major (a sampler's ``(b n)``
+    samples, ``collage.feature_blend``'s target and reference paths): it is repeated.
     """
     norms = spatial_norms(module)
     items = dict(enumerate(maps)) if not isinstance(maps, Mapping) else dict(maps)
@@ -307,7 +309,12 @@ def layer_class_maps(
     def hook_for(weights: Tensor):
         def hook(block: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
             x, ctx = args[0], args[1]
-            cond = dataclasses.replace(ctx.cond, class_weights=weights.to(x.device), check=False)
+            w = weights.to(x.device)
+            if w.shape[0] != x.shape[0] and x.shape[0] % w.shape[0] == 0:
+                # the samplers run input-major rows (an input's n samples, its blend paths):
+                # each input's map is shared by its rows
+                w = w.repeat_interleave(x.shape[0] // w.shape[0], dim=0)
+            cond = dataclasses.replace(ctx.cond, class_weights=w, check=False)
             return (x, synth.Context(cond, ctx.latents, ctx.stage), *args[2:])
 
         return hook

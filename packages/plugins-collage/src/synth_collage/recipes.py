@@ -5,7 +5,8 @@
     (ImageNet's dog and cat classes), dim_z 128, sCBN in every block; the projection
     discriminator; hinge loss.
 ``collage.dogcat_128``
-    The 128 px variant (the official ``resnet_small_scbn`` widths ch·{8,8,4,4,2,1}, ch 64).
+    The 128 px variant (the official ``resnet_small_scbn`` widths ch·{8,8,4,4,2,1}, ch 64) with
+    the official ``snresnet_small`` discriminator (ch·{1,2,4,4,8,8}, ``c1`` at the input width).
 ``collage.tiny``
     A CPU-sized model (32 px, ch 8, 4 classes) for the demo, the examples and the tests. In
     ``synth demo`` it reads the demo's label maps as per-pixel class maps (see :data:`DEMO`).
@@ -63,6 +64,14 @@ def _spec(resolution: int, ch: int, num_classes: int, z_dim: int) -> dict[str, A
     }
 
 
+def _with_small_discriminator(spec: dict[str, Any]) -> dict[str, Any]:
+    """The official 128 px dog+cat discriminator (``dis_models/snresnet_small.py``): widths
+    ch·{1,2,4,4,8,8}, and ``c1`` keeps each block's input width (``resblocks.Block``'s
+    default ``hidden_channels``)."""
+    spec["discriminator"].update(channel_multipliers=[1, 2, 4, 4, 8, 8], hidden="in")
+    return spec
+
+
 #: The CPU model: 32 px, ch 8, 4 classes, dim_z 16.
 TINY_SPEC: dict[str, Any] = _spec(32, 8, 4, 16)
 
@@ -76,7 +85,7 @@ RECIPES: dict[str, tuple[dict[str, Any], str]] = {
         "synth_collage.from_official(path).",
     ),
     "collage.dogcat_128": (
-        _spec(128, 64, 143, 128),
+        _with_small_discriminator(_spec(128, 64, 143, 128)),
         "The 128 px SNGAN of the paper's code (resnet_small_scbn: widths ch·{8,8,4,4,2,1}, "
         "ch 64), 143 dog+cat classes, dim_z 128, sCBN; projection discriminator, hinge, n_dis "
         "5, Adam 2e-4 β (0, 0.9).",
