@@ -210,3 +210,15 @@ def test_cpu_default_tunes_the_chunk_caches_it_and_chooses_the_same_codes(monkey
             model, cond, real, loss, 6, seed=5, cost_cache=cache, memory_budget_mb=budget
         )
     assert again.chunk_size == tuned.chunk_size and torch.equal(again.index, fixed.index)
+
+
+def test_tuner_tries_only_what_the_first_block_can_time():
+    model = tiny_sr_model()
+    cond, real = lr_batch(1)  # 6 candidates: chunks 1 and 2 fit (1 + 2 <= 6), 4 does not
+    cache: dict = {}
+    with torch.no_grad():
+        sel = select_codes(
+            model, cond, real, model.losses["imle"], 6, cost_cache=cache, memory_budget_mb=None
+        )
+    (key,) = [k for k in cache if k[0] == "tuned chunk"]
+    assert sel.chunk_size == cache[key] in (1, 2)

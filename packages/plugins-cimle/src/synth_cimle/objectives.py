@@ -442,10 +442,13 @@ def select_codes(
                 chunk = min(chunk, int(cached))
             else:
                 # larger chunks are not tried: no faster on CPU, and a slow pass is costly
-                sizes = [c for c in _TUNED_CHUNKS if c < chunk]
+                tried = [c for c in _TUNED_CHUNKS if c < chunk]
                 if chunk <= _TUNED_CHUNKS[-1]:
-                    sizes.append(chunk)
-                tuner = _ChunkTuner(sizes, cost_cache, key)
+                    tried.append(chunk)
+                # only as many sizes as the first draw block's candidates can time
+                first_block = min(b, draw_block) * m
+                sizes = [c for i, c in enumerate(tried) if sum(tried[: i + 1]) <= first_block]
+                tuner = _ChunkTuner(sizes or [1], cost_cache, key)
         n_chunks = n_stages * sum(-(-(e - s) * m // chunk) for s, e in _blocks(b, draw_block))
         from tqdm.auto import tqdm
 
