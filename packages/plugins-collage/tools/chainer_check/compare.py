@@ -59,5 +59,18 @@ with torch.no_grad(), warnings.catch_warnings():
     logits = d(x, synth.Condition(class_id=y, num_classes=5)).logits[0]
     res["D logits"] = ((logits - t("dis_logits")).abs() / t("dis_logits").abs().clamp(min=1)).max()
     res["D feature_vector"] = (d.feature_vector(x) - t("dis_features")).abs().max()
+with torch.no_grad(), warnings.catch_warnings():
+    warnings.simplefilter("error")
+    s256 = from_official(f"{D}/scbn256.npz", kind="G")
+    maps = {i: t(f"g256_w{i}").permute(0, 3, 1, 2) for i in range(12)}
+    cond = synth.Condition(class_id=torch.zeros(1, dtype=torch.long), num_classes=5)
+    with layer_class_maps(s256.generator, maps):
+        img = s256.generate(cond, synth.Latents(z=t("g256_z"))).image
+    res["G 256 sCBN, a class map per layer"] = (img - t("g256_image")).abs().max()
+    d256 = from_official(f"{D}/dis256.npz", kind="D")
+    x2, y = t("x256"), t("y").long()
+    logits = d256(x2, synth.Condition(class_id=y, num_classes=5)).logits[0]
+    res["D 256 logits"] = (logits - t("d256_logits")).abs().max()
+    res["D 256 feature_vector"] = (d256.feature_vector(x2) - t("d256_features")).abs().max()
 for k, v in res.items():
     print(f"{k:45s} max |diff| {float(v):.2e}")

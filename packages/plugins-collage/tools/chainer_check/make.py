@@ -25,9 +25,11 @@ def _l2normalize(v, eps=1e-12):
 
 
 max_sv._l2normalize = _l2normalize
+from dis_models.snresnet_256 import SNResNetProjectionDiscriminator as Dis256  # noqa: E402
 from dis_models.snresnet_small import SNResNetProjectionDiscriminator  # noqa: E402
 from enc_models.resnetenc_256 import ResNetEncoder as Enc256  # noqa: E402
 from enc_models.resnetenc_small import ResNetEncoder as EncSmall  # noqa: E402
+from gen_models.resnet_256_scbn import SCBNResNetGenerator as SCBNGen256  # noqa: E402
 from gen_models.resnet_small_auxab import ResNetAuxABGenerator  # noqa: E402
 from gen_models.resnet_small_scbn import SCBNResNetGenerator as SCBNGen  # noqa: E402
 
@@ -103,5 +105,23 @@ with chainer.using_config("train", False), chainer.no_backprop_mode():
     serializers.save_npz(f"{OUT}/dis.npz", d)
     outs["dis_logits"] = d(x128, y).array
     outs["dis_features"] = d.feature_vector(x128).array
+with chainer.using_config("train", False), chainer.no_backprop_mode():
+    # the 256 px layouts: resnet_256_scbn (blocks 2-7, b8/l8) and snresnet_256 (c1 at the
+    # output width), a class map per layer
+    s256 = SCBNGen256(ch=1, dim_z=8, n_classes=5)
+    randomise(s256)
+    weights = []
+    for size in [4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256]:
+        w = rng.random((1, size, size, 5)).astype(np.float32) ** 4
+        weights.append(w / w.sum(-1, keepdims=True))
+        outs[f"g256_w{len(weights) - 1}"] = weights[-1]
+    outs["g256_z"] = z[:1]
+    outs["g256_image"] = s256.spatial_interpolation(z=z[:1], weights=weights).array
+    serializers.save_npz(f"{OUT}/scbn256.npz", s256)
+    d256 = Dis256(ch=1, n_classes=5)
+    randomise(d256)
+    serializers.save_npz(f"{OUT}/dis256.npz", d256)
+    outs["d256_logits"] = d256(x256, y).array
+    outs["d256_features"] = d256.feature_vector(x256).array
 np.savez(f"{OUT}/outputs.npz", **outs)
 print({k: v.shape for k, v in outs.items() if "w" not in k[:6]})
