@@ -4,7 +4,11 @@ blend, and a label collage on a class-conditional model), undo; the pixels chang
 edited region and not far outside it.
 
 Skipped with the reason when no browser or driver is installed (``.ci/run`` installs them).
-``SYNTH_APP_SCREENSHOT=path`` saves the page after the edits (the README's picture).
+``SYNTH_APP_SCREENSHOT=path`` saves the page after the edits (the README's picture): on the
+tiny untrained CLVAE model the tests compose, or, with ``SYNTH_APP_MODEL=DIR`` (a trained
+label-map pyramid such as ``make demo``'s ``runs/demo/model``), on that model starting from a
+demo photo's label map (``SYNTH_APP_PHOTO``, default ``astronaut``). Without
+``SYNTH_APP_MODEL`` the trained-model test is skipped.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import pytest
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
-from synth.app import create_app
+import synth
+from synth.app import Editor, create_app
 
 pytest.importorskip("uvicorn")
 selenium = pytest.importorskip("selenium")
@@ -169,6 +174,19 @@ def open_page(driver, url: str) -> None:
     wait(driver, "document.body.dataset.ready === '1'")
 
 
+def screenshot(driver) -> None:
+    """Save the page to ``$SYNTH_APP_SCREENSHOT`` when it is set (the README's picture)."""
+    shot = os.environ.get("SYNTH_APP_SCREENSHOT")
+    if shot:
+        Path(shot).parent.mkdir(parents=True, exist_ok=True)
+        driver.execute_script("window.scrollTo(0, 0);")
+        driver.save_screenshot(shot)
+
+
+#: a trained model for the README's picture (module docstring); unset: that test is skipped
+APP_MODEL = os.environ.get("SYNTH_APP_MODEL", "")
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -212,12 +230,10 @@ def test_paint_sample_resample_class_collage_undo(browser, clvae_editor):
         region = canvas_pixels(driver, "region-canvas")[..., 3] > 0
         assert region[:24, :24].mean() > 0.5 and not region[40:].any()
         set_value(driver, "blend-with", "1")
-        # the README picture: a painted map, four variants of class 1, a region to blend
-        shot = os.environ.get("SYNTH_APP_SCREENSHOT")
-        if shot:
-            Path(shot).parent.mkdir(parents=True, exist_ok=True)
-            driver.execute_script("window.scrollTo(0, 0);")
-            driver.save_screenshot(shot)
+        # the README picture when no trained model is given: a painted map, four variants of
+        # class 1, a region to blend
+        if not APP_MODEL:
+            screenshot(driver)
 
         run_and_wait(driver, "blend-btn")
         blended = current_image(driver)
@@ -322,3 +338,80 @@ def test_outpainting_upload_an_image_and_draw_the_mask(browser, tmp_path):
         assert len(driver.find_elements("css selector", "#grid img")) == 6
         steps = driver.execute_script("return S.recipe.input.mask.shape;")
         assert steps == [32, 32]
+
+
+@pytest.mark.skipif(
+    not APP_MODEL,
+    reason="SYNTH_APP_MODEL=DIR not set (a trained label-map pyramid, e.g. make demo's "
+    "runs/demo/model; it takes the README's picture)",
+)
+def test_a_trained_model_from_a_demo_label_map(browser, tmp_path):
+    """The README's workflow on a trained model: upload a demo photo's label PNG, sample 6,
+    pick one, redraw its finest scale 6 times, paint a region and blend another sample into
+    it. The picture is taken before the blend (the grid still shows the scale's variants)."""
+    from synth.data import demo
+    from synth.viz import save_label_map
+
+    model = synth.load(APP_MODEL, for_training=False)
+    editor = Editor(model, size=(64, 64), name=APP_MODEL)
+    caps = editor.caps
+    need = [e for e in ("resample_scale", "blend") if not caps.edits[e].offered]
+    assert caps.input == "label_map" and caps.num_classes and not need, (
+        f"SYNTH_APP_MODEL={APP_MODEL}: this test needs a label-map model offering "
+        f"resample_scale and blend (input {caps.input!r}, not offered: {need}); give a "
+        "nested-scale pyramid such as make demo's runs/demo/model"
+    )
+    photos = demo(caps.size[0], caps.num_classes, "all", 0, disk_cache=True)
+    name = os.environ.get("SYNTH_APP_PHOTO", "astronaut")
+    assert name in photos.names, f"SYNTH_APP_PHOTO={name!r}: choose among {photos.names}"
+    labels = photos[photos.names.index(name)]["label_map"]
+    png = save_label_map(labels, tmp_path / f"{name}.png", caps.num_classes)
+
+    driver = browser
+    with _Server(editor) as url:
+        open_page(driver, url)
+        driver.find_element("id", "label-file").send_keys(str(png))
+        wait(driver, f"S.labels.reduce((a, b) => a + b, 0) === {int(labels.sum())}")
+        shown = np.asarray(driver.execute_script("return Array.from(S.labels);"))
+        assert np.array_equal(shown.reshape(labels.shape), labels.numpy())
+
+        set_value(driver, "n-slider", "6")
+        run_and_wait(driver, "sample-btn")
+        samples = driver.find_elements("css selector", "#grid img")
+        assert len(samples) == 6
+        before = runs(driver)
+        samples[2].click()  # pick one: it becomes the current image
+        wait(driver, f"Number(document.body.dataset.runs || 0) > {before}")
+        picked = current_image(driver)
+
+        finest = caps.edits["resample_scale"].count - 1
+        set_value(driver, "resample-scale", str(finest))
+        run_and_wait(driver, "resample-scale-btn")
+        assert len(driver.find_elements("css selector", "#grid img")) == 6
+        redrawn = current_image(driver)
+        # the finest scale redraws detail, not the picture: the change is small
+        assert 0 < change(picked, redrawn).mean() < 40
+
+        # the region: the top right corner (the background, where the red overlay shows)
+        set_value(driver, "region-brush", "12")
+        for y in (0.08, 0.2, 0.32):
+            stroke(driver, "region-canvas", [(0.6, y), (0.75, y), (0.92, y)])
+        region = canvas_pixels(driver, "region-canvas")[..., 3] > 0
+        assert (
+            region[:20, 40:60].mean() > 0.5 and not region[32:].any() and not region[:, :32].any()
+        )
+        # shift-click: the image to blend with (framed blue, chosen in the blend's list)
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        other = driver.find_elements("css selector", "#grid img")[4]
+        ActionChains(driver).key_down(Keys.SHIFT).click(other).key_up(Keys.SHIFT).perform()
+        wait(driver, "S.other === 4 && document.getElementById('blend-with').value === '4'")
+        screenshot(driver)
+
+        run_and_wait(driver, "blend-btn")
+        blended = current_image(driver)
+        d = change(redrawn, blended)
+        assert d[region].mean() > 2 * d[far_from(region, 10)].mean(), "the blend leaked"
+        steps = driver.execute_script("return S.recipe.steps.map((s) => s.op);")
+        assert steps == ["sample", "pick", "resample_scale", "blend"]
