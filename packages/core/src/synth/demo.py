@@ -938,7 +938,7 @@ def run_demo(
     train_data, show_data, mode = _datasets(model, size, num_classes, seed)
     _clear(run.out)
     trainer, summary, seconds = _train(run, model, train_data, cfg, log)
-    model = trainer.model.eval()
+    model = trainer.sampling_model().eval()  # the EMA generator when demo["train"] sets ema
     data = _display_data(model, show_data, trainer.device)
     g = torch.Generator(trainer.device).manual_seed(seed)
     files, out = _pictures(run, model, data, g)
