@@ -341,3 +341,26 @@ def test_encoder_native_instance_norm_matches_the_fp32_one():
     torch.testing.assert_close(encoders._instance_norm(y), instance_normalize(y))
     one = torch.randn(2, 5, 1, 1)
     assert torch.equal(encoders._instance_norm(one), torch.zeros_like(one))
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_encoder_channels_last_cpu_path_matches_the_plain_one(b):
+    """CPU fp32 runs the encoder in channels_last with the norm as a batch norm over the
+    pixels; the result is the NCHW computation's (float rounding) and comes back contiguous."""
+    from synth.nn.norms import instance_normalize
+    from synth_pix2pixhd import InstanceEncoder, encoders
+
+    y = torch.randn(b, 8, 6, 10).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(encoders._instance_norm_nhwc(y), instance_normalize(y))
+    torch.manual_seed(0)
+    enc = InstanceEncoder(channels=3, nef=4, n_downsampling=2).eval()
+    image = torch.rand(b, 3, 16, 24) * 2 - 1
+    with torch.no_grad():
+        got = enc.encode(image)
+        x = image
+        for i, conv in enumerate([enc.conv_in, *enc.down, *enc.up]):
+            x = conv(torch.nn.functional.pad(x, (3, 3, 3, 3), mode="reflect") if i == 0 else x)
+            x = instance_normalize(x).relu()
+        want = torch.tanh(enc.conv_out(torch.nn.functional.pad(x, (3, 3, 3, 3), mode="reflect")))
+    assert got.is_contiguous()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
