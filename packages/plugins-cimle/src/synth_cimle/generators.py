@@ -301,13 +301,18 @@ class RRDBGenerator(Generator):
         lr = cond.image
         if not self.config.hierarchical:
             lr = lr.to(self.conv_first.weight.dtype)
-            h = self.conv_first(self._input(lr, self._code(latents, None, lr)))
+            x = self._input(lr, self._code(latents, None, lr))
+            nhwc = x.device.type == "cpu" and x.dtype == torch.float32
+            if nhwc and not torch.is_autocast_enabled("cpu"):
+                # oneDNN's native layout: the convs follow the input's (~1/3 less time on CPU)
+                x = x.contiguous(memory_format=torch.channels_last)
+            h = self.conv_first(x)
             feats: list[Tensor] = []
             for stage in self.stages:
                 h = stage(h)
                 feats.append(h)
             out = self.conv_last(F.leaky_relu(self.hr_conv(h), 0.2))
-            image = torch.tanh(out + self._base(lr, self.config.scale))
+            image = torch.tanh(out + self._base(lr, self.config.scale)).contiguous()
             return SynthesisOutput(
                 image=image, features=feats if return_features else None, pyramid=[image]
             )
