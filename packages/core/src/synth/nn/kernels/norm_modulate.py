@@ -131,8 +131,8 @@ def norm_modulate(
 
     Args:
         x: ``[B, C, H, W]`` in any float dtype.
-        gamma, beta: ``[B, C, H, W]`` (SPADE's spatial modulation); other broadcastable shapes
-            take the PyTorch path.
+        gamma, beta: ``[B, C, H, W]`` (SPADE's spatial modulation); other broadcastable shapes,
+            and channels-last (not NCHW-contiguous) tensors, take the PyTorch path.
         eps: of the instance norm (``bn=None``); a batch norm uses ``bn.eps``.
         bn: the parameter-free ``nn.BatchNorm2d`` holding the running statistics, or None for
             instance statistics. A ``bn`` with affine parameters takes the PyTorch path.
@@ -145,6 +145,8 @@ def norm_modulate(
         and gamma.shape == x.shape
         and beta.shape == x.shape
         and (bn is None or bn.weight is None)
+        # the kernel walks NCHW rows; copying channels-last inputs would cost more than it saves
+        and all(t.is_contiguous() for t in (x, gamma, beta))
         and use_triton(x, gamma, beta)
     )
     if not fused:
