@@ -117,13 +117,14 @@ def _instance_norm_nhwc(y: Tensor) -> Tensor:
     itself for B = 1 (one copy otherwise); the native kernel reads it in that layout, where
     ``F.instance_norm`` would first convert to NCHW.
     """
-    b, _, h, w = y.shape
+    b, c, h, w = y.shape
     if h * w == 1:
         return instance_normalize(y)
-    flat = rearrange(y, "b c h w -> (h w) (b c)")
+    # explicit views, not einops: the result's batch stride must be H·W·C even for B = 1, or
+    # the next conv's memory-format check sees an ambiguous layout and falls back to NCHW
+    flat = y.permute(0, 2, 3, 1).reshape(b, h * w, c).transpose(0, 1).reshape(h * w, b * c)
     out = F.batch_norm(flat, None, None, training=True, eps=1e-5)
-    out = rearrange(out, "(h w) (b c) -> b h w c", h=h, w=w, b=b)
-    return rearrange(out, "b h w c -> b c h w")
+    return out.view(h * w, b, c).transpose(0, 1).reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
 class InstanceEncoder(LatentInjector):
