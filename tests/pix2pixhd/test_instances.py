@@ -351,7 +351,10 @@ def test_encoder_channels_last_cpu_path_matches_the_plain_one(b):
     from synth_pix2pixhd import InstanceEncoder, encoders
 
     y = torch.randn(b, 8, 6, 10).contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(encoders._instance_norm_nhwc(y), instance_normalize(y))
+    normed = encoders._instance_norm_nhwc(y)
+    torch.testing.assert_close(normed, instance_normalize(y))
+    # an unambiguous NHWC layout (batch stride H·W·C), or the next conv falls back to NCHW
+    assert normed.stride() == (6 * 10 * 8, 1, 10 * 8, 8)
     torch.manual_seed(0)
     enc = InstanceEncoder(channels=3, nef=4, n_downsampling=2).eval()
     image = torch.rand(b, 3, 16, 24) * 2 - 1

@@ -114,8 +114,8 @@ def _instance_norm_nhwc(y: Tensor) -> Tensor:
 
     Per (sample, channel) statistics over the pixels are a batch norm (training statistics,
     biased variance, as instance norm) of the ``[H·W, B·C]`` matrix, which is ``y``'s memory
-    itself for B = 1 (one copy otherwise); the native kernel reads it in that layout, where
-    ``F.instance_norm`` would first convert to NCHW.
+    itself for B = 1 (a copy each way otherwise); the native kernel reads it in that layout,
+    where ``F.instance_norm`` would first convert to NCHW.
     """
     b, c, h, w = y.shape
     if h * w == 1:
@@ -124,7 +124,8 @@ def _instance_norm_nhwc(y: Tensor) -> Tensor:
     # the next conv's memory-format check sees an ambiguous layout and falls back to NCHW
     flat = y.permute(0, 2, 3, 1).reshape(b, h * w, c).transpose(0, 1).reshape(h * w, b * c)
     out = F.batch_norm(flat, None, None, training=True, eps=1e-5)
-    return out.view(h * w, b, c).transpose(0, 1).reshape(b, h, w, c).permute(0, 3, 1, 2)
+    out = out.view(h * w, b, c).transpose(0, 1).reshape(b, h, w, c).permute(0, 3, 1, 2)
+    return out if b == 1 else out.contiguous(memory_format=torch.channels_last)
 
 
 class InstanceEncoder(LatentInjector):
