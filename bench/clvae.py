@@ -263,10 +263,17 @@ def _with_ceiling(
 
 
 def official_rows(
-    root: Path, size: int, ngf: int, ndf: int, repeats: int
+    root: Path,
+    size: int,
+    ngf: int,
+    ndf: int,
+    repeats: int,
+    variants: list[dict[str, object]] | None = None,
 ) -> list[dict[str, object]]:
     """Generator, encoder (121 and 17 classes) and VAE-GAN step rows against the authors'
-    modules from ``root`` (CPU), each with its ceiling."""
+    modules from ``root`` (CPU), each with its ceiling; variant rows (ours with and without
+    the piecewise γ/β) are appended to ``variants``."""
+    variants = [] if variants is None else variants
     s, reference = size, official.label("clvae", root)
     with _official_imports(root) as mods, _cpu_random_vgg():
         opt = official_options(K, ngf, ndf, s)
@@ -325,6 +332,7 @@ def official_rows(
         calls = _capture(_shared_generator_modules(off_g), lambda: off_g(seg, z_dict))
         rows.append(_with_ceiling(row, _replay(calls, backward=False), repeats))
         del calls
+        variants.extend(_piecewise_variants(gen, cond, lat, setting, repeats))
 
         # encoder forward, two layouts
         for labels, what in ((many, "random grid"), (few, "Voronoi layout, seed 0")):
@@ -418,6 +426,36 @@ def official_rows(
         r["notes"] = PAPER_NOTE
         r["target"] = target
     return rows
+
+
+def _piecewise_variants(
+    gen: nn.Module, cond: synth.Condition, lat: synth.Latents, setting: str, repeats: int
+) -> list[dict[str, object]]:
+    """Our generator with SPADE's γ/β by the dense convs everywhere vs piecewise (the dense
+    convs only near class boundaries, :func:`synth_clvae.norms.piecewise_gamma_beta`),
+    interleaved: whether the piecewise path pays on this machine."""
+    from synth_clvae import norms
+
+    default = norms.PIECEWISE_MAX_BOUNDARY
+
+    def with_boundary(limit: float) -> Callable[[], object]:
+        def go() -> object:
+            norms.PIECEWISE_MAX_BOUNDARY = limit
+            try:
+                return gen(cond, lat)
+            finally:
+                norms.PIECEWISE_MAX_BOUNDARY = default
+
+        return go
+
+    return harness.interleaved_variants(
+        setting,
+        {
+            "clvae: our generator, gamma/beta by dense convs everywhere": with_boundary(0.0),
+            "clvae: our generator, piecewise gamma/beta (default)": with_boundary(default),
+        },
+        repeats=repeats,
+    )
 
 
 @contextlib.contextmanager
@@ -551,7 +589,7 @@ def run(
         ]
         return result
     if root is not None:  # the authors' code first; the re-implementation rows still run
-        rows.extend(official_rows(root, s, ngf, ndf, repeats))
+        rows.extend(official_rows(root, s, ngf, ndf, repeats, result["variants"]))
 
     first = len(rows)
     with torch.no_grad():
@@ -688,7 +726,10 @@ def main() -> None:
         "machine": harness.machine("cpu"),
         "settings": {**result["settings"], "paper_sizes": args.paper_sizes},
         "rows": result["rows"],
+        "variants": result["variants"],
     }
+    for v in result["variants"]:
+        print(f"variant: {v['name']}: {v['seconds'] * 1e3:.1f} ms")
     suffix = "-paper" if args.paper_sizes else ""
     name = f"{datetime.date.today().isoformat()}-cpu-clvae{suffix}.json"
     out = ROOT / "bench" / "results" / name

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from pydantic import Field
 from torch import Tensor, nn
@@ -21,6 +22,98 @@ from synth.nn.layers import LabelConv2d
 from synth.nn.norms import batch_normalize, instance_normalize, modulate
 
 __all__ = ["CSE", "SPADE"]
+
+
+#: Above this share of pixels near a class boundary the dense γ/β convs are used instead.
+PIECEWISE_MAX_BOUNDARY = 0.6
+
+
+def piecewise_gamma_beta(
+    labels: Tensor,
+    actv: Tensor,
+    shared: LabelConv2d,
+    gamma: nn.Conv2d,
+    beta: nn.Conv2d,
+    class_vectors: Tensor | None = None,
+) -> tuple[Tensor, Tensor] | None:
+    """SPADE's ``(γ, β) = (conv_γ(actv), conv_β(actv))`` exploiting that the label map is
+    piecewise constant: exact, with the dense convs only at pixels near a class boundary.
+
+    ``actv = ReLU(conv_s(M))`` reads the (one-hot or class-painted) map ``M`` in a k×k window,
+    and γ/β read ``actv`` in a k×k window, so where the ``(2k-1)²`` window of labels around a
+    pixel is one class ``c`` (and inside the image: the zero padding is "no class") ``actv`` is
+    the constant ``a_c = ReLU(b_s + Σ_taps W_s[:, c])`` (painted map: ``W_s·v_{b,c}`` summed
+    over taps) and ``γ = b_γ + (Σ_taps W_γ) a_c``: one table row per (sample, class). The
+    other pixels get the k×k patches of ``actv`` gathered and one matmul with the taps of
+    ``cat(W_γ, W_β)``. The results are equal to the dense convs up to float summation order.
+
+    Args:
+        labels: ``LongTensor[B, H, W]`` at the features' size.
+        actv: ``[B, hidden, H, W]``, ``ReLU(shared(labels, class_vectors))``.
+        shared, gamma, beta: SPADE's ``mlp_shared[0]``, ``mlp_gamma``, ``mlp_beta``
+            (same odd kernel size k, padding k // 2).
+        class_vectors: ``[B, K, D]`` for a class-painted map (CSE), else None (one-hot).
+    Returns:
+        ``(γ, β)``, each ``[B, C, H, W]`` (channels-last strides), or None when more than
+        :data:`PIECEWISE_MAX_BOUNDARY` of the pixels are near a boundary (the dense convs are
+        then cheaper) or the layers do not fit the assumptions.
+    """
+    k = gamma.kernel_size[0]
+    r = k // 2
+    if (
+        beta.kernel_size != gamma.kernel_size
+        or shared.kernel_size != gamma.kernel_size
+        or gamma.padding != (r, r)
+        or beta.padding != (r, r)
+        or shared.padding != (r, r)
+        or shared.padding_mode != "zeros"
+    ):
+        return None
+    b, h, w = labels.shape
+    reach = 2 * r  # the label window of a γ pixel: (2k - 1)² = (2·reach + 1)²
+    lab = labels[:, None].float()  # exact for ids < 2**24
+    hi = F.max_pool2d(F.pad(lab, (reach,) * 4, value=-1.0), 2 * reach + 1, stride=1)
+    lo = -F.max_pool2d(F.pad(-lab, (reach,) * 4, value=1.0), 2 * reach + 1, stride=1)
+    near = (hi != lo)[:, 0]  # [B, H, W]: a boundary or the image border within reach
+    where = near.flatten().nonzero().squeeze(1)
+    if where.numel() > PIECEWISE_MAX_BOUNDARY * near.numel():
+        return None
+    c = gamma.out_channels
+    w_gb = torch.cat([gamma.weight, beta.weight])  # [2C, hidden, k, k]
+    b_gb = torch.cat([gamma.bias, beta.bias])
+    # interior: per-(sample, class) constants
+    ws = shared.weight[:, : shared.weight.shape[1] - shared.extra_channels]
+    ws_sum = ws.sum((2, 3))  # [hidden, K or D]
+    bs = shared.bias if shared.bias is not None else ws_sum.new_zeros(ws_sum.shape[0])
+    if class_vectors is None:
+        a = F.relu(ws_sum.t() + bs)[None]  # [1, K, hidden]
+    else:
+        a = F.relu(class_vectors.to(ws_sum.dtype) @ ws_sum.t() + bs)  # [B, K, hidden]
+    table = a @ w_gb.sum((2, 3)).t() + b_gb  # [1 or B, K, 2C]
+    num = table.shape[1]
+    rows = labels + (torch.arange(b, device=labels.device) * num).view(b, 1, 1)
+    if table.shape[0] == 1:
+        rows = labels
+    out = table.reshape(-1, 2 * c)[rows.flatten()]  # [B·H·W, 2C]
+    if where.numel():
+        # near boundaries: k×k patches of actv (zero-padded, NHWC rows) @ the conv taps
+        hp, wp = h + 2 * r, w + 2 * r
+        padded = F.pad(rearrange(actv, "b c h w -> b h w c"), (0, 0, r, r, r, r))
+        flat = padded.reshape(b * hp * wp, -1)
+        bi, rem = where // (h * w), where % (h * w)
+        yi, xi = rem // w, rem % w
+        base = bi * hp * wp + yi * wp + xi  # top-left tap of each window in the padded map
+        dy, dx = torch.meshgrid(
+            torch.arange(k, device=labels.device), torch.arange(k, device=labels.device),
+            indexing="ij",
+        )  # fmt: skip
+        taps = (dy * wp + dx).flatten()  # [k²], (i j) order
+        patches = flat[base[:, None] + taps[None, :]]  # [N, k², hidden]
+        w_mat = rearrange(w_gb, "o c i j -> (i j c) o")
+        vals = torch.addmm(b_gb, patches.reshape(where.numel(), -1), w_mat)  # [N, 2C]
+        out = out.index_copy(0, where, vals)
+    out = rearrange(out, "(b h w) o -> b o h w", b=b, h=h, w=w)
+    return out[:, :c], out[:, c:]
 
 
 class SPADE(synth.ConditioningBlock):
@@ -122,7 +215,32 @@ class SPADE(synth.ConditioningBlock):
         dtype = self.mlp_gamma.weight.dtype
         if not torch.is_autocast_enabled(actv.device.type):
             actv = actv.to(dtype)
+        if edges is None and self._piecewise_ok(actv):
+            out = piecewise_gamma_beta(
+                labels, actv, self.mlp_shared[0], self.mlp_gamma, self.mlp_beta, class_vectors
+            )
+            if out is not None:
+                return out
         return self.mlp_gamma(actv), self.mlp_beta(actv)
+
+    def _piecewise_ok(self, actv: Tensor) -> bool:
+        """Whether :func:`piecewise_gamma_beta` applies: CPU fp32 eager, plain γ/β convs."""
+        convs = (self.mlp_gamma, self.mlp_beta)
+        return (
+            actv.device.type == "cpu"
+            and actv.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling()
+            and all(
+                type(m) is nn.Conv2d
+                and m.padding_mode == "zeros"
+                and m.stride == (1, 1)
+                and m.dilation == (1, 1)
+                and m.groups == 1
+                and m.bias is not None
+                for m in convs
+            )
+        )
 
     def labels_for(self, x: Tensor, ctx: synth.Context) -> Tensor:
         """The label map at ``x``'s size, ``LongTensor[B, H, W]``."""
