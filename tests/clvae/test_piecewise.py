@@ -26,7 +26,8 @@ def _dense(block: norms.SPADE, labels: torch.Tensor, vectors: torch.Tensor | Non
 
 @pytest.mark.parametrize("painted", [False, True])
 @pytest.mark.parametrize("kernel", [3, 5])
-def test_piecewise_equals_dense_convs(painted, kernel):
+def test_piecewise_equals_dense_convs(painted, kernel, monkeypatch):
+    monkeypatch.setattr(norms, "PIECEWISE_MAX_BOUNDARY", 1.0)  # always the piecewise path
     torch.manual_seed(0)
     k, d, b = 7, 5, 2
     cfg = {"channels": 6, "num_classes": k, "hidden": 8, "kernel_size": kernel}
@@ -75,6 +76,7 @@ def test_piecewise_falls_back_when_boundaries_dominate():
 
 def test_spade_forward_uses_it_and_matches_dense(monkeypatch):
     """The block's forward on CPU takes the piecewise path; the output equals the dense one."""
+    monkeypatch.setattr(norms, "PIECEWISE_MAX_BOUNDARY", 1.0)
     torch.manual_seed(0)
     block = synth.build(
         {"type": "clvae.spade", "channels": 4, "num_classes": 5, "hidden": 8,

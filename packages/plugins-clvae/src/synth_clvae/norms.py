@@ -24,8 +24,10 @@ from synth.nn.norms import batch_normalize, instance_normalize, modulate
 __all__ = ["CSE", "SPADE"]
 
 
-#: Above this share of pixels near a class boundary the dense γ/β convs are used instead.
-PIECEWISE_MAX_BOUNDARY = 0.6
+#: Above this share of pixels near a class boundary the dense γ/β convs are used instead: at
+#: 256², ngf 64 on 2 CPU threads the gathered patches did not pay at ~45% (bench/clvae.py's
+#: piecewise variants); large ADE20K-like regions leave a few percent.
+PIECEWISE_MAX_BOUNDARY = 0.3
 
 
 def piecewise_gamma_beta(
