@@ -22,33 +22,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from . import kernels
+from . import kernels, ops
 
 __all__ = ["LabelConv2d", "label_conv2d"]
-
-
-def _reflect(n: int, p: int, device: torch.device) -> Tensor:
-    """Source index of each position of a length-``n`` axis reflect-padded by ``p``."""
-    idx = torch.arange(-p, n + p, device=device).abs()
-    return torch.where(idx >= n, 2 * (n - 1) - idx, idx)
-
-
-def _tap_indices(
-    labels: Tensor, k: int, padding: int, padding_mode: str, outside: int, stride: int = 1
-) -> tuple[Tensor, int, int]:
-    """``[B·H'·W', k²]`` class index under each tap of each output pixel."""
-    h, w = labels.shape[1:]
-    if padding and padding_mode == "reflect":
-        rows = _reflect(h, padding, labels.device)
-        cols = _reflect(w, padding, labels.device)
-        padded = labels.index_select(1, rows).index_select(2, cols)
-    elif padding:
-        padded = F.pad(labels, (padding, padding, padding, padding), value=outside)
-    else:
-        padded = labels
-    taps = padded.unfold(1, k, stride).unfold(2, k, stride)  # [B, H', W', k, k]
-    ho, wo = taps.shape[1], taps.shape[2]
-    return rearrange(taps, "b h w i j -> (b h w) (i j)"), ho, wo
 
 
 def _gather(
@@ -73,7 +49,7 @@ def _gather(
         table = torch.einsum("bkd,tdo->btko", vecs, w_taps)  # [B, k², K, C_out]
         table = F.pad(table, (0, 0, 0, 1))  # [B, k², K+1, C_out]
         per_sample = k * k * (num + 1)
-    idx, ho, wo = _tap_indices(labels, k, padding, padding_mode, outside=num, stride=stride)
+    idx, ho, wo = ops.label_taps(labels, k, padding, padding_mode, outside=num, stride=stride)
     idx = idx + torch.arange(k * k, device=idx.device) * (num + 1)
     if per_sample:
         idx = (

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
 
 __all__ = [
     "instance_edges",
+    "label_taps",
     "nearest_indices",
     "one_hot",
     "pool_pyramid",
@@ -131,3 +133,29 @@ def slerp(a: Tensor, b: Tensor, t: float | Tensor, eps: float = 1e-7) -> Tensor:
     out = (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
     lerp = (1 - t) * a + t * b
     return torch.where(so.abs() < 1e-4, lerp, out)
+
+
+def _reflect_index(n: int, p: int, device: torch.device) -> Tensor:
+    """Source index of each position of a length-``n`` axis reflect-padded by ``p``."""
+    idx = torch.arange(-p, n + p, device=device).abs()
+    return torch.where(idx >= n, 2 * (n - 1) - idx, idx)
+
+
+def label_taps(
+    labels: Tensor, k: int, padding: int, padding_mode: str, outside: int, stride: int = 1
+) -> tuple[Tensor, int, int]:
+    """``([B·H'·W', k²], H', W')``: the class under each tap of each output pixel of a
+    ``k``×``k`` conv (stride, zero-/reflect-padding) on ``labels [B, H, W]``; zero padding reads
+    class ``outside``. The label-gather conv (:mod:`.layers`, :mod:`.kernels`) indexes with it."""
+    h, w = labels.shape[1:]
+    if padding and padding_mode == "reflect":
+        rows = _reflect_index(h, padding, labels.device)
+        cols = _reflect_index(w, padding, labels.device)
+        padded = labels.index_select(1, rows).index_select(2, cols)
+    elif padding:
+        padded = F.pad(labels, (padding, padding, padding, padding), value=outside)
+    else:
+        padded = labels
+    taps = padded.unfold(1, k, stride).unfold(2, k, stride)  # [B, H', W', k, k]
+    ho, wo = taps.shape[1], taps.shape[2]
+    return rearrange(taps, "b h w i j -> (b h w) (i j)"), ho, wo

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
+from .. import ops
+
 __all__ = ["gather_table", "label_gather", "label_gather_reference"]
 
 
@@ -31,24 +33,6 @@ def gather_table(weight: Tensor, class_vectors: Tensor | None) -> Tensor:
         return F.pad(w_taps, (0, 0, 0, 1))
     table = torch.einsum("bkd,tdo->btko", class_vectors.to(weight.dtype), w_taps)
     return F.pad(table, (0, 0, 0, 1))
-
-
-def _tap_index(labels: Tensor, k: int, padding: int, reflect: bool, num: int, stride: int):
-    """``([B·H'·W', k²] table rows, H', W')`` as :mod:`synth.nn.layers` computes them."""
-    h, w = labels.shape[1:]
-    if padding and reflect:
-        rows = torch.arange(-padding, h + padding, device=labels.device).abs()
-        rows = torch.where(rows >= h, 2 * (h - 1) - rows, rows)
-        cols = torch.arange(-padding, w + padding, device=labels.device).abs()
-        cols = torch.where(cols >= w, 2 * (w - 1) - cols, cols)
-        padded = labels.index_select(1, rows).index_select(2, cols)
-    elif padding:
-        padded = F.pad(labels, (padding,) * 4, value=num)
-    else:
-        padded = labels
-    taps = padded.unfold(1, k, stride).unfold(2, k, stride)  # [B, H', W', k, k]
-    ho, wo = taps.shape[1], taps.shape[2]
-    return rearrange(taps, "b h w i j -> (b h w) (i j)"), ho, wo
 
 
 def label_gather_reference(
@@ -65,7 +49,7 @@ def label_gather_reference(
     b, k = labels.shape[0], kernel_size
     num = table.shape[-2] - 1
     c_out = table.shape[-1]
-    idx, ho, wo = _tap_index(labels, k, padding, reflect, num, stride)
+    idx, ho, wo = ops.label_taps(labels, k, padding, "reflect" if reflect else "zeros", num, stride)
     idx = idx + torch.arange(k * k, device=idx.device) * (num + 1)
     if table.dim() == 4:
         per_sample = k * k * (num + 1)
