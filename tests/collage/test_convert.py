@@ -95,6 +95,35 @@ def test_spatial_class_maps_equal_official(official_g):
     )
 
 
+def _random_blends(g: np.random.Generator, res: int) -> tuple[list, dict]:
+    """Random blend weights per stage, as the official ``blends`` (``[2, s, s, 3]``: reference
+    0, reference 1, the generated path) and as our masks of reference 1 (``{stage: [2, 1, s,
+    s]}``). After l1 the generated path is zeros, so references 0 and 1 share the pixels; after
+    each block the generated path (our target) is mixed with reference 1."""
+    official, ours = [], {}
+    for stage in range(int(np.log2(res // 4)) + 1):
+        s = 4 * 2**stage
+        m1 = g.random((2, s, s)).astype(np.float32)
+        bl = np.zeros((2, s, s, 3), dtype=np.float32)
+        keep = 0 if stage == 0 else 2
+        bl[..., keep], bl[..., 1] = 1 - m1, m1
+        official.append(bl)
+        ours[stage] = torch.from_numpy(m1)[:, None]
+    return official, ours
+
+
+def _blend(model, cond, masks: dict, z0: torch.Tensor, z1: torch.Tensor):
+    """One ``collage.feature_blend`` sample: target ``z0``, reference ``z1``."""
+    return model.sample(
+        cond,
+        1,
+        sampler="collage.feature_blend",
+        masks=masks,
+        target=synth.Latents(z=z0),
+        references=[synth.Latents(z=z1)],
+    )
+
+
 def test_feature_blending_equals_official(official_g):
     """Official: R = 2 paths + the generated one; after l1 the blend of the two references,
     after each block the generated path mixed with reference 1 (reference 0's own path has
@@ -104,28 +133,10 @@ def test_feature_blending_equals_official(official_g):
     g = np.random.default_rng(2)
     z0, z1 = torch.randn(2, Z), torch.randn(2, Z)
     ids = torch.tensor([2, 3])
-    n = int(np.log2(res // 4))
-    official, ours = [], {}
-    for stage in range(n + 1):
-        s = 4 * 2**stage
-        m1 = g.random((2, s, s)).astype(np.float32)
-        bl = np.zeros((2, s, s, 3), dtype=np.float32)
-        if stage == 0:  # generated path is zeros: ref 0 and ref 1 share the pixels
-            bl[..., 0], bl[..., 1] = 1 - m1, m1
-        else:
-            bl[..., 2], bl[..., 1] = 1 - m1, m1
-        official.append(bl)
-        ours[stage] = torch.from_numpy(m1)[:, None]
+    official, ours = _random_blends(g, res)
     cond = synth.Condition(class_id=ids, num_classes=K, size=(res, res))
     with torch.no_grad():
-        out = model.sample(
-            cond,
-            1,
-            sampler="collage.feature_blend",
-            masks=ours,
-            target=synth.Latents(z=z0),
-            references=[synth.Latents(z=z1)],
-        )
+        out = _blend(model, cond, ours, z0, z1)
     ref = official_generate(arrays, [z0, z1], class_id=ids, blends=official)
     torch.testing.assert_close(out.image, ref, rtol=0, atol=1e-4)
 
@@ -141,29 +152,11 @@ def test_class_maps_and_feature_blending_together_equal_official(official_g):
         m = g.random((2, s, s, K)).astype(np.float32) ** 4
         maps.append(m / m.sum(-1, keepdims=True))
     z0, z1 = torch.randn(2, Z), torch.randn(2, Z)
-    n = int(np.log2(res // 4))
-    official, ours = [], {}
-    for stage in range(n + 1):
-        s = 4 * 2**stage
-        m1 = g.random((2, s, s)).astype(np.float32)
-        bl = np.zeros((2, s, s, 3), dtype=np.float32)
-        if stage == 0:
-            bl[..., 0], bl[..., 1] = 1 - m1, m1
-        else:
-            bl[..., 2], bl[..., 1] = 1 - m1, m1
-        official.append(bl)
-        ours[stage] = torch.from_numpy(m1)[:, None]
+    official, ours = _random_blends(g, res)
     cond = synth.Condition(class_id=torch.tensor([0, 0]), num_classes=K, size=(res, res))
     layer_maps = {i: torch.from_numpy(m).permute(0, 3, 1, 2) for i, m in enumerate(maps)}
     with torch.no_grad(), layer_class_maps(model.generator, layer_maps):
-        out = model.sample(
-            cond,
-            1,
-            sampler="collage.feature_blend",
-            masks=ours,
-            target=synth.Latents(z=z0),
-            references=[synth.Latents(z=z1)],
-        )
+        out = _blend(model, cond, ours, z0, z1)
     ref = official_generate(arrays, [z0, z1], weights=maps, blends=official)
     torch.testing.assert_close(out.image, ref, rtol=0, atol=1e-4)
 
