@@ -3,7 +3,6 @@ layer-wise encoder (Endo & Kanamori 2021, §3.2.2, eqs. 13–18)."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -14,25 +13,22 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
-from synth.nn import InitScheme, init_weights, ops
+from synth.nn import InitScheme, init_weights, ops, spectral_conv2d
 from synth.nn.norms import InstanceNorm2d
 from synth.parts.losses import gaussian_kl
 
 __all__ = ["ClassLayerEncoder", "ConvEncoder", "class_layer_kl", "roi_max_pool"]
-
-# torch flags index_reduce as beta; roi_max_pool's use of it (amax, include_self=False) is pinned
-# by tests/clvae/test_formulas.py (values and gradients against the per-class loop)
-warnings.filterwarnings("ignore", message=r"index_reduce\(\) is in beta", category=UserWarning)
 
 
 def roi_max_pool(features: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """Per-class max over each class region (CLVAE eqs. 16–17), without a loop over classes.
 
     ``H'[b, c, j] = max_{(x, y) ∈ Ω_c} H[b, j, y, x]`` computed as one
-    ``index_reduce_(amax)`` of the pixels (rows of the ``[(B·H·W), C]`` feature matrix) into
-    ``B·K`` (batch·class) rows: one pass over the features, with a 1-D row index (about 2–3×
-    faster on CPU than ``scatter_reduce`` with the index expanded over channels). Gradients go
-    to the maximising pixel of each (class, channel), split evenly among exact ties.
+    ``scatter_reduce_(amax)`` of each channel's pixels into its ``K`` class slots, on the
+    features' own NCHW layout (4–5× faster on CPU than reducing the transposed
+    ``[(B·H·W), C]`` rows with ``index_reduce_``, which needs that transpose copy first). The
+    slots start at ``-inf``, so absent classes are the only ones left there. Gradients go to
+    the maximising pixel of each (class, channel), split evenly among exact ties.
 
     Args:
         features: ``[B, C, H, W]``.
@@ -43,14 +39,14 @@ def roi_max_pool(features: Tensor, labels: Tensor, num_classes: int) -> tuple[Te
         ``present BoolTensor[B, K]``.
     """
     b, c = features.shape[:2]
-    flat = rearrange(features, "b c h w -> (b h w) c").contiguous()
-    rows = labels + torch.arange(b, device=labels.device).view(b, 1, 1) * num_classes
-    rows = rearrange(rows, "b h w -> (b h w)")
-    init = flat.new_zeros(b * num_classes, c)
-    pooled = init.index_reduce_(0, rows, flat, "amax", include_self=False)
-    counts = torch.zeros(b * num_classes, device=labels.device, dtype=torch.int64)
-    present = rearrange(counts.scatter_add(0, rows, torch.ones_like(rows)) > 0, "(b k) -> b k", b=b)
-    return rearrange(pooled, "(b k) c -> b k c", b=b), present
+    flat = rearrange(features, "b c h w -> b c (h w)")
+    index = rearrange(labels, "b h w -> b 1 (h w)")
+    slots = flat.new_full((b, c, num_classes), float("-inf"))
+    pooled = slots.scatter_reduce_(2, index.expand(-1, c, -1), flat, "amax")
+    counts = torch.zeros(b, num_classes, device=labels.device, dtype=torch.int64)
+    present = counts.scatter_add_(1, index[:, 0], torch.ones_like(index[:, 0])) > 0
+    pooled = torch.where(rearrange(present, "b k -> b 1 k"), pooled, 0.0)
+    return rearrange(pooled, "b c k -> b k c"), present
 
 
 def class_layer_kl(
@@ -115,7 +111,8 @@ class _EncoderBody(nn.Module):
         for i in range(self.num_layers):
             if i:
                 x = F.leaky_relu(x, 0.2)
-            x = getattr(self, f"layer{i + 1}")(x)
+            conv, norm = getattr(self, f"layer{i + 1}")
+            x = norm(spectral_conv2d(conv, x))
             out.append(x)
         return out
 

@@ -21,7 +21,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 import synth
 from synth.config import normalize_spec
-from synth.nn import InitScheme, init_weights
+from synth.nn import InitScheme, init_weights, spectral_conv2d
 from synth.nn.layers import LabelConv2d
 from synth.registry import get_registry
 
@@ -42,6 +42,21 @@ def _spec_uses_instances(spec: Any) -> bool:
 
 def _sn(conv: nn.Conv2d, on: bool) -> nn.Module:
     return spectral_norm(conv) if on else conv
+
+
+#: On CPU, stages whose maps have at least this many pixels run channels-last (below it the
+#: weights outweigh the maps: oneDNN would reorder each weight at every call, bench/clvae.py).
+CHANNELS_LAST_MIN_PIXELS = 32 * 32
+
+
+def _cpu_layout(x: Tensor) -> Tensor:
+    """``x`` in the memory layout oneDNN's convs run fastest for its size, on CPU: channels-last
+    for large maps (the gathered label convs give NHWC γ/β there too), contiguous NCHW for small
+    ones. Unchanged elsewhere."""
+    if x.device.type != "cpu":
+        return x
+    big = x.shape[-2] * x.shape[-1] >= CHANNELS_LAST_MIN_PIXELS
+    return x.contiguous(memory_format=torch.channels_last if big else torch.contiguous_format)
 
 
 class SPADEResBlock(nn.Module):
@@ -68,9 +83,10 @@ class SPADEResBlock(nn.Module):
             self.norm_s = make_norm(fin)
 
     def forward(self, x: Tensor, ctx: synth.Context) -> Tensor:
-        x_s = self.conv_s(self.norm_s(x, ctx)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, ctx), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, ctx), 0.2))
+        conv = spectral_conv2d  # = module(x), dividing the output by σ where that is cheaper
+        x_s = conv(self.conv_s, self.norm_s(x, ctx)) if self.learned_shortcut else x
+        dx = conv(self.conv_0, F.leaky_relu(self.norm_0(x, ctx), 0.2))
+        dx = conv(self.conv_1, F.leaky_relu(self.norm_1(dx, ctx), 0.2))
         return x_s + dx
 
 
@@ -274,16 +290,11 @@ class SPADEGenerator(synth.Generator):
         """
         ctx = self._context(cond, latents)
         x = self._input(cond, ctx)
-        if x.device.type == "cpu":
-            # channels-last on CPU: the gathered label convs already give NHWC maps (γ, β), so
-            # with NHWC features oneDNN's convs and the modulation's element-wise work see one
-            # layout instead of converting between the two at every block
-            x = x.contiguous(memory_format=torch.channels_last)
         features: list[Tensor] = []
         for i, stage in enumerate(self.stages):
             if self._up_before[i]:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = stage(x, ctx.at(i))
+            x = stage(_cpu_layout(x), ctx.at(i))
             features.append(x)
         image = torch.tanh(self.conv_img(F.leaky_relu(x, 0.2))).contiguous()
         return synth.SynthesisOutput(image=image, features=features if return_features else None)

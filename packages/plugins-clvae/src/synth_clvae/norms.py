@@ -30,6 +30,12 @@ __all__ = ["CSE", "SPADE"]
 PIECEWISE_MAX_BOUNDARY = 0.3
 
 
+def _layout(x: Tensor) -> torch.memory_format:
+    """``x``'s memory format: channels-last when its strides are, else contiguous."""
+    nhwc = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if nhwc and not x.is_contiguous() else torch.contiguous_format
+
+
 def piecewise_gamma_beta(
     labels: Tensor,
     actv: Tensor,
@@ -187,7 +193,7 @@ class SPADE(synth.ConditioningBlock):
                 in_channels=self._label_channels(),
                 extra_channels=int(c.use_instances),
             ),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),  # on the gathered map, which nothing else reads
         )
         self.mlp_gamma = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
         self.mlp_beta = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
@@ -261,7 +267,9 @@ class SPADE(synth.ConditioningBlock):
             )
         normalized = self.normalize(x)
         gamma, beta = self._gamma_beta(x, ctx)
-        return modulate(normalized, gamma, beta).to(x.dtype)
+        # γ/β come channels-last from the gathered conv; give the next conv x's own layout
+        # (a small NCHW map with NHWC input would make oneDNN reorder that conv's weights)
+        return modulate(normalized, gamma, beta).to(x.dtype).contiguous(memory_format=_layout(x))
 
     def _gamma_beta(self, x: Tensor, ctx: synth.Context) -> tuple[Tensor, Tensor]:
         """``(γ, β)`` for ``x`` from the context's label map (and edges, class vectors)."""

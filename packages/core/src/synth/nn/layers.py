@@ -99,8 +99,8 @@ def label_conv2d(
         out = kernels.label_gather(labels, mapped, padding, padding_mode, class_vectors, stride)
     else:
         out = _gather(labels, mapped, padding, padding_mode, class_vectors, stride)
-    if bias is not None:
-        out = out + rearrange(bias, "o -> o 1 1")
+    if bias is not None:  # in place: the gather's backward does not read its output
+        out = out.add_(rearrange(bias, "o -> o 1 1"))
     if extra is None:
         return out
     x, pad = extra.to(weight.dtype), padding
