@@ -193,7 +193,7 @@ class SPADE(synth.ConditioningBlock):
                 in_channels=self._label_channels(),
                 extra_channels=int(c.use_instances),
             ),
-            nn.ReLU(inplace=True),  # on the gathered map, which nothing else reads
+            nn.ReLU(),
         )
         self.mlp_gamma = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
         self.mlp_beta = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
@@ -219,7 +219,9 @@ class SPADE(synth.ConditioningBlock):
         with ``edges: [B, 1, H, W]`` (``use_instances``) it reads ``cat(one_hot, edges)``.
         """
         shared = self.mlp_shared[0](labels, edges, class_vectors)
-        actv = self.mlp_shared[1](shared)
+        # in place when nothing needs a graph (sampling): the gathered map has no other reader;
+        # in training, in place on that (permuted) view would cost a CopySlices in backward
+        actv = F.relu(shared, inplace=not (torch.is_grad_enabled() and shared.requires_grad))
         dtype = self.mlp_gamma.weight.dtype
         if not torch.is_autocast_enabled(actv.device.type):
             actv = actv.to(dtype)

@@ -34,8 +34,10 @@ def _gather(
     padding_mode: str,
     class_vectors: Tensor | None,
     stride: int,
+    bias: Tensor | None = None,
 ) -> Tensor:
-    """The one-hot (or class-painted) part: ``[B, C_out, H', W']`` by ``embedding_bag(sum)``."""
+    """The one-hot (or class-painted) part: ``[B, C_out, H', W']`` by ``embedding_bag(sum)``,
+    plus ``bias [C_out]`` when given."""
     c_out, k = weight.shape[0], weight.shape[-1]
     b = labels.shape[0]
     w_taps = rearrange(weight, "o c i j -> (i j) c o")  # [k², C, C_out]
@@ -57,6 +59,8 @@ def _gather(
             + (torch.arange(b, device=idx.device) * per_sample).repeat_interleave(ho * wo)[:, None]
         )
     out = F.embedding_bag(idx, table.reshape(-1, c_out), mode="sum")  # [B·H'·W', C_out]
+    if bias is not None:  # in place on the bag sums (not on a view: no CopySlices in backward)
+        out = out.add_(bias)
     return rearrange(out, "(b h w) o -> b o h w", b=b, h=ho, w=wo)
 
 
@@ -97,10 +101,10 @@ def label_conv2d(
     mapped = weight[:, : weight.shape[1] - e]
     if kernels.use_triton(labels, mapped):  # CUDA: one Triton kernel (synth.nn.kernels)
         out = kernels.label_gather(labels, mapped, padding, padding_mode, class_vectors, stride)
+        if bias is not None:
+            out = out + rearrange(bias, "o -> o 1 1")
     else:
-        out = _gather(labels, mapped, padding, padding_mode, class_vectors, stride)
-    if bias is not None:  # in place: the gather's backward does not read its output
-        out = out.add_(rearrange(bias, "o -> o 1 1"))
+        out = _gather(labels, mapped, padding, padding_mode, class_vectors, stride, bias)
     if extra is None:
         return out
     x, pad = extra.to(weight.dtype), padding
