@@ -341,9 +341,14 @@ class PatchDiscriminator(Discriminator):
             if i == 0:  # full resolution: the one-hot part by gathering
                 out, feats = net(rest, labels)
             else:
-                if i == 1 and labels is not None:  # the official input, to pool
-                    x = _dense(labels, rest, k)
-                x = ops.pyramid_down(x)
+                if i == 1 and labels is not None:
+                    # the official input pooled, one-hot and rest apart (pooling is per
+                    # channel): the backward then runs over the image channels only
+                    assert k is not None
+                    hot = ops.pyramid_down(ops.one_hot(labels, k, dtype=rest.dtype))
+                    x = torch.cat([hot, ops.pyramid_down(rest)], dim=1)
+                else:
+                    x = ops.pyramid_down(x)
                 out, feats = net(x)
             logits.append(out)
             features.append(feats)
