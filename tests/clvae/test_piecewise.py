@@ -95,3 +95,36 @@ def test_spade_forward_uses_it_and_matches_dense(monkeypatch):
     want = F.instance_norm(x) * (1 + g) + bt
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert isinstance(block.mlp_gamma, nn.Conv2d)
+
+
+def test_boundary_mask_is_an_independent_window_check():
+    """boundary_mask against a direct scan of each pixel's (2·reach + 1)² window (outside the
+    image counts as another class)."""
+    labels = _blocky(2, 12, 10, 3, 4, seed=3)
+    reach = 2
+    got = norms.boundary_mask(labels, reach)
+    padded = F.pad(labels, (reach,) * 4, value=-1)
+    want = torch.zeros_like(got)
+    for dy in range(2 * reach + 1):
+        for dx in range(2 * reach + 1):
+            window = padded[:, dy : dy + 12, dx : dx + 10]
+            want |= window != labels
+    assert torch.equal(got, want)
+
+
+def test_generator_computes_each_boundary_mask_once_per_size(monkeypatch):
+    """The blocks of one resolution share the mask through the Context: one boundary_mask per
+    distinct label-map size (and label_scale) in a forward, not one per SPADE."""
+    gen = synth.build(
+        {"type": "clvae.spade_generator", "num_classes": 5, "ngf": 4, "crop_size": 64}
+    ).eval()
+    cond = synth.Condition(label_map=_blocky(1, 64, 64, 5, 16, seed=4), num_classes=5)
+    calls = []
+    real = norms.boundary_mask
+    monkeypatch.setattr(
+        norms, "boundary_mask", lambda lab, r: calls.append(lab.shape) or real(lab, r)
+    )
+    spades = [m for m in gen.modules() if isinstance(m, norms.SPADE)]
+    with torch.no_grad():
+        gen(cond)
+    assert len(calls) == len(set(calls)) < len(spades)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
@@ -39,7 +40,10 @@ class Context:
         """The same context seen from another stage (shares the cache)."""
         return Context(self.cond, self.latents, stage, self._cache)
 
-    def _cached(self, key, make):
+    def cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per forward for ``key`` and shared by every stage's view:
+        for blocks that derive something from the condition (a resized map, a boundary
+        mask). Keys are hashable; a plugin prefixes its own (``("clvae.boundary", ...)``)."""
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
@@ -56,7 +60,7 @@ class Context:
     def labels(self, size: tuple[int, int]) -> Tensor:
         """``LongTensor[B, h, w]``: the label map resized nearest."""
         size = tuple(size)
-        return self._cached(
+        return self.cached(
             ("labels", size), lambda: ops.resize_labels(self._require("label_map"), size)
         )
 
@@ -64,7 +68,7 @@ class Context:
         """``[B, K, h, w]`` one-hot of the label map at ``size``."""
         size = tuple(size)
         k = self.cond.num_classes
-        return self._cached(("one_hot", size), lambda: ops.one_hot(self.labels(size), k))
+        return self.cached(("one_hot", size), lambda: ops.one_hot(self.labels(size), k))
 
     def class_weights(self, size: tuple[int, int]) -> Tensor:
         """``[B, K, h, w]`` class weights, area-averaged to ``size`` (still sums to 1)."""
@@ -80,16 +84,16 @@ class Context:
                 return F.adaptive_avg_pool2d(w, size)
             return F.interpolate(w, size=size, mode="bilinear", align_corners=False)
 
-        return self._cached(("class_weights", size), make)
+        return self.cached(("class_weights", size), make)
 
     def instance_edges(self, size: tuple[int, int]) -> Tensor:
         """``[B, 1, h, w]`` instance boundaries, computed at full size then resized nearest."""
         size = tuple(size)
 
         def make() -> Tensor:
-            full = self._cached(
+            full = self.cached(
                 ("edges", None), lambda: ops.instance_edges(self._require("instance_map"))
             )
             return ops.resize_labels(full, size) if tuple(full.shape[-2:]) != size else full
 
-        return self._cached(("edges", size), make)
+        return self.cached(("edges", size), make)

@@ -36,6 +36,16 @@ def _layout(x: Tensor) -> torch.memory_format:
     return torch.channels_last if nhwc and not x.is_contiguous() else torch.contiguous_format
 
 
+def boundary_mask(labels: Tensor, reach: int) -> Tensor:
+    """``BoolTensor[B, H, W]``: pixels with another class, or the image border, within
+    ``reach`` pixels (a ``(2·reach + 1)²`` window) of ``labels: LongTensor[B, H, W]``."""
+    lab = labels[:, None].float()  # exact for ids < 2**24
+    window = 2 * reach + 1
+    hi = F.max_pool2d(F.pad(lab, (reach,) * 4, value=-1.0), window, stride=1)
+    lo = -F.max_pool2d(F.pad(-lab, (reach,) * 4, value=1.0), window, stride=1)
+    return (hi != lo)[:, 0]
+
+
 def piecewise_gamma_beta(
     labels: Tensor,
     actv: Tensor,
@@ -43,6 +53,7 @@ def piecewise_gamma_beta(
     gamma: nn.Conv2d,
     beta: nn.Conv2d,
     class_vectors: Tensor | None = None,
+    near: Tensor | None = None,
 ) -> tuple[Tensor, Tensor] | None:
     """SPADE's ``(γ, β) = (conv_γ(actv), conv_β(actv))`` exploiting that the label map is
     piecewise constant: exact, with the dense convs only at pixels near a class boundary.
@@ -61,6 +72,8 @@ def piecewise_gamma_beta(
         shared, gamma, beta: SPADE's ``mlp_shared[0]``, ``mlp_gamma``, ``mlp_beta``
             (same odd kernel size k, padding k // 2).
         class_vectors: ``[B, K, D]`` for a class-painted map (CSE), else None (one-hot).
+        near: ``boundary_mask(labels, 2 · (k // 2))`` when the caller keeps it (the blocks of
+            one resolution share it through the Context), else computed here.
     Returns:
         ``(γ, β)``, each ``[B, C, H, W]`` (channels-last strides), or None when more than
         :data:`PIECEWISE_MAX_BOUNDARY` of the pixels are near a boundary (the dense convs are
@@ -78,11 +91,8 @@ def piecewise_gamma_beta(
     ):
         return None
     b, h, w = labels.shape
-    reach = 2 * r  # the label window of a γ pixel: (2k - 1)² = (2·reach + 1)²
-    lab = labels[:, None].float()  # exact for ids < 2**24
-    hi = F.max_pool2d(F.pad(lab, (reach,) * 4, value=-1.0), 2 * reach + 1, stride=1)
-    lo = -F.max_pool2d(F.pad(-lab, (reach,) * 4, value=1.0), 2 * reach + 1, stride=1)
-    near = (hi != lo)[:, 0]  # [B, H, W]: a boundary or the image border within reach
+    if near is None:  # the label window of a γ pixel: (2k - 1)² = (2·reach + 1)², reach 2r
+        near = boundary_mask(labels, 2 * r)
     where = near.flatten().nonzero().squeeze(1)
     if where.numel() > PIECEWISE_MAX_BOUNDARY * near.numel():
         return None
@@ -197,6 +207,9 @@ class SPADE(synth.ConditioningBlock):
         )
         self.mlp_gamma = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
         self.mlp_beta = nn.Conv2d(c.hidden, c.channels, c.kernel_size, padding=pw)
+        # the Context key of boundary_mask for this block's label map (CSE: its label_scale)
+        reach = 2 * pw
+        self._boundary_key = (("clvae.boundary", getattr(c, "label_scale", None), reach), reach)
 
     def _label_channels(self) -> int:
         """Channels of the map the shared conv gathers: K for a one-hot map."""
@@ -210,13 +223,18 @@ class SPADE(synth.ConditioningBlock):
         return batch_normalize(x, self.param_free_norm)
 
     def modulation(
-        self, labels: Tensor, class_vectors: Tensor | None = None, edges: Tensor | None = None
+        self,
+        labels: Tensor,
+        class_vectors: Tensor | None = None,
+        edges: Tensor | None = None,
+        near: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``(γ, β)``, each ``[B, C, H, W]``, from ``labels: LongTensor[B, H, W]``.
 
         With ``class_vectors: [B, K, D]`` the shared conv reads the class-painted map
         (``painted[b, :, y, x] = class_vectors[b, labels[b, y, x]]``) instead of the one-hot;
         with ``edges: [B, 1, H, W]`` (``use_instances``) it reads ``cat(one_hot, edges)``.
+        ``near``: the labels' :func:`boundary_mask` for the piecewise path, when kept.
         """
         shared = self.mlp_shared[0](labels, edges, class_vectors)
         # in place when nothing needs a graph (sampling): the gathered map has no other reader;
@@ -227,7 +245,7 @@ class SPADE(synth.ConditioningBlock):
             actv = actv.to(dtype)
         if edges is None and self._piecewise_ok(actv):
             out = piecewise_gamma_beta(
-                labels, actv, self.mlp_shared[0], self.mlp_gamma, self.mlp_beta, class_vectors
+                labels, actv, self.mlp_shared[0], self.mlp_gamma, self.mlp_beta, class_vectors, near
             )
             if out is not None:
                 return out
@@ -277,7 +295,14 @@ class SPADE(synth.ConditioningBlock):
         """``(γ, β)`` for ``x`` from the context's label map (and edges, class vectors)."""
         labels = self.labels_for(x, ctx)
         edges = ctx.instance_edges(tuple(labels.shape[-2:])) if self.config.use_instances else None
-        return self.modulation(labels, self.class_vectors(ctx), edges)
+        near = None
+        if edges is None and labels.device.type == "cpu" and not torch.compiler.is_compiling():
+            # the piecewise path's mask, kept per forward for every block at this size
+            key, reach = self._boundary_key
+            near = ctx.cached(
+                (*key, tuple(labels.shape[-2:])), lambda: boundary_mask(labels, reach)
+            )
+        return self.modulation(labels, self.class_vectors(ctx), edges, near)
 
 
 class CSE(SPADE):
