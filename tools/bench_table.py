@@ -51,7 +51,8 @@ def render(doc: dict[str, object], source: str) -> str:
     lines = [
         f"Ratios = reference time / ours (> 1: ours is faster), medians of interleaved runs, "
         f"{m['torch_threads']} threads, fp32, {doc.get('sizes', 'quick')} sizes, "
-        f"{doc['date']}, load average {m['load_avg']} at start; from `{source}`.",
+        f"{doc['date']}, load average {m['load_avg']} at start, "
+        f"OMP_WAIT_POLICY {doc.get('omp_wait_policy', '(not recorded)')}; from `{source}`.",
         "",
         "| comparison | setting | reference | ratio | target | met |",
         "|---|---|---|---:|---:|:---:|",
