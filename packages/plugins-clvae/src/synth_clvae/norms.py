@@ -289,7 +289,8 @@ class SPADE(synth.ConditioningBlock):
         gamma, beta = self._gamma_beta(x, ctx)
         # γ/β come channels-last from the gathered conv; give the next conv x's own layout
         # (a small NCHW map with NHWC input would make oneDNN reorder that conv's weights)
-        return modulate(normalized, gamma, beta).to(x.dtype).contiguous(memory_format=_layout(x))
+        out = modulate(normalized, gamma, beta, inplace=not torch.is_grad_enabled())
+        return out.to(x.dtype).contiguous(memory_format=_layout(x))
 
     def _gamma_beta(self, x: Tensor, ctx: synth.Context) -> tuple[Tensor, Tensor]:
         """``(γ, β)`` for ``x`` from the context's label map (and edges, class vectors)."""

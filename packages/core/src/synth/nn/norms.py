@@ -79,12 +79,16 @@ def batch_normalize(x: Tensor, bn: _BatchNorm) -> Tensor:
     return out
 
 
-def modulate(normalized: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+def modulate(normalized: Tensor, gamma: Tensor, beta: Tensor, *, inplace: bool = False) -> Tensor:
     """``x̂ · (1 + γ) + β`` in fp32 (AdaIN; SPADE eq. 1): ``normalized`` ``[B, C, H, W]``,
     ``gamma``/``beta`` broadcastable to it. Returns fp32 (the caller casts back). Computed as
     ``(β + x̂·γ) + x̂``, the last add in place (addcmul's backward does not read its output):
-    no ``1 + γ`` map is allocated, a third faster on CPU than ``addcmul(β, x̂, 1 + γ)``."""
+    no ``1 + γ`` map is allocated, a third faster on CPU than ``addcmul(β, x̂, 1 + γ)``.
+    ``inplace``: write into ``normalized`` (same shape, not needed afterwards, no autograd:
+    sampling), so no map is allocated at all."""
     x = normalized.float()
+    if inplace and x.shape == torch.broadcast_shapes(x.shape, gamma.shape, beta.shape):
+        return x.addcmul_(x, gamma.float()).add_(beta.float())
     return torch.addcmul(beta.float(), x, gamma.float()).add_(x)
 
 
