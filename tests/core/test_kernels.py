@@ -47,13 +47,18 @@ def interpreted(monkeypatch):
         with kernels.backend_scope("triton"):
             yield module
     finally:
-        if before is not None:
-            sys.modules[MODULE] = before
-            package.triton_kernels = before
-        else:
-            sys.modules.pop(MODULE, None)
-            if hasattr(package, "triton_kernels"):
-                delattr(package, "triton_kernels")
+        _restore(package, before)
+
+
+def _restore(package: object, before: object) -> None:
+    """Put back the kernels module that was imported before a test swapped it (or none)."""
+    if before is not None:
+        sys.modules[MODULE] = before
+        package.triton_kernels = before
+    else:
+        sys.modules.pop(MODULE, None)
+        if hasattr(package, "triton_kernels"):
+            delattr(package, "triton_kernels")
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -292,13 +297,7 @@ def compiled_module(monkeypatch):
     try:
         yield importlib.import_module(MODULE)
     finally:
-        if before is not None:
-            sys.modules[MODULE] = before
-            package.triton_kernels = before
-        else:
-            sys.modules.pop(MODULE, None)
-            if hasattr(package, "triton_kernels"):
-                delattr(package, "triton_kernels")
+        _restore(package, before)
 
 
 @needs_triton

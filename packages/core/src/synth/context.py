@@ -43,7 +43,8 @@ class Context:
     def cached(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, computed once per forward for ``key`` and shared by every stage's view:
         for blocks that derive something from the condition (a resized map, a boundary
-        mask). Keys are hashable; a plugin prefixes its own (``("clvae.boundary", ...)``)."""
+        mask). Keys are hashable; a plugin prefixes its own with its name (``("myplugin.mask",
+        size)``), so that keys of different plugins never meet."""
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
