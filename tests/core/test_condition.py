@@ -162,3 +162,32 @@ def test_context_caches_resizes_once_per_size():
     assert ctx.labels((4, 4)).shape == (2, 4, 4)
     with pytest.raises(ValueError, match="Condition.instance_map"):
         ctx.instance_edges((4, 4))
+
+
+# ----------------------------------------------------------------------------- repeated rows
+
+
+def test_repeats_mark_copies_and_survive_only_what_keeps_the_groups():
+    c = Condition(label_map=labels(b=3), num_classes=5)
+    assert c.repeats == 1
+    r = c.repeat_interleave(2)
+    assert r.repeats == 2 and r.batch_size == 6
+    assert r.repeat_interleave(3).repeats == 6  # (b 2 3): groups of six copies
+    assert r.to("cpu").repeats == 2
+    assert r[2:6].repeats == 2 and r[0:2].repeats == 2  # slices on group boundaries
+    assert r[1:5].repeats == 1 and r[0:3].repeats == 1 and r[::2].repeats == 1
+    assert r[0].repeats == 1 and r[torch.tensor([0, 1])].repeats == 1
+    assert r.map(lambda t: t.flip(0)).repeats == 1  # any other change: rows distinct again
+    assert torch.equal(r.distinct().label_map, c.label_map) and r.distinct().repeats == 1
+    assert c.distinct() is c
+
+
+def test_context_distinct_is_one_row_per_group_without_latents():
+    c = Condition(label_map=labels(b=2, h=16, w=16), num_classes=5).repeat_interleave(3)
+    ctx = synth.Context(c, synth.Latents(z=torch.randn(6, 4)), stage=2)
+    d = ctx.distinct()
+    assert d.stage == 2 and d.latents.z is None
+    assert torch.equal(d.labels((8, 8)), ctx.labels((8, 8))[::3])
+    assert ctx.at(1).distinct().labels((8, 8)) is d.labels((8, 8))  # one cache per forward
+    plain = synth.Context(Condition(label_map=labels(), num_classes=5))
+    assert plain.distinct() is plain

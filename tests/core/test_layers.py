@@ -170,3 +170,28 @@ def test_gather_with_extra_under_bf16_autocast():
         out = conv(lab, extra)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_bag_sum_equals_embedding_bag_values_and_gradients(dtype):
+    """ops.bag_sum's CPU backward (one index_add_ per column) against embedding_bag's (sort)."""
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(30, 7, generator=g).to(dtype).requires_grad_()
+    idx = torch.randint(0, 30, (500, 9), generator=g)
+    upstream = torch.randn(500, 7, generator=g).to(dtype)
+    out = ops.bag_sum(idx, table)
+    ref = F.embedding_bag(idx, table, mode="sum")
+    torch.testing.assert_close(out, ref)
+    (ours,) = torch.autograd.grad(out, table, upstream)
+    # the exact gradient: each (row, column) entry adds its upstream row to the table row
+    want = torch.zeros(30, 7, dtype=torch.float64)
+    want.index_add_(0, idx.reshape(-1), upstream.double().repeat_interleave(9, 0))
+    tol = {
+        torch.float64: {},
+        torch.float32: {"rtol": 1e-5, "atol": 1e-4},
+        torch.bfloat16: {"rtol": 1e-2, "atol": 2e-2},
+    }[dtype]
+    assert ours.dtype == dtype
+    torch.testing.assert_close(ours.double(), want, **tol)
+    with torch.no_grad():  # no graph wanted: torch's op as it is
+        assert torch.equal(ops.bag_sum(idx, table), ref.detach())

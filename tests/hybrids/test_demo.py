@@ -15,7 +15,7 @@ from PIL import Image
 
 import synth
 from synth.cli import main
-from synth.demo import default_recipe, demo_spec, run_demo
+from synth.demo import BEST_OF_DRAWS, default_recipe, demo_spec, run_demo
 
 pytest.importorskip("synth_clvae")
 pytest.importorskip("synth_pix2pixhd")
@@ -129,6 +129,8 @@ def test_default_demo_writes_pictures_metrics_model_and_a_working_command(tmp_pa
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recipe"] == DEFAULT_RECIPE
     assert metrics["lpips_diversity"] >= 0 and metrics["best_of_3_l1"] <= metrics["mean_sample_l1"]
+    # the expected best of 3: averaged over independent draws, with one draw's spread
+    assert metrics["best_of_draws"] == BEST_OF_DRAWS > 1 and metrics["best_of_3_l1_draw_std"] >= 0
     spade = metrics["settings"]["spec"]["generator"]["generator"]
     assert metrics["train"]["steps"] >= 1 and spade["ngf"] == 16
     # per-scale codes: the scale-edit picture and per-scale diversity; no per-class codes, no

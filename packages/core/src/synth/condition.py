@@ -99,6 +99,9 @@ class Condition:
     mask: Tensor | None = None
     size: tuple[int, int] | None = None
     check: bool = field(default=True, repr=False, compare=False)
+    repeats: int = field(default=1, repr=False, compare=False)
+    """Rows in a row that are copies of one input (``repeat_interleave`` sets it): a block that
+    derives something from the condition alone (SPADE's γ, β) may compute it once per group."""
 
     def __post_init__(self) -> None:
         for name in CONDITION_FIELDS:
@@ -308,10 +311,11 @@ class Condition:
         labels = self.label_map if size is None else ops.resize_labels(self.label_map, size)
         return ops.one_hot(labels, self.num_classes)
 
-    def map(self, fn) -> Condition:
-        """Apply ``fn`` to every tensor field (e.g. ``lambda t: t[:2]``); no re-validation."""
+    def map(self, fn, *, repeats: int = 1) -> Condition:
+        """Apply ``fn`` to every tensor field (e.g. ``lambda t: t[:2]``); no re-validation.
+        The result's rows are taken as distinct unless ``repeats`` says otherwise."""
         changes = {n: fn(getattr(self, n)) for n in self.fields()}
-        return dataclasses.replace(self, check=False, **changes)
+        return dataclasses.replace(self, check=False, repeats=repeats, **changes)
 
     def to(self, device: torch.device | str | None = None, **kwargs) -> Condition:
         """Move every tensor field (float fields may change dtype with ``dtype=``)."""
@@ -321,14 +325,28 @@ class Condition:
             t = t.to(device, **kwargs)
             return t.to(dtype) if dtype is not None and t.is_floating_point() else t
 
-        return self.map(move)
+        return self.map(move, repeats=self.repeats)
 
     def repeat_interleave(self, n: int) -> Condition:
-        """Each input ``n`` times in a row: batch ``[B] -> [B·n]`` ordered ``(b n)``."""
-        return self.map(lambda t: t.repeat_interleave(n, dim=0))
+        """Each input ``n`` times in a row: batch ``[B] -> [B·n]`` ordered ``(b n)``;
+        ``repeats`` records the groups."""
+        return self.map(lambda t: t.repeat_interleave(n, dim=0), repeats=self.repeats * n)
 
     def __getitem__(self, index) -> Condition:
-        """Index the batch dimension (int, slice or index tensor)."""
+        """Index the batch dimension (int, slice or index tensor). A step-1 slice on group
+        boundaries keeps ``repeats``."""
         if isinstance(index, int):
             index = slice(index, index + 1)
-        return self.map(lambda t: t[index])
+        return self.map(lambda t: t[index], repeats=self._repeats_after(index))
+
+    def _repeats_after(self, index: object) -> int:
+        r = self.repeats
+        if r == 1 or not isinstance(index, slice) or index.step not in (None, 1):
+            return 1
+        start, stop, _ = index.indices(self.batch_size)
+        return r if start % r == 0 and (stop - start) % r == 0 and stop > start else 1
+
+    def distinct(self) -> Condition:
+        """One row per group of copies (``[B·r] -> [B]``): ``self`` when ``repeats`` is 1."""
+        r = self.repeats
+        return self if r == 1 else self.map(lambda t: t[::r])

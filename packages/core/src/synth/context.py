@@ -49,6 +49,16 @@ class Context:
             self._cache[key] = make()
         return self._cache[key]
 
+    def distinct(self) -> Context:
+        """The context of one row per group of copies (``Condition.repeats``; ``self`` when
+        rows are distinct), without latents (they differ between copies). For blocks whose
+        output depends on the condition alone: compute once per group, then broadcast over
+        the copies. Its cache lives as long as this one."""
+        if self.cond.repeats == 1:
+            return self
+        inner = self.cached(("distinct",), lambda: Context(self.cond.distinct()))
+        return inner.at(self.stage)
+
     def _require(self, name: str) -> Tensor:
         t = getattr(self.cond, name)
         if t is None:

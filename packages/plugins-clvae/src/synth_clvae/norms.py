@@ -134,6 +134,17 @@ def piecewise_gamma_beta(
     return out[:, :c], out[:, c:]
 
 
+def _modulate_copies(normalized: Tensor, gamma: Tensor, beta: Tensor, *, inplace: bool) -> Tensor:
+    """:func:`synth.nn.modulate` of ``normalized [B·r, C, H, W]`` by ``γ, β [B, C, H, W]``
+    shared by each group of ``r`` rows in a row (r = 1: plain)."""
+    copies = normalized.shape[0] // gamma.shape[0]
+    if copies == 1:
+        return modulate(normalized, gamma, beta, inplace=inplace)
+    grouped = rearrange(normalized, "(b r) c h w -> b r c h w", r=copies)
+    out = modulate(grouped, gamma[:, None], beta[:, None], inplace=inplace)
+    return rearrange(out, "b r c h w -> (b r) c h w")
+
+
 class SPADE(synth.ConditioningBlock):
     """Spatially-adaptive denormalisation (Park et al. 2019, "Semantic Image Synthesis with
     Spatially-Adaptive Normalization", eq. 1).
@@ -278,18 +289,25 @@ class SPADE(synth.ConditioningBlock):
         """Per-sample class vectors ``[B, K, D]`` painted into the map (None: one-hot)."""
         return None
 
+    #: γ, β depend on the condition alone (not on latents): computed once per group of
+    #: copies of an input (``Condition.repeats``: N samples per input) and broadcast.
+    modulation_per_input: ClassVar[bool] = True
+
     def forward(self, x: Tensor, ctx: synth.Context) -> Tensor:
         """``x: [B, C, H, W] -> [B, C, H, W]`` (same dtype), modulated by the label map."""
+        source = ctx.distinct() if self.modulation_per_input else ctx
         if kernels.use_triton(x):  # CUDA: normalise and modulate in one Triton kernel
-            gamma, beta = self._gamma_beta(x, ctx)
+            gamma, beta = self._gamma_beta(x, source)
+            copies = x.shape[0] // gamma.shape[0]
+            gamma, beta = (t.repeat_interleave(copies, dim=0) for t in (gamma, beta))
             return kernels.norm_modulate(
                 x, gamma, beta, eps=self.config.eps, bn=self.param_free_norm
             )
         normalized = self.normalize(x)
-        gamma, beta = self._gamma_beta(x, ctx)
+        gamma, beta = self._gamma_beta(x, source)
+        out = _modulate_copies(normalized, gamma, beta, inplace=not torch.is_grad_enabled())
         # γ/β come channels-last from the gathered conv; give the next conv x's own layout
         # (a small NCHW map with NHWC input would make oneDNN reorder that conv's weights)
-        out = modulate(normalized, gamma, beta, inplace=not torch.is_grad_enabled())
         return out.to(x.dtype).contiguous(memory_format=_layout(x))
 
     def _gamma_beta(self, x: Tensor, ctx: synth.Context) -> tuple[Tensor, Tensor]:
@@ -345,6 +363,9 @@ class CSE(SPADE):
                 "class-painted; use clvae.spade for the stages that read instance edges"
             )
         self.embedding = nn.Embedding(c.num_classes, c.code_dim) if c.embedding else None
+
+    #: the painted class vectors carry each sample's codes: γ, β differ between copies
+    modulation_per_input: ClassVar[bool] = False
 
     def _label_channels(self) -> int:
         return self.config.code_dim

@@ -47,7 +47,8 @@ def _print_result(result: Any, n: int) -> None:
     out(
         f"diversity {m['lpips_diversity']:.4f} (mean pairwise over {n} samples; "
         f"{m.get('diversity_metric', 'LPIPS')}); best-of-{n} L1 on pixels "
-        f"{m[f'best_of_{n}_l1']:.4f} vs one sample {m['mean_sample_l1']:.4f}"
+        f"{m[f'best_of_{n}_l1']:.4f} (mean of {m.get('best_of_draws', 1)} draws) vs one "
+        f"sample {m['mean_sample_l1']:.4f}"
     )
     for note in result.notes:
         out(f"note: {note}")

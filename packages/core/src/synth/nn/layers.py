@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from . import kernels, ops
+from . import kernels
 
 __all__ = ["LabelConv2d", "label_conv2d"]
 
@@ -38,30 +37,15 @@ def _gather(
 ) -> Tensor:
     """The one-hot (or class-painted) part: ``[B, C_out, H', W']`` by ``embedding_bag(sum)``,
     plus ``bias [C_out]`` when given."""
-    c_out, k = weight.shape[0], weight.shape[-1]
-    b = labels.shape[0]
-    w_taps = rearrange(weight, "o c i j -> (i j) c o")  # [k², C, C_out]
-    if class_vectors is None:
-        num = weight.shape[1]
-        table = F.pad(w_taps, (0, 0, 0, 1))  # [k², K+1, C_out]: class K = outside (zeros)
-        per_sample = 0
-    else:
-        num = class_vectors.shape[1]
-        vecs = class_vectors.to(weight.dtype)
-        table = torch.einsum("bkd,tdo->btko", vecs, w_taps)  # [B, k², K, C_out]
-        table = F.pad(table, (0, 0, 0, 1))  # [B, k², K+1, C_out]
-        per_sample = k * k * (num + 1)
-    idx, ho, wo = ops.label_taps(labels, k, padding, padding_mode, outside=num, stride=stride)
-    idx = idx + torch.arange(k * k, device=idx.device) * (num + 1)
-    if per_sample:
-        idx = (
-            idx
-            + (torch.arange(b, device=idx.device) * per_sample).repeat_interleave(ho * wo)[:, None]
-        )
-    out = F.embedding_bag(idx, table.reshape(-1, c_out), mode="sum")  # [B·H'·W', C_out]
-    if bias is not None:  # in place on the bag sums (not on a view: no CopySlices in backward)
-        out = out.add_(bias)
-    return rearrange(out, "(b h w) o -> b o h w", b=b, h=ho, w=wo)
+    return kernels.label_gather_reference(
+        labels,
+        kernels.gather_table(weight, class_vectors),
+        kernel_size=weight.shape[-1],
+        padding=padding,
+        reflect=padding_mode == "reflect",
+        stride=stride,
+        bias=bias,
+    )
 
 
 def label_conv2d(

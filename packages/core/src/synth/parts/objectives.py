@@ -138,9 +138,16 @@ def frozen(module: nn.Module | None) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _detached(out: DiscriminatorOutput) -> DiscriminatorOutput:
+def _detached(out: DiscriminatorOutput, repeats: int = 1) -> DiscriminatorOutput:
+    """``out`` without graph, each row ``repeats`` times in a row (a real's scores beside its
+    N fakes)."""
+
+    def cut(t: Tensor) -> Tensor:
+        t = t.detach()
+        return t.repeat_interleave(repeats, dim=0) if repeats > 1 else t
+
     return DiscriminatorOutput(
-        [t.detach() for t in out.logits], [[t.detach() for t in fs] for fs in out.features]
+        [cut(t) for t in out.logits], [list(map(cut, fs)) for fs in out.features]
     )
 
 
@@ -220,24 +227,30 @@ class GAN(Objective):
         assert model.discriminator is not None
         d_steps = max(1, int(getattr(updater, "d_steps", 1)))
         logs: dict[str, Tensor] = {}
-        cond_n = cond.repeat_interleave(self._n) if self._n > 1 else cond
-        real_n = real.repeat_interleave(self._n, dim=0) if self._n > 1 else real
         if int(getattr(updater, "step", 0)) % d_steps == 0:
-            fake = self._generator_step(model, cond_n, real_n, updater, logs)
+            fake = self._generator_step(model, cond, real, updater, logs)
             if self.config.d_fake == "regenerate":
-                fake = self._fresh_fake(model, cond_n, real_n, updater)
+                fake = self._fresh_fake(model, cond, real, updater)
         else:
-            fake = self._fresh_fake(model, cond_n, real_n, updater)
+            fake = self._fresh_fake(model, cond, real, updater)
         self._discriminator_step(model, cond, real, fake, updater, logs)
         return logs
 
     def _fresh_fake(
         self, model: SynthesisModel, cond: Condition, real: Tensor, updater: Updater
     ) -> SynthesisOutput:
-        """A fake from a new latent draw, under no_grad (what the discriminator step reads)."""
+        """``B·N`` fakes from a new latent draw, under no_grad (what the discriminator step
+        reads)."""
+        cond_n, real_n = self._repeated(cond, real)
         with torch.no_grad(), updater.autocast():
-            latents = self._latents(model.injector, cond, real)
-            return model.generator(cond, latents)
+            latents = self._latents(model.injector, cond_n, real_n)
+            return model.generator(cond_n, latents)
+
+    def _repeated(self, cond: Condition, real: Tensor) -> tuple[Condition, Tensor]:
+        """Each input N times in a row (``Condition.repeats`` records it)."""
+        if self._n == 1:
+            return cond, real
+        return cond.repeat_interleave(self._n), real.repeat_interleave(self._n, dim=0)
 
     def _generator_step(
         self,
@@ -247,24 +260,26 @@ class GAN(Objective):
         updater: Updater,
         logs: dict[str, Tensor],
     ) -> SynthesisOutput:
-        """Update the generator (and encoder) on ``cond``/``real`` (already repeated N times);
-        returns the fake, detached."""
+        """Update the generator (and encoder) on ``cond``/``real`` (``B`` inputs, ``B·N``
+        fakes); returns the fake, detached."""
         assert model.discriminator is not None
+        n = self._n
+        cond_n, real_n = self._repeated(cond, real)
         needs_features = any("features" in loss.needs for loss in model.losses.values())
         with updater.autocast():
-            latents = self._latents(synced(updater, model.injector), cond, real)
-            fake = synced(updater, model.generator)(cond, latents, return_features=needs_features)
+            latents = self._latents(synced(updater, model.injector), cond_n, real_n)
+            fake = synced(updater, model.generator)(cond_n, latents, return_features=needs_features)
             # the bare discriminator, frozen: no gradients of its own to all-reduce here
-            # (DDP sees only the discriminator step's pass, which updates it)
+            # (DDP sees only the discriminator step's pass, which updates it); each real once
             with frozen(model.discriminator):
-                d_fake, d_real = discriminate(model.discriminator, fake, real, cond)
+                d_real, d_fake = discriminate(model.discriminator, real, fake, cond, repeats=n)
             batch = LossInputs(
                 "generator",
-                cond,
-                real=real,
+                cond_n,
+                real=real_n,
                 fake=fake,
                 latents=latents,
-                disc_real=_detached(d_real),
+                disc_real=_detached(d_real, repeats=n),
                 disc_fake=d_fake,
                 **self._samples(fake, latents),
             )

@@ -43,9 +43,10 @@ def label_gather_reference(
     padding: int,
     reflect: bool,
     stride: int,
+    bias: Tensor | None = None,
 ) -> Tensor:
     """The PyTorch gather (``embedding_bag(sum)``) from a :func:`gather_table`:
-    ``[B, C_out, H', W']`` in the table's dtype."""
+    ``[B, C_out, H', W']`` in the table's dtype, plus ``bias [C_out]`` when given."""
     b, k = labels.shape[0], kernel_size
     num = table.shape[-2] - 1
     c_out = table.shape[-1]
@@ -55,7 +56,9 @@ def label_gather_reference(
         per_sample = k * k * (num + 1)
         offsets = torch.arange(b, device=idx.device) * per_sample
         idx = idx + offsets.repeat_interleave(ho * wo)[:, None]
-    out = F.embedding_bag(idx, table.reshape(-1, c_out), mode="sum")
+    out = ops.bag_sum(idx, table.reshape(-1, c_out))
+    if bias is not None:  # in place on the bag sums (not on a view: no CopySlices in backward)
+        out = out.add_(bias)
     return rearrange(out, "(b h w) o -> b o h w", b=b, h=ho, w=wo)
 
 
