@@ -89,10 +89,12 @@ def test_a_plugin_with_a_higher_preference_becomes_the_default_demo(registry_wit
 def test_cli_demo_prints_the_fallback_note(registry_with, tmp_path, capsys):
     registry_with("clvae")
     argv = ["demo", "--minutes", "0.005", "--size", "32", "-n", "2", "--batch-size", "2"]
-    argv += ["--out", str(tmp_path), "--set", 'losses.vgg.layers=["relu1_1"]']
+    argv += ["--out", str(tmp_path), "--set", 'losses.vgg.layers=["relu1_1"]', "--lr", "5e-4"]
     argv += ["--set", "losses.vgg.layer_weights=[1]"]
     assert main(argv) == 0
     out = capsys.readouterr().out
+    lrs = json.loads((tmp_path / "metrics.json").read_text())["settings"]["lr"]
+    assert lrs and set(lrs.values()) == {5e-4}  # every optimizer's
     assert "note: the default demo recipe clvae.gaugan_composed needs synth-plugin-pix2pixhd" in out
     assert "synth demo: clvae.gaugan_vae_ade20k" in out
 

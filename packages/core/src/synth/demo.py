@@ -834,6 +834,7 @@ def _report(
             "size": run.size,
             "num_classes": run.num_classes,
             "batch_size": batch,
+            "lr": {name: group["lr"] for name, group in _first_groups(trainer)},
             "minutes": run.minutes,
             "num_samples": run.num_samples,
             "seed": run.seed,
@@ -842,6 +843,12 @@ def _report(
             "spec": spec,
         },
     }
+
+
+def _first_groups(trainer: Any) -> Iterator[tuple[str, dict]]:
+    """Each optimizer's name and first parameter group (its initial lr under a schedule)."""
+    for name, opt in trainer.optimizers.items():
+        yield name, {"lr": opt.param_groups[0].get("initial_lr", opt.param_groups[0]["lr"])}
 
 
 def _backbones(spec: dict[str, Any]) -> dict[str, str]:

@@ -113,6 +113,7 @@ def _compare(args: argparse.Namespace) -> int:
         size=args.size,
         num_classes=args.num_classes,
         batch_size=args.batch_size,
+        lr=args.lr,
         num_samples=args.n,
         seed=args.seed,
         device=args.device,
@@ -140,6 +141,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             size=args.size,
             num_classes=args.num_classes,
             batch_size=args.batch_size,
+            lr=args.lr,
             num_samples=args.n,
             overrides=_parse_set(args.set),
             seed=args.seed,
@@ -177,6 +179,12 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--num-classes", type=int, default=8, metavar="K", help="label classes (8)")
     s.add_argument(
         "--batch-size", type=int, metavar="B", help="default: the recipe's demo setting (4)"
+    )
+    s.add_argument(
+        "--lr",
+        type=float,
+        metavar="LR",
+        help="every optimizer's learning rate (default: the recipe's demo setting, 1e-3)",
     )
     s.add_argument("-n", type=int, default=6, metavar="N", help="samples per photo (default 6)")
     s.add_argument(
