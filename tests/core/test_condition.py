@@ -93,6 +93,8 @@ def test_to_map_index_and_repeat_do_not_revalidate():
             "is (4, 4) but size is (8, 8)",
         ),
         (dict(image=torch.zeros(1, 3, 4, 4), size=(0, 4)), "two positive ints"),
+        (dict(image=torch.zeros(3, 3, 4, 4), repeats=2), "repeats = 2 does not divide the batch"),
+        (dict(image=torch.zeros(2, 3, 4, 4), repeats=0), "repeats = 0: must be a positive int"),
     ],
 )
 def test_validation_errors_name_field_and_fix(kwargs, expected):

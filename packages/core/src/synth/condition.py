@@ -130,6 +130,16 @@ class Condition:
                 "Condition has no tensor fields; give at least one of "
                 f"{', '.join(CONDITION_FIELDS)}"
             )
+        if not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ValueError(
+                f"Condition.repeats = {self.repeats!r}: must be a positive int (rows per group "
+                "of copies; leave it at 1 and use .repeat_interleave(n) to make copies)"
+            )
+        if self.batch_size % self.repeats:
+            raise ValueError(
+                f"Condition.repeats = {self.repeats} does not divide the batch of "
+                f"{self.batch_size}: leave it at 1 and use .repeat_interleave(n) to make copies"
+            )
         if self.size is not None:
             ok = len(self.size) == 2 and all(isinstance(s, int) and s > 0 for s in self.size)
             if not ok:

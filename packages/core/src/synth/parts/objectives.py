@@ -175,7 +175,10 @@ class GAN(Objective):
     step, for its diversity loss): step 1 draws N prior codes per input (the posterior, if any,
     is not used), the losses see the ``B·N`` fakes against each real repeated N times, and
     ``LossInputs.samples [B, N, C, H, W]``, ``sample_latents`` and ``sample_output`` (pyramid,
-    extras) are filled; step 2 scores each real once and all ``B·N`` fakes in one pass.
+    extras) are filled. Both steps' discriminator passes score each real once beside the
+    ``B·N`` fakes (step 1 repeats the real's detached scores and features for its N fakes).
+    The generator gets the condition with ``Condition.repeats = N``, so blocks that depend on
+    the condition alone (SPADE's γ, β) compute once per input.
 
     A discriminator that ``reads_pyramid`` gets the generator's pyramid for the fakes and the
     real image average-pooled to the same level sizes.
