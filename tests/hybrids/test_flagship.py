@@ -50,7 +50,7 @@ def test_the_flagship_is_spade_with_the_nested_scale_losses(registry_with):
         "gan": ("core.hinge", 1.0),
         "fm": ("core.feature_matching", 10.0),
         "vgg": ("core.perceptual", 10.0),  # SPADE's VGG19 loss (its default)
-        "l1": ("core.l1", 30.0),
+        "l1": ("core.l1", 60.0),
         "disentangle": ("nested_scale.disentangle", 1.0),
         "ndiv": ("nested_scale.ndiv", 3.0),
     }

@@ -199,8 +199,10 @@ def _flagship() -> dict[str, Any]:
             "fm": {"type": "core.feature_matching", "weight": 10.0, "weighting": "spade"},
             "vgg": {"type": "core.perceptual", "weight": 10.0},
             # best of many: pixel L1 on each input's closest sample only (the fidelity GauGAN
-            # gets from reconstructing its encoder's code, without pulling all N together)
-            "l1": {"type": "core.l1", "weight": 30.0, "samples": "closest"},
+            # gets from reconstructing its encoder's code, without pulling all N together);
+            # λ 60 beat 30, 120 and N = 4 on the demo's expected best of 6 (bench/results/
+            # 2026-11-26-cpu-flagship-seeds-3.md), and its samples were more diverse than at 30
+            "l1": {"type": "core.l1", "weight": 60.0, "samples": "closest"},
             "disentangle": {"type": "nested_scale.disentangle", "weight": 1.0},
             # beside SPADE's λ 10 terms, weight 3 (not the paper's 1) keeps samples apart
             "ndiv": {"type": "nested_scale.ndiv", "weight": 3.0, "alpha": 0.8},
@@ -218,7 +220,7 @@ RECIPES[FLAGSHIP] = (
     "scales, one shared Z0 in training), one SPADE PatchGAN per scale (spectral instance "
     "norm, conditional on the label map), hinge averaged over the scales as SPADE's GAN loss "
     "does, SPADE's feature matching and VGG losses (λ 10 each), pixel L1 on the closest of "
-    "each input's samples (best of many, λ 30), disentanglement (eq. 1, λ 1) and progressive "
+    "each input's samples (best of many, λ 60), disentanglement (eq. 1, λ 1) and progressive "
     "NDiv (eq. 5, λ 3, N = 4 samples per input, α = 0.8). Train with TTUR: "
     "Adam β=(0, 0.9), G lr 1e-4, D lr 4e-4, batch 4.",
 )
