@@ -165,9 +165,9 @@ def test_samples_per_input_fills_the_loss_inputs_and_scores_each_real_once(reg):
         "fake": (6, 3, 16, 16),
         "real": (6, 3, 16, 16),
     }
-    # generator step: 6 fakes + 6 repeated reals; discriminator step: 3 reals + 6 fakes
+    # both passes: the 3 reals once (their scores repeated for the generator's losses), 6 fakes
     g_pass, d_pass = LevelD.seen[-2:]
-    assert g_pass == [(12, 3, 4, 4), (12, 3, 8, 8), (12, 3, 16, 16)]
+    assert g_pass == [(9, 3, 4, 4), (9, 3, 8, 8), (9, 3, 16, 16)]
     assert d_pass == [(9, 3, 4, 4), (9, 3, 8, 8), (9, 3, 16, 16)]
 
 
