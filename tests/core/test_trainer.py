@@ -3,6 +3,7 @@ NaN stop, bf16 and compile steps, torchrun data parallel, EMA, schedules, freezi
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -754,3 +755,39 @@ def test_continuing_with_more_steps_moves_the_end_of_the_decay(tmp_path):
     make(tmp_path, steps=4, decay_start=0, checkpoint_every=2, log_every=1).fit()
     lrs = [json.loads(ln)["lr/generator"] for ln in (tmp_path / "log.jsonl").open()]
     assert lrs == pytest.approx([1e-4, 1e-4, 5e-5])  # steps 2 (of 2), then 3 and 4 (of 4)
+
+
+def test_ema_batch_norm_statistics_are_the_averaged_generators_own(tmp_path):
+    """Before the export, the EMA generator's batch-norm running statistics are recomputed on
+    its own activations (the live generator's, copied at each update, belong to other
+    weights): cumulative means and variances over the first training items, prior latents
+    from a generator seeded by ``seed``; the global random state is untouched."""
+    spec = {**SPEC, "generator": {**SPEC["generator"], "norm": {"type": "core.batch_norm"}}}
+    t = make(tmp_path, spec=spec, steps=3, ema=0.5, checkpoint_every=10)
+    t.fit()
+    ema = t.ema
+    norms = [m for m in ema.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not ema.training
+    exported = synth.load(tmp_path / "model").generator.state_dict()
+    for k, v in ema.state_dict().items():
+        assert torch.equal(exported[k], v), k
+    # the same pass by hand: a copy in train mode on the same items and latents
+    trial = copy.deepcopy(ema).train()
+    seen: list[list[torch.Tensor]] = [[] for _ in norms]
+    blocks = [m for m in trial.modules() if isinstance(m, synth.parts.conditioning.BatchNorm)]
+    assert len(blocks) == len(norms)  # each block holds one nn.BatchNorm2d, in order
+    for i, m in enumerate(blocks):  # the block normalises functionally: hook the block
+        m.register_forward_hook(lambda m, a, o, i=i: seen[i].append(a[0]))
+    collate, g = synth.data.make_collate(t.dataset), torch.Generator().manual_seed(0)
+    for start in range(0, 8, 2):
+        cond = collate([t.dataset[i] for i in range(start, start + 2)]).cond
+        trial(cond, t.model.injector.prior(cond, g))
+    for m, xs in zip(norms, seen, strict=True):
+        means = torch.stack([x.mean(dim=(0, 2, 3)) for x in xs])
+        variances = torch.stack([x.var(dim=(0, 2, 3), unbiased=True) for x in xs])
+        torch.testing.assert_close(m.running_mean, means.mean(0), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(m.running_var, variances.mean(0), rtol=1e-4, atol=1e-5)
+    before, stats = torch.get_rng_state(), [m.running_mean.clone() for m in norms]
+    t._recalibrate_ema()
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(m.running_mean, s) for m, s in zip(norms, stats, strict=True))

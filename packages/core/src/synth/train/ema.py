@@ -4,6 +4,7 @@ view of the model that uses it in place of the trained generator."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -37,6 +38,31 @@ class GeneratorEMA:
         self.averaged.update_parameters(generator)
         for mine, live in zip(self.module.buffers(), generator.buffers(), strict=True):
             mine.copy_(live)
+
+    @torch.no_grad()
+    def recalibrate(self, inputs: Iterable[tuple[Any, Any]]) -> int:
+        """Recompute the EMA generator's batch-norm running statistics on its own activations,
+        from ``inputs``: ``(cond, latents)`` pairs it is called on in train mode (the recipe of
+        :func:`torch.optim.swa_utils.update_bn`: statistics reset, then cumulative averages).
+        The live generator's statistics, copied at each update, belong to other weights: an
+        averaged network normalised by them drifts off (SPADE's batch norm in eval mode).
+        Returns the number of batch-norm layers (0: nothing to do, ``inputs`` not read)."""
+        norms = [m for m in self.module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return 0
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches
+        self.module.train()
+        try:
+            for cond, latents in inputs:
+                self.module(cond, latents)
+        finally:
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
+            self.module.eval()
+        return len(norms)
 
     def state_dict(self) -> dict[str, Any]:
         """``{"weights": <generator state dict>, "n_averaged": <updates so far>}``."""

@@ -373,6 +373,7 @@ class Trainer:
             if self._tensorboard is not None:
                 self._tensorboard.close()
                 self._tensorboard = None
+        self._recalibrate_ema()
         self._finish()
         return {
             "step": self.step,
@@ -422,6 +423,32 @@ class Trainer:
             desc="train",
             dynamic_ncols=True,
         )
+
+    #: Training items the EMA generator's batch-norm statistics are recomputed on at the end.
+    EMA_RECALIBRATION_ITEMS = 64
+
+    def _recalibrate_ema(self) -> None:
+        """The EMA generator's batch-norm statistics, recomputed on its own activations before
+        the export (:meth:`GeneratorEMA.recalibrate`): the first ``EMA_RECALIBRATION_ITEMS``
+        training items in batches, with prior latents from a generator seeded by
+        ``config.seed`` (the global random state, which a resume restores, is not touched)."""
+        if self._ema is None:
+            return
+        from ..data import make_collate
+
+        collate, bs = make_collate(self.dataset), self.config.batch_size
+        count = min(len(self.dataset), self.EMA_RECALIBRATION_ITEMS)
+        g = torch.Generator(self.device).manual_seed(self.config.seed)
+        injector = self.model.injector
+
+        def inputs() -> Iterator[tuple[Any, Any]]:
+            for start in range(0, count, bs):
+                items = [self.dataset[i] for i in range(start, min(count, start + bs))]
+                cond = collate(items).to(self.device).cond
+                yield cond, None if injector is None else injector.prior(cond, g)
+
+        with self.updater.autocast():
+            self._ema.recalibrate(inputs())
 
     def _finish(self) -> None:
         """Rank 0's buffers everywhere (what DDP's next forward would broadcast), then the
