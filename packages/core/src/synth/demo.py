@@ -835,6 +835,7 @@ def _report(
             "num_classes": run.num_classes,
             "batch_size": batch,
             "lr": {name: group["lr"] for name, group in _first_groups(trainer)},
+            "ema": trainer.config.ema,
             "minutes": run.minutes,
             "num_samples": run.num_samples,
             "seed": run.seed,
