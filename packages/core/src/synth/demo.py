@@ -95,10 +95,14 @@ __all__ = [
 
 #: Trainer settings of every demo run, under a recipe's ``demo["train"]``: one Adam for every
 #: network, faster than the papers' 1e-4..4e-4, so that something shows after minutes, not days;
-#: the time limit ends the run, with one checkpoint (the exported model) at the end.
+#: the time limit ends the run, with one checkpoint (the exported model) at the end. The pictures
+#: and numbers come from an EMA of the generator (decay 0.99, about the last 100 steps): at this
+#: lr the live weights end wherever the last GAN steps left them (best-of-6 L1 over five seeds
+#: of the flagship 0.117-0.131 live, bench/results/2026-11-26-cpu-flagship-seeds-3.md).
 DEMO_TRAIN: dict[str, Any] = {
     "batch_size": 4,
     "optimizer": {"type": "adam", "lr": 1e-3, "betas": (0.5, 0.999)},
+    "ema": 0.99,
     "steps": 10**9,
     "checkpoint_every": 10**9,
     "keep_last": 1,
