@@ -84,8 +84,12 @@ def test_ddp_saved_state_has_no_module_prefix_and_exports_the_ema(ddp_run):
     for keys in (state["model"], state["ema"]["weights"], exported):
         assert not [k for k in keys if MODULE_KEY.search(k)]
     assert state["world"] == 2 and int(state["ema"]["n_averaged"]) == 4
+    # the export's batch-norm statistics are recomputed on the EMA generator's own activations
+    # after the last checkpoint (test_trainer.py); every weight is the checkpoint's
+    recomputed = ("running_mean", "running_var", "num_batches_tracked")
     for k, v in state["ema"]["weights"].items():
-        assert torch.equal(exported[f"generator.{k}"], v), k
+        if not k.endswith(recomputed):
+            assert torch.equal(exported[f"generator.{k}"], v), k
     assert set(state["schedulers"]) == {"generator", "injector", "discriminator"}
 
 
