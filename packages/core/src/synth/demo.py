@@ -97,8 +97,9 @@ __all__ = [
 #: network, faster than the papers' 1e-4..4e-4, so that something shows after minutes, not days;
 #: the time limit ends the run, with one checkpoint (the exported model) at the end. The pictures
 #: and numbers come from an EMA of the generator (decay 0.99, about the last 100 steps): at this
-#: lr the live weights end wherever the last GAN steps left them (best-of-6 L1 over five seeds
-#: of the flagship 0.117-0.131 live, bench/results/2026-11-26-cpu-flagship-seeds-3.md).
+#: lr the live weights end wherever the last GAN steps left them (the flagship's best-of-6 L1
+#: over five seeds 0.117-0.125 live, 0.116-0.119 from the EMA; the GauGAN composition's one
+#: sample 0.117-0.131 and 0.115-0.123: bench/results/2026-11-26-cpu-flagship-seeds-3.md).
 DEMO_TRAIN: dict[str, Any] = {
     "batch_size": 4,
     "optimizer": {"type": "adam", "lr": 1e-3, "betas": (0.5, 0.999)},
@@ -838,7 +839,7 @@ def _report(
             "size": run.size,
             "num_classes": run.num_classes,
             "batch_size": batch,
-            "lr": {name: group["lr"] for name, group in _first_groups(trainer)},
+            "lr": {name: _initial_lr(opt) for name, opt in trainer.optimizers.items()},
             "ema": trainer.config.ema,
             "minutes": run.minutes,
             "num_samples": run.num_samples,
@@ -850,10 +851,10 @@ def _report(
     }
 
 
-def _first_groups(trainer: Any) -> Iterator[tuple[str, dict]]:
-    """Each optimizer's name and first parameter group (its initial lr under a schedule)."""
-    for name, opt in trainer.optimizers.items():
-        yield name, {"lr": opt.param_groups[0].get("initial_lr", opt.param_groups[0]["lr"])}
+def _initial_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The first parameter group's lr before any schedule moved it."""
+    group = optimizer.param_groups[0]
+    return float(group.get("initial_lr", group["lr"]))
 
 
 def _backbones(spec: dict[str, Any]) -> dict[str, str]:
